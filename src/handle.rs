@@ -1,0 +1,124 @@
+//! [`TelemetryHandle`]: logging, flushing and stats from anywhere in the program.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::event::Severity;
+use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
+use crate::record::{Body, Record};
+use crate::shared::{Control, Shared, remaining};
+use crate::stats::Stats;
+
+/// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery and
+/// read the counters. `Clone + Send + Sync`; get one from [`TelemetryGuard::handle`].
+///
+/// When telemetry is disabled every method is a no-op that returns at once.
+///
+/// [`TelemetryGuard::handle`]: crate::TelemetryGuard::handle
+#[derive(Clone)]
+pub struct TelemetryHandle {
+    shared: Option<Arc<Shared>>,
+    session_id: Arc<str>,
+    pub(crate) flush_timeout: Duration,
+}
+
+impl fmt::Debug for TelemetryHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryHandle")
+            .field("session_id", &self.session_id)
+            .field("enabled", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryHandle {
+    pub(crate) fn enabled(shared: Arc<Shared>, flush_timeout: Duration) -> Self {
+        let session_id = Arc::from(&*shared.session_id);
+        TelemetryHandle { shared: Some(shared), session_id, flush_timeout }
+    }
+
+    pub(crate) fn disabled(session_id: String) -> Self {
+        TelemetryHandle { shared: None, session_id: session_id.into(), flush_timeout: Duration::ZERO }
+    }
+
+    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref()
+    }
+
+    /// Queues a `GENERIC_EVENT` named `event_name` with `event_data` as its payload.
+    ///
+    /// `event_data` should be a JSON object; `null` is sent as `{}` and any other value as
+    /// `{"value": …}`. Keys that look secret are redacted (see
+    /// [`Builder::redacted_fields`](crate::Builder::redacted_fields)). Never blocks.
+    ///
+    /// Returns whether the event was queued: false when telemetry is disabled, the queue is
+    /// full (the drop is counted and reported), or the reporter has shut down.
+    ///
+    /// # Examples
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// use tinker_telemetry::Severity;
+    ///
+    /// let handle = guard.handle();
+    /// handle.log("cache.miss", serde_json::json!({"key": "user:123"}), Severity::Warning);
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn log(
+        &self,
+        event_name: impl Into<String>,
+        event_data: serde_json::Value,
+        severity: Severity,
+    ) -> bool {
+        let Some(shared) = &self.shared else { return false };
+        let name = truncate_owned(event_name.into(), MAX_VALUE_BYTES).into_boxed_str();
+        shared.push(Record { time: SystemTime::now(), severity, body: Body::Json { name, data: event_data } })
+    }
+
+    /// Asks the uploader to send everything queued now, without waiting for it.
+    pub fn flush(&self) {
+        if let Some(shared) = &self.shared {
+            shared.send_control(Control::Flush(None));
+        }
+    }
+
+    /// Flushes, then waits until every event queued before the call has been delivered or
+    /// finally dropped, for at most `timeout`. Returns whether that happened in time (always
+    /// true when telemetry is disabled).
+    ///
+    /// Blocks the calling thread; in async code run it with `tokio::task::spawn_blocking`.
+    pub fn wait_until_drained(&self, timeout: Duration) -> bool {
+        let Some(shared) = &self.shared else { return true };
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = sync_channel(1);
+        if !shared.send_control(Control::Flush(Some(tx))) {
+            // The uploader has stopped: nothing is in flight any more.
+            return true;
+        }
+        match rx.recv_timeout(remaining(deadline)) {
+            Ok(target) => shared.wait_watermark(target, deadline),
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        }
+    }
+
+    /// The reporter's counters now. See [`Stats`] for what they mean.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.shared.as_ref().map(|s| s.stats()).unwrap_or_default()
+    }
+
+    /// The session this reporter belongs to (a generated UUID for a session-less reporter).
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Whether telemetry is enabled for this reporter.
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.shared.is_some()
+    }
+}

@@ -1,0 +1,212 @@
+//! The `tracing_subscriber::Layer` that turns the session's events into telemetry records.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::SystemTime;
+
+use smallvec::SmallVec;
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::builder::Builder;
+use crate::event::Severity;
+use crate::record::{Body, Record, Text};
+use crate::shared::Shared;
+use crate::visit::{Draft, FieldVisitor, SESSION_ID, SessionProbe};
+
+/// The layer's share of the configuration.
+#[derive(Debug)]
+pub(crate) struct LayerConfig {
+    pub(crate) session_id: Box<str>,
+    pub(crate) sessionless: bool,
+    pub(crate) min_level: Level,
+}
+
+/// A [`tracing_subscriber::Layer`] that sends the events of one Tinker session to the
+/// Tinker telemetry endpoint.
+///
+/// An event is captured when its level is at least [`Builder::min_level`] and its own
+/// `session_id` field, or else the nearest enclosing span's, equals the layer's session (a
+/// session-less layer captures every event). The event becomes a `GENERIC_EVENT`; see the
+/// crate docs for how fields map to the wire.
+///
+/// Capturing costs the calling thread a field walk into a pre-sized record, at most one
+/// allocation for the event's text, and a lock-free push: serialization and I/O happen on the
+/// uploader thread. The layer never filters what other layers see.
+///
+/// Create it with [`TinkerTelemetryLayer::builder`].
+///
+/// # Examples
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use tinker_telemetry::TinkerTelemetryLayer;
+///
+/// let (layer, _guard) = TinkerTelemetryLayer::builder()
+///     .session_id("6f1c2a9e-5b4e-4d7a-9c1e-0b9f0c7d2e11")
+///     .enabled(false) // this example sends nothing
+///     .build()?;
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(session_id = "6f1c2a9e-5b4e-4d7a-9c1e-0b9f0c7d2e11", event_name = "user.action");
+/// });
+/// # Ok::<(), tinker_telemetry::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct TinkerTelemetryLayer {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    id: u64,
+    config: LayerConfig,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for TinkerTelemetryLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TinkerTelemetryLayer");
+        match &self.inner {
+            Some(inner) => d
+                .field("session_id", &inner.config.session_id)
+                .field("sessionless", &inner.config.sessionless)
+                .field("min_level", &inner.config.min_level),
+            None => d.field("enabled", &false),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+/// For each reporter layer that has seen the span: whether the span (or its nearest ancestor
+/// with a `session_id`) belongs to that layer's session. Stored once, at span creation;
+/// several reporters in one registry share the one extension.
+#[derive(Debug, Default)]
+struct SpanSessions(SmallVec<[(u64, bool); 2]>);
+
+impl SpanSessions {
+    fn get(&self, layer: u64) -> Option<bool> {
+        self.0.iter().find(|(id, _)| *id == layer).map(|(_, m)| *m)
+    }
+}
+
+/// Tells reporter layers apart in [`SpanSessions`].
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Text of the event being captured, reused across events on this thread.
+    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+impl TinkerTelemetryLayer {
+    /// Starts configuring a layer; see [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn enabled(config: LayerConfig, shared: Arc<Shared>) -> Self {
+        let id = NEXT_LAYER_ID.fetch_add(1, Relaxed);
+        TinkerTelemetryLayer { inner: Some(Arc::new(Inner { id, config, shared })) }
+    }
+
+    pub(crate) fn disabled() -> Self {
+        TinkerTelemetryLayer { inner: None }
+    }
+
+    /// Whether this layer sends anything (false when telemetry is disabled).
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+}
+
+impl Inner {
+    /// Whether `event` belongs to this layer's session.
+    #[inline]
+    fn in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.config.sessionless {
+            return true;
+        }
+        if event.metadata().fields().field(SESSION_ID).is_some() {
+            let mut probe = SessionProbe::new(&self.config.session_id);
+            event.record(&mut probe);
+            if let Some(matched) = probe.found {
+                return matched;
+            }
+        }
+        ctx.event_span(event)
+            .and_then(|span| span.extensions().get::<SpanSessions>().and_then(|s| s.get(self.id)))
+            .unwrap_or(false)
+    }
+
+    fn capture(&self, event: &Event<'_>, text: &mut String) -> Record {
+        let meta = event.metadata();
+        let mut draft = Draft::default();
+        event.record(&mut FieldVisitor::new(&mut draft, text, false));
+        if draft.name.is_none() && (draft.message.is_none() || !is_default_event_name(meta.name())) {
+            draft.name = Some(Text::Static(meta.name()));
+        }
+        Record {
+            time: SystemTime::now(),
+            severity: draft.severity.unwrap_or_else(|| Severity::from(meta.level())),
+            body: Body::Fields(draft.finish(text)),
+        }
+    }
+}
+
+/// tracing names events `event <file>:<line>` unless the macro was given `name:`.
+fn is_default_event_name(name: &str) -> bool {
+    name.starts_with("event ")
+}
+
+impl<S> tracing_subscriber::Layer<S> for TinkerTelemetryLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(inner) = &self.inner else { return };
+        if inner.config.sessionless {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut own = None;
+        if attrs.metadata().fields().field(SESSION_ID).is_some() {
+            let mut probe = SessionProbe::new(&inner.config.session_id);
+            attrs.record(&mut probe);
+            own = probe.found;
+        }
+        let session = own.or_else(|| {
+            let parent = span.parent()?;
+            let ext = parent.extensions();
+            ext.get::<SpanSessions>()?.get(inner.id)
+        });
+        if let Some(matched) = session {
+            let mut ext = span.extensions_mut();
+            match ext.get_mut::<SpanSessions>() {
+                Some(sessions) => sessions.0.push((inner.id, matched)),
+                None => ext.insert(SpanSessions(smallvec::smallvec![(inner.id, matched)])),
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(inner) = &self.inner else { return };
+        if *event.metadata().level() > inner.config.min_level || !inner.in_session(event, &ctx) {
+            return;
+        }
+        let record = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                inner.capture(event, &mut text)
+            }
+            // Re-entered from a Debug impl that logs: use a buffer of its own.
+            Err(_) => inner.capture(event, &mut String::new()),
+        });
+        inner.shared.push(record);
+    }
+}

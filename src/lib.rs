@@ -1,0 +1,165 @@
+//! Client-side session telemetry for the Tinker fine-tuning API, as a
+//! [`tracing_subscriber::Layer`].
+//!
+//! Register [`TinkerTelemetryLayer`] in a `tracing_subscriber` registry, emit with the ordinary
+//! `tracing` macros, and hold the [`TelemetryGuard`] until `main` returns. The layer keeps the
+//! events that belong to your Tinker session; a background uploader batches them to
+//! `{base_url}/api/v1/telemetry`, retries what can succeed, counts what cannot, and drains
+//! the queue when the guard drops.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Duration;
+//! use tinker_telemetry::{Severity, TinkerTelemetryLayer};
+//! use tracing_subscriber::prelude::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # // A stand-in for the Tinker API on 127.0.0.1 that accepts every request.
+//! # use std::io::{BufRead, BufReader, Read, Write};
+//! # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! # let base_url = format!("http://{}", listener.local_addr()?);
+//! # std::thread::spawn(move || for stream in listener.incoming().flatten() {
+//! #     std::thread::spawn(move || -> std::io::Result<()> {
+//! #         let mut reader = BufReader::new(stream.try_clone()?);
+//! #         let mut writer = stream;
+//! #         loop {
+//! #             let (mut line, mut length) = (String::new(), 0);
+//! #             while reader.read_line(&mut line)? > 2 {
+//! #                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") { length = v.trim().parse().unwrap(); }
+//! #                 line.clear();
+//! #             }
+//! #             if line.is_empty() { return Ok(()); }
+//! #             reader.read_exact(&mut vec![0; length])?;
+//! #             writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 21\r\n\r\n{\"status\":\"accepted\"}")?;
+//! #         }
+//! #     });
+//! # });
+//! let session_id = "6f1c2a9e-5b4e-4d7a-9c1e-0b9f0c7d2e11";
+//! let (layer, guard) = TinkerTelemetryLayer::builder()
+//!     .session_id(session_id)
+//!     .api_key("tml-example")
+//!     .base_url(base_url) // default: TINKER_BASE_URL, else the production API
+//!     .build()?;
+//! let subscriber = tracing_subscriber::registry().with(layer);
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let session = tracing::info_span!("session", session_id);
+//!     let _in = session.enter();
+//!     tracing::info!(event_name = "user.action", button = "submit"); // captured
+//!     tracing::warn!(session_id = "other", "not ours");              // ignored
+//! });
+//! let handle = guard.handle();
+//! handle.log("cache.miss", serde_json::json!({"key": "user:123"}), Severity::Warning);
+//! assert!(handle.wait_until_drained(Duration::from_secs(5)));
+//!
+//! let report = guard.shutdown(); // what dropping the guard does, with a report
+//! assert_eq!(report.stats.delivered, 4); // SESSION_START, 2 events, SESSION_END
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The guard
+//!
+//! [`Builder::build`] returns the layer and a [`TelemetryGuard`]. Hold the guard until the
+//! program ends: dropping it (or calling [`TelemetryGuard::shutdown`]) enqueues SESSION_END,
+//! flushes, and waits for the uploader for at most `flush_timeout` (30 s by default). It works
+//! from a plain `main`, inside a current-thread or multi-thread tokio runtime, and during a
+//! panic unwind, because the uploader runs on a thread of its own with its own runtime. A
+//! [`TelemetryHandle`] from [`TelemetryGuard::handle`] logs, flushes and reads
+//! [`Stats`] from anywhere.
+//!
+//! # What gets captured
+//!
+//! An event is captured when its level is at least [`Builder::min_level`] (`INFO`) and its
+//! own `session_id` field, or else its nearest enclosing span's (or that span's nearest
+//! ancestor's), equals the reporter's session. A session-less reporter
+//! ([`Builder::sessionless`]) captures every event at or above the level.
+//!
+//! | tracing data | wire field | type |
+//! |---|---|---|
+//! | `event_name` field | `event_name` | string |
+//! | macro `name:` (when no `event_name` field) | `event_name` | string |
+//! | message (when neither of the above) | `event_name` | string |
+//! | message (when there is an event name) | `event_data.message` | string |
+//! | `severity` field (`DEBUG` … `CRITICAL`, any case) | `severity` | string |
+//! | level: `TRACE`/`DEBUG`, `INFO`, `WARN`, `ERROR` | `severity`: `DEBUG`, `INFO`, `WARNING`, `ERROR` | string |
+//! | `session_id` field | not sent per event (it is the body's `session_id`) | |
+//! | `i64`, `u64`, `i128`, `u128` fields | `event_data.<name>` | number |
+//! | `f64` fields | `event_data.<name>`; NaN and ±∞ as `"NaN"`, `"inf"`, `"-inf"` | number or string |
+//! | `bool` fields | `event_data.<name>` | bool |
+//! | `&str` fields, `%display` and `?debug` values | `event_data.<name>` | string |
+//! | fields whose name looks secret ([`DEFAULT_REDACTED_FIELDS`]) | `event_data.<name>` = [`REDACTED`] | string |
+//!
+//! One bad value never makes a batch unsendable: a string or `Debug` output longer than
+//! [`MAX_VALUE_BYTES`] is cut at a character boundary and ends with [`TRUNCATION_MARKER`],
+//! an event keeps at most [`MAX_EVENT_TEXT_BYTES`] of text and [`MAX_FIELDS`] fields, and an
+//! event that would still serialize past [`MAX_EVENT_BYTES`] is sent with its payload
+//! replaced by an `_elided` marker. A request body therefore stays under
+//! `max_batch_size × MAX_EVENT_BYTES` plus a few hundred bytes.
+//!
+//! # Configuration
+//!
+//! Every [`Builder`] setter documents its default (the `DEFAULT_*` constants).
+//! `TINKER_API_KEY`, `TINKER_BASE_URL` and `TINKER_TELEMETRY` (`0`, `false`, `no`, `off`
+//! disable) fill in what the builder leaves unset; builder settings win. When disabled,
+//! `build()` starts no thread and opens no socket, and the layer and handle do nothing.
+//!
+//! # Delivery
+//!
+//! Events wait in a lock-free queue bounded by `max_queue_size`; memory is taken as it fills.
+//! The uploader sends every `flush_interval`, and at once when `flush_threshold` events wait,
+//! in batches of up to `max_batch_size`, with up to `max_in_flight` requests at once.
+//! SESSION_START goes first and alone; SESSION_END goes last, once everything before it is
+//! settled. Network errors, timeouts, 408, 429 and 5xx are retried up to `max_retries` times
+//! with exponential backoff from `retry_base_delay` plus up to 10 % jitter, or after the
+//! server's `Retry-After` (capped at [`RETRY_AFTER_CAP`]); a 413 splits the batch; other
+//! statuses are final. Every event's fate is counted in [`Stats`].
+//!
+//! # Feedback loops
+//!
+//! The uploader's thread, and every thread its runtime starts, runs under
+//! [`tracing::subscriber::NoSubscriber`]: the HTTP client's own tracing output never reaches
+//! any subscriber, so it can neither be captured nor cause more requests. The layer emits no
+//! tracing events itself and filters nothing for other layers.
+//!
+//! # Feature flags and MSRV
+//!
+//! No optional features. The minimum supported Rust version is 1.85 (edition 2024); CI checks
+//! that no dependency asks for a newer one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+mod builder;
+mod error;
+mod event;
+mod guard;
+mod handle;
+mod layer;
+mod limits;
+mod record;
+mod scrub;
+mod shared;
+mod stats;
+mod uploader;
+mod visit;
+
+pub use builder::{
+    Builder, DEFAULT_BASE_URL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT,
+    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED,
+    MAX_BATCH_SIZE_LIMIT,
+};
+pub use error::BuildError;
+pub use event::{ParseSeverityError, Severity};
+pub use guard::{ShutdownReport, TelemetryGuard};
+pub use handle::TelemetryHandle;
+pub use layer::TinkerTelemetryLayer;
+pub use limits::{
+    DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
+    TRUNCATION_MARKER,
+};
+pub use stats::{Dropped, Stats};
+pub use uploader::retry::RETRY_AFTER_CAP;

@@ -1,0 +1,112 @@
+//! Size limits that keep one bad value from making a batch unsendable, and the redaction of
+//! secret-looking field names.
+
+/// Longest string value, in bytes, kept in a field; longer ones are cut at a character
+/// boundary and end with [`TRUNCATION_MARKER`].
+pub const MAX_VALUE_BYTES: usize = 4 * 1024;
+
+/// Most text, in bytes, one event keeps across all its fields; values past it are cut to
+/// [`TRUNCATION_MARKER`] alone.
+pub const MAX_EVENT_TEXT_BYTES: usize = 16 * 1024;
+
+/// Most fields one event keeps; further fields are counted in `event_data._fields_dropped`.
+pub const MAX_FIELDS: usize = 64;
+
+/// Largest serialized event, in bytes. An event that would be larger (after JSON escaping)
+/// is sent with its payload replaced by an `_elided` marker, so a request body never exceeds
+/// `max_batch_size × MAX_EVENT_BYTES` plus a few hundred bytes of envelope.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// What a truncated string ends with.
+pub const TRUNCATION_MARKER: &str = "…[truncated]";
+
+/// What the value of a secret-looking field is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Field names redacted by default: a field is redacted when its name contains one of these,
+/// ignoring ASCII case (`api_key`, `X-Api-Key`, `access_token`, `db_password` …).
+pub const DEFAULT_REDACTED_FIELDS: &[&str] =
+    &["api_key", "apikey", "token", "password", "secret", "authorization", "cookie"];
+
+/// Decides which field names are secret.
+#[derive(Debug, Clone)]
+pub(crate) struct Redactor {
+    patterns: Vec<String>,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Redactor::new(DEFAULT_REDACTED_FIELDS.iter().map(|s| (*s).to_owned()))
+    }
+}
+
+impl Redactor {
+    pub(crate) fn new(patterns: impl IntoIterator<Item = String>) -> Self {
+        let patterns = patterns.into_iter().map(|p| normalise(&p)).filter(|p| !p.is_empty()).collect();
+        Redactor { patterns }
+    }
+
+    /// Whether a field called `name` holds a secret. `-` and `_` are treated alike.
+    pub(crate) fn is_secret(&self, name: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
+        let name = normalise(name);
+        self.patterns.iter().any(|p| name.contains(p.as_str()))
+    }
+}
+
+fn normalise(s: &str) -> String {
+    s.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() }).collect()
+}
+
+/// The longest prefix of `s` that is at most `max` bytes and ends on a character boundary.
+pub(crate) fn floor_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `s` cut to [`MAX_VALUE_BYTES`] with the marker appended, or unchanged when short enough.
+pub(crate) fn truncate_owned(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let keep = floor_char_boundary(&s, max).len();
+        s.truncate(keep);
+        s.push_str(TRUNCATION_MARKER);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names_match_case_insensitively_and_by_substring() {
+        let r = Redactor::default();
+        for name in ["api_key", "X-Api-Key", "ACCESS_TOKEN", "db_password", "Cookie", "authorization"] {
+            assert!(r.is_secret(name), "{name}");
+        }
+        for name in ["key", "user", "status", "path"] {
+            assert!(!r.is_secret(name), "{name}");
+        }
+        let custom = Redactor::new(["Session-Cookie".to_owned()]);
+        assert!(custom.is_secret("my_session_cookie"));
+        assert!(!custom.is_secret("password"));
+        assert!(!Redactor::new(Vec::new()).is_secret("password"));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let s = "é".repeat(10); // 20 bytes
+        let t = truncate_owned(s, 5);
+        assert_eq!(t, format!("éé{TRUNCATION_MARKER}"));
+        assert_eq!(truncate_owned("short".into(), 5), "short");
+        assert_eq!(floor_char_boundary("aé", 2), "a");
+    }
+}

@@ -1,0 +1,416 @@
+//! The record handed from the caller's thread to the uploader, and how the uploader turns it
+//! into wire JSON.
+//!
+//! A [`Record`] is built on the hot path, so it is shaped to cost one allocation at most: the
+//! fields live inline (up to [`INLINE_FIELDS`]) and every piece of text an event carries
+//! (strings, `Debug` output, the message) is packed into one `Box<str>` that fields point
+//! into by byte range. Serialization, redaction and size checks happen on the uploader thread.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use smallvec::SmallVec;
+
+use crate::event::{Severity, format_duration, format_timestamp};
+use crate::limits::{MAX_EVENT_BYTES, Redactor};
+
+/// Fields kept inline in a record before it spills to the heap.
+pub(crate) const INLINE_FIELDS: usize = 6;
+
+/// One event waiting to be sent.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) time: SystemTime,
+    pub(crate) severity: Severity,
+    pub(crate) body: Body,
+}
+
+/// What kind of event a record is, with its payload.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "tracing fields stay inline so that capturing an event costs one allocation at most"
+)]
+pub(crate) enum Body {
+    SessionStart,
+    SessionEnd {
+        duration: Duration,
+    },
+    /// A GENERIC_EVENT from tracing fields.
+    Fields(FieldRecord),
+    /// A GENERIC_EVENT from [`TelemetryHandle::log`](crate::TelemetryHandle::log).
+    Json {
+        name: Box<str>,
+        data: serde_json::Value,
+    },
+    #[cfg_attr(not(test), expect(dead_code, reason = "exception capture is not wired up yet"))]
+    Exception(Box<ExceptionRecord>),
+}
+
+/// An UNHANDLED_EXCEPTION's payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExceptionRecord {
+    pub(crate) error_type: String,
+    pub(crate) error_message: String,
+    pub(crate) traceback: Option<String>,
+}
+
+/// A span of `FieldRecord::text`, or a static string from the callsite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Text {
+    Static(&'static str),
+    Range(u32, u32),
+}
+
+/// A field value with its JSON type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Val {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Str(Text),
+    /// An integer too wide for 64 bits, as decimal digits in the text buffer.
+    BigInt(Text),
+}
+
+/// A GENERIC_EVENT captured from tracing fields.
+#[derive(Debug, Default)]
+pub(crate) struct FieldRecord {
+    pub(crate) name: Option<Text>,
+    pub(crate) message: Option<Text>,
+    pub(crate) fields: SmallVec<[(&'static str, Val); INLINE_FIELDS]>,
+    /// Fields left out because the event had more than [`crate::limits::MAX_FIELDS`].
+    pub(crate) fields_dropped: u32,
+    pub(crate) text: Box<str>,
+}
+
+impl FieldRecord {
+    pub(crate) fn text(&self, t: Text) -> &str {
+        match t {
+            Text::Static(s) => s,
+            Text::Range(a, b) => self.text.get(a as usize..b as usize).unwrap_or(""),
+        }
+    }
+
+    /// The event name: the `event_name` field, else the message, else `fallback`.
+    pub(crate) fn event_name<'a>(&'a self, fallback: &'a str) -> &'a str {
+        match (self.name, self.message) {
+            (Some(n), _) | (None, Some(n)) => self.text(n),
+            (None, None) => fallback,
+        }
+    }
+}
+
+/// Serializes one record as a wire event object.
+///
+/// The output never exceeds [`MAX_EVENT_BYTES`]: an event whose payload would is sent with
+/// its payload replaced by a marker saying how large it was.
+pub(crate) fn to_wire_json(
+    record: &Record,
+    event_id: &uuid::Uuid,
+    index: u64,
+    redactor: &Redactor,
+) -> Vec<u8> {
+    let event = WireEvent { record, event_id, index, redactor, elide: false };
+    let mut out = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut out, &event).is_ok() && out.len() <= MAX_EVENT_BYTES {
+        return out;
+    }
+    out.clear();
+    let event = WireEvent { elide: true, ..event };
+    // With the payload elided only fixed-size fields and the (length-limited) name remain.
+    if serde_json::to_writer(&mut out, &event).is_err() {
+        out.clear();
+    }
+    out
+}
+
+struct WireEvent<'a> {
+    record: &'a Record,
+    event_id: &'a uuid::Uuid,
+    index: u64,
+    redactor: &'a Redactor,
+    /// Replace the payload by a marker (the event was too large to send).
+    elide: bool,
+}
+
+const ELIDED: &str = "[elided: event larger than the size limit]";
+
+impl Serialize for WireEvent<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.record;
+        let mut m = s.serialize_map(None)?;
+        let kind = match r.body {
+            Body::SessionStart => "SESSION_START",
+            Body::SessionEnd { .. } => "SESSION_END",
+            Body::Fields(_) | Body::Json { .. } => "GENERIC_EVENT",
+            Body::Exception(_) => "UNHANDLED_EXCEPTION",
+        };
+        m.serialize_entry("event", kind)?;
+        let mut id = uuid::Uuid::encode_buffer();
+        m.serialize_entry("event_id", self.event_id.hyphenated().encode_lower(&mut id))?;
+        m.serialize_entry("event_session_index", &self.index)?;
+        m.serialize_entry("severity", &r.severity)?;
+        m.serialize_entry("timestamp", &format_timestamp(r.time))?;
+        match &r.body {
+            Body::SessionStart => {}
+            Body::SessionEnd { duration } => {
+                m.serialize_entry("duration", &format_duration(*duration))?;
+            }
+            Body::Fields(f) => {
+                m.serialize_entry("event_name", f.event_name("event"))?;
+                if self.elide {
+                    m.serialize_entry("event_data", &Elided)?;
+                } else {
+                    m.serialize_entry("event_data", &FieldData { f, redactor: self.redactor })?;
+                }
+            }
+            Body::Json { name, data } => {
+                m.serialize_entry("event_name", name)?;
+                if self.elide {
+                    m.serialize_entry("event_data", &Elided)?;
+                } else {
+                    m.serialize_entry("event_data", &JsonData { data, redactor: self.redactor })?;
+                }
+            }
+            Body::Exception(e) => {
+                m.serialize_entry("error_type", &e.error_type)?;
+                if self.elide {
+                    m.serialize_entry("error_message", ELIDED)?;
+                } else {
+                    m.serialize_entry("error_message", &e.error_message)?;
+                    if let Some(tb) = &e.traceback {
+                        m.serialize_entry("traceback", tb)?;
+                    }
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+struct Elided;
+
+impl Serialize for Elided {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("_elided", ELIDED)?;
+        m.end()
+    }
+}
+
+struct FieldData<'a> {
+    f: &'a FieldRecord,
+    redactor: &'a Redactor,
+}
+
+impl Serialize for FieldData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.f;
+        let mut m = s.serialize_map(None)?;
+        if let (Some(_), Some(msg)) = (f.name, f.message) {
+            m.serialize_entry("message", f.text(msg))?;
+        }
+        for (key, val) in &f.fields {
+            if self.redactor.is_secret(key) {
+                m.serialize_entry(key, crate::limits::REDACTED)?;
+                continue;
+            }
+            match *val {
+                Val::I64(v) => m.serialize_entry(key, &v)?,
+                Val::U64(v) => m.serialize_entry(key, &v)?,
+                Val::F64(v) => m.serialize_entry(key, &Float(v))?,
+                Val::Bool(v) => m.serialize_entry(key, &v)?,
+                Val::Str(t) => m.serialize_entry(key, f.text(t))?,
+                Val::BigInt(t) => m.serialize_entry(key, &BigInt(f.text(t)))?,
+            }
+        }
+        if f.fields_dropped > 0 {
+            m.serialize_entry("_fields_dropped", &f.fields_dropped)?;
+        }
+        m.end()
+    }
+}
+
+/// A float as a JSON number, or as a string when JSON has no spelling for it.
+struct Float(f64);
+
+impl Serialize for Float {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_finite() {
+            s.serialize_f64(v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+}
+
+/// A 128-bit integer kept as digits; written as a JSON number.
+struct BigInt<'a>(&'a str);
+
+impl Serialize for BigInt<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Ok(v) = self.0.parse::<i128>() {
+            s.serialize_i128(v)
+        } else if let Ok(v) = self.0.parse::<u128>() {
+            s.serialize_u128(v)
+        } else {
+            s.serialize_str(self.0)
+        }
+    }
+}
+
+struct JsonData<'a> {
+    data: &'a serde_json::Value,
+    redactor: &'a Redactor,
+}
+
+impl Serialize for JsonData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.data {
+            serde_json::Value::Object(_) => Redacted { v: self.data, redactor: self.redactor }.serialize(s),
+            serde_json::Value::Null => s.serialize_map(Some(0))?.end(),
+            other => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("value", &Redacted { v: other, redactor: self.redactor })?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// A JSON value with the values of secret-looking keys replaced, at any depth.
+struct Redacted<'a> {
+    v: &'a serde_json::Value,
+    redactor: &'a Redactor,
+}
+
+impl Serialize for Redacted<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.v {
+            serde_json::Value::Object(map) => {
+                let mut m = s.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    if self.redactor.is_secret(k) {
+                        m.serialize_entry(k, crate::limits::REDACTED)?;
+                    } else {
+                        m.serialize_entry(k, &Redacted { v, redactor: self.redactor })?;
+                    }
+                }
+                m.end()
+            }
+            serde_json::Value::Array(items) => {
+                s.collect_seq(items.iter().map(|v| Redacted { v, redactor: self.redactor }))
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(body: Body) -> Record {
+        Record { time: SystemTime::UNIX_EPOCH, severity: Severity::Info, body }
+    }
+
+    fn wire(body: Body) -> serde_json::Value {
+        let id = uuid::Uuid::nil();
+        let bytes = to_wire_json(&record(body), &id, 7, &Redactor::default());
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn fields_keep_json_types_and_special_floats_become_strings() {
+        let text: Box<str> = "hello12345678901234567890123456789012345678".into();
+        let mut f = FieldRecord { text, ..FieldRecord::default() };
+        f.name = Some(Text::Static("user.action"));
+        f.fields.push(("s", Val::Str(Text::Range(0, 5))));
+        f.fields.push(("i", Val::I64(-3)));
+        f.fields.push(("u", Val::U64(u64::MAX)));
+        f.fields.push(("f", Val::F64(1.5)));
+        f.fields.push(("nan", Val::F64(f64::NAN)));
+        f.fields.push(("inf", Val::F64(f64::NEG_INFINITY)));
+        f.fields.push(("b", Val::Bool(true)));
+        f.fields.push(("big", Val::BigInt(Text::Range(5, 43))));
+        let v = wire(Body::Fields(f));
+        assert_eq!(v["event"], "GENERIC_EVENT");
+        assert_eq!(v["event_name"], "user.action");
+        assert_eq!(v["event_session_index"], 7);
+        assert_eq!(v["event_id"], "00000000-0000-0000-0000-000000000000");
+        let d = &v["event_data"];
+        assert_eq!(d["s"], "hello");
+        assert_eq!(d["i"], -3);
+        assert_eq!(d["u"], u64::MAX);
+        assert_eq!(d["f"], 1.5);
+        assert_eq!(d["nan"], "NaN");
+        assert_eq!(d["inf"], "-inf");
+        assert_eq!(d["b"], true);
+        // Wider than u64: still a number on the wire, parsed back as a float by serde_json.
+        assert!(d["big"].is_number(), "{d}");
+    }
+
+    #[test]
+    fn message_is_the_name_unless_an_event_name_is_given() {
+        let mut f = FieldRecord { text: "ran out".into(), ..FieldRecord::default() };
+        f.message = Some(Text::Range(0, 7));
+        let v = wire(Body::Fields(f));
+        assert_eq!(v["event_name"], "ran out");
+        assert_eq!(v["event_data"], serde_json::json!({}));
+
+        let mut f = FieldRecord { text: "ran out".into(), ..FieldRecord::default() };
+        f.message = Some(Text::Range(0, 7));
+        f.name = Some(Text::Static("disk"));
+        let v = wire(Body::Fields(f));
+        assert_eq!(v["event_name"], "disk");
+        assert_eq!(v["event_data"]["message"], "ran out");
+    }
+
+    #[test]
+    fn json_payloads_are_objects_and_secrets_are_redacted() {
+        let v = wire(Body::Json { name: "x".into(), data: serde_json::json!(3) });
+        assert_eq!(v["event_data"], serde_json::json!({"value": 3}));
+        let v = wire(Body::Json { name: "x".into(), data: serde_json::Value::Null });
+        assert_eq!(v["event_data"], serde_json::json!({}));
+        let data = serde_json::json!({"Api_Key": "tml-x", "nested": [{"password": 1}], "ok": 2});
+        let v = wire(Body::Json { name: "x".into(), data });
+        assert_eq!(v["event_data"]["Api_Key"], "[REDACTED]");
+        assert_eq!(v["event_data"]["nested"][0]["password"], "[REDACTED]");
+        assert_eq!(v["event_data"]["ok"], 2);
+    }
+
+    #[test]
+    fn oversized_events_are_elided_not_lost() {
+        let huge = "x".repeat(MAX_EVENT_BYTES * 2);
+        let v = wire(Body::Json { name: "big".into(), data: serde_json::json!({"blob": huge}) });
+        assert_eq!(v["event_name"], "big");
+        assert!(v["event_data"]["_elided"].is_string());
+        let bytes = to_wire_json(
+            &record(Body::Exception(Box::new(ExceptionRecord {
+                error_type: "E".into(),
+                error_message: "m".repeat(MAX_EVENT_BYTES),
+                traceback: None,
+            }))),
+            &uuid::Uuid::nil(),
+            0,
+            &Redactor::default(),
+        );
+        assert!(bytes.len() <= MAX_EVENT_BYTES);
+    }
+
+    #[test]
+    fn session_end_carries_duration() {
+        let v = wire(Body::SessionEnd { duration: Duration::from_millis(5_123) });
+        assert_eq!(v["event"], "SESSION_END");
+        assert_eq!(v["duration"], "0:00:05.123000");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000000Z");
+    }
+}

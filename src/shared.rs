@@ -1,0 +1,268 @@
+//! The hand-off between the threads that emit events and the uploader thread: a lock-free
+//! queue bounded by a counter, the counters behind [`Stats`], the drain watermark, and the
+//! control channel.
+//!
+//! The queue allocates in blocks as it grows and frees them as it drains, so an idle reporter
+//! holds no memory for its maximum size. The emitting thread does one atomic add, one push
+//! and, once per `flush_threshold` events, wakes the uploader.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_queue::SegQueue;
+use crossbeam_utils::CachePadded;
+use tokio::sync::{Notify, mpsc};
+
+use crate::event::Severity;
+use crate::record::{Body, Record};
+use crate::stats::{Dropped, Stats};
+
+/// A message to the uploader that must not wait behind queued events.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Send everything queued now. With a reply: the index the uploader will have reached
+    /// once everything queued before this message is delivered or dropped.
+    Flush(Option<std::sync::mpsc::SyncSender<u64>>),
+    /// Send what is left, stop by `deadline`, answer with the final stats.
+    Shutdown { deadline: Instant, reply: std::sync::mpsc::SyncSender<Stats> },
+}
+
+/// Counters written by the uploader thread.
+#[derive(Debug, Default)]
+pub(crate) struct UploadCounters {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) retries_exhausted: AtomicU64,
+    pub(crate) too_large: AtomicU64,
+    pub(crate) unsent_at_shutdown: AtomicU64,
+    pub(crate) after_shutdown_taken: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) batches_sent: AtomicU64,
+}
+
+/// State shared by the layer, handles, guard and uploader of one reporter.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    queue: SegQueue<Record>,
+    /// Events accepted and not yet delivered or dropped: in the queue, being batched, or in
+    /// flight. Bounded by `max_queue`, so memory is bounded whatever the server does.
+    held: CachePadded<AtomicUsize>,
+    dropped_full: CachePadded<AtomicU64>,
+    dropped_closed: AtomicU64,
+    /// Events settled by the uploader, whatever their fate.
+    settled: AtomicU64,
+    closed: AtomicBool,
+    session_ended: AtomicBool,
+    max_queue: usize,
+    threshold: usize,
+    pub(crate) wake: Notify,
+    pub(crate) counters: UploadCounters,
+    control: mpsc::UnboundedSender<Control>,
+    /// Index below which every event is delivered or finally dropped.
+    watermark: Mutex<u64>,
+    watermark_changed: Condvar,
+    pub(crate) started: Instant,
+    pub(crate) session_id: Box<str>,
+    pub(crate) sessionless: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        max_queue: usize,
+        threshold: usize,
+        session_id: Box<str>,
+        sessionless: bool,
+    ) -> (Shared, mpsc::UnboundedReceiver<Control>) {
+        let (control, rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            queue: SegQueue::new(),
+            held: CachePadded::new(AtomicUsize::new(0)),
+            dropped_full: CachePadded::new(AtomicU64::new(0)),
+            dropped_closed: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            session_ended: AtomicBool::new(false),
+            max_queue,
+            threshold,
+            wake: Notify::new(),
+            counters: UploadCounters::default(),
+            control,
+            watermark: Mutex::new(0),
+            watermark_changed: Condvar::new(),
+            started: Instant::now(),
+            session_id,
+            sessionless,
+        };
+        (shared, rx)
+    }
+
+    /// Hands a record to the uploader without blocking. Returns false, counting the record as
+    /// dropped, when the queue is full or the reporter has shut down.
+    #[inline]
+    pub(crate) fn push(&self, record: Record) -> bool {
+        if self.closed.load(Acquire) {
+            self.dropped_closed.fetch_add(1, Relaxed);
+            return false;
+        }
+        let before = self.held.fetch_add(1, AcqRel);
+        if before >= self.max_queue {
+            self.held.fetch_sub(1, Relaxed);
+            self.dropped_full.fetch_add(1, Relaxed);
+            return false;
+        }
+        self.queue.push(record);
+        if before + 1 == self.threshold {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Pushes past the bound: for the session's own START and END, which must never be lost
+    /// to a full queue.
+    fn push_unbounded(&self, record: Record) {
+        self.held.fetch_add(1, AcqRel);
+        self.queue.push(record);
+    }
+
+    pub(crate) fn push_session_start(&self) {
+        if !self.sessionless {
+            let record =
+                Record { time: SystemTime::now(), severity: Severity::Info, body: Body::SessionStart };
+            self.push_unbounded(record);
+        }
+    }
+
+    /// Enqueues SESSION_END unless it already was: at most once per reporter. Returns whether
+    /// this call enqueued it.
+    pub(crate) fn end_session(&self) -> bool {
+        if self.sessionless || self.session_ended.swap(true, AcqRel) {
+            return false;
+        }
+        let duration = self.started.elapsed();
+        let record =
+            Record { time: SystemTime::now(), severity: Severity::Info, body: Body::SessionEnd { duration } };
+        self.push_unbounded(record);
+        true
+    }
+
+    /// Marks the reporter closed: later pushes are counted as dropped after shutdown. Returns
+    /// false when it already was.
+    pub(crate) fn close(&self) -> bool {
+        !self.closed.swap(true, AcqRel)
+    }
+
+    /// Events accepted and not yet settled.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Acquire)
+    }
+
+    /// Counts an event the uploader made itself (a `telemetry.dropped` report) as accepted.
+    pub(crate) fn hold_synthetic(&self) {
+        self.held.fetch_add(1, AcqRel);
+    }
+
+    /// Books `n` events as finished, adding them to `counter` (delivered or a drop reason).
+    /// They stay held until the uploader [`release`](Shared::release)s them.
+    pub(crate) fn count(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+        self.settled.fetch_add(n, Relaxed);
+    }
+
+    /// Frees the queue room of `n` finished events. Only the uploader thread calls this, so
+    /// its own count of events taken from the queue stays in step with `held`.
+    pub(crate) fn release(&self, n: u64) {
+        self.held.fetch_sub(n as usize, AcqRel);
+    }
+
+    /// [`count`](Shared::count) and [`release`](Shared::release) at once, for events the
+    /// uploader settles itself.
+    pub(crate) fn settle(&self, counter: &AtomicU64, n: u64) {
+        self.count(counter, n);
+        self.release(n);
+    }
+
+    pub(crate) fn max_queue(&self) -> usize {
+        self.max_queue
+    }
+
+    /// Takes up to `max` records from the queue, in order. They stay held until settled.
+    pub(crate) fn take(&self, max: usize, mut each: impl FnMut(Record)) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.queue.pop() {
+                Some(r) => {
+                    each(r);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    pub(crate) fn dropped_queue_full(&self) -> u64 {
+        self.dropped_full.load(Relaxed)
+    }
+
+    pub(crate) fn send_control(&self, c: Control) -> bool {
+        self.control.send(c).is_ok()
+    }
+
+    pub(crate) fn set_watermark(&self, index: u64) {
+        let mut w = self.watermark.lock().unwrap_or_else(PoisonError::into_inner);
+        if *w != index {
+            *w = index;
+            self.watermark_changed.notify_all();
+        }
+    }
+
+    /// Waits until the watermark reaches `target` or `deadline` passes.
+    pub(crate) fn wait_watermark(&self, target: u64, deadline: Instant) -> bool {
+        let mut w = self.watermark.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if *w >= target {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            w = self
+                .watermark_changed
+                .wait_timeout(w, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// A consistent-enough snapshot of the counters: exact once the reporter is quiet.
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let held = self.held.load(Acquire) as u64;
+        let dropped = Dropped {
+            queue_full: self.dropped_full.load(Relaxed),
+            rejected: c.rejected.load(Relaxed),
+            retries_exhausted: c.retries_exhausted.load(Relaxed),
+            too_large: c.too_large.load(Relaxed),
+            after_shutdown: self.dropped_closed.load(Relaxed) + c.after_shutdown_taken.load(Relaxed),
+            unsent_at_shutdown: c.unsent_at_shutdown.load(Relaxed),
+        };
+        Stats {
+            accepted: self.settled.load(Relaxed)
+                + held
+                + dropped.queue_full
+                + self.dropped_closed.load(Relaxed),
+            delivered: c.delivered.load(Relaxed),
+            dropped,
+            retries: c.retries.load(Relaxed),
+            batches_sent: c.batches_sent.load(Relaxed),
+            queued: held,
+        }
+    }
+}
+
+/// How long until `deadline`, zero once it has passed.
+pub(crate) fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}

@@ -1,0 +1,64 @@
+//! Counters a reporter keeps about what it did with its events.
+
+/// What happened to a reporter's events so far.
+///
+/// Every event the reporter took responsibility for is counted once in `accepted`, and ends in
+/// exactly one of `delivered`, one of the `dropped` reasons, or `queued` (waiting or in
+/// flight). So, once the reporter is quiet,
+/// `accepted == delivered + dropped.total() + queued`.
+///
+/// # Examples
+/// ```
+/// let stats = tinker_telemetry::Stats::default();
+/// assert_eq!(stats.accepted, stats.delivered + stats.dropped.total() + stats.queued);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events captured by the layer or logged through the handle, including SESSION_START,
+    /// SESSION_END and the crate's own `telemetry.dropped` reports.
+    pub accepted: u64,
+    /// Events in requests the server answered with a 2xx status.
+    pub delivered: u64,
+    /// Events given up on, by reason.
+    pub dropped: Dropped,
+    /// Requests sent again after a retryable failure (network error, timeout, 408, 429, 5xx).
+    pub retries: u64,
+    /// Requests the server answered with a 2xx status.
+    pub batches_sent: u64,
+    /// Events waiting in the queue or in a request not yet answered.
+    pub queued: u64,
+}
+
+/// Events given up on, by reason. See [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// The queue held `max_queue_size` events already. Reported to the server as a
+    /// `telemetry.dropped` event once space returns.
+    pub queue_full: u64,
+    /// The server refused the request with a status that retrying cannot fix (400, 401, 403,
+    /// 404, 422, other 4xx, 3xx).
+    pub rejected: u64,
+    /// Every retry failed.
+    pub retries_exhausted: u64,
+    /// The server answered 413 to a request holding this event alone.
+    pub too_large: u64,
+    /// The event arrived after the session ended or the reporter shut down.
+    pub after_shutdown: u64,
+    /// The drain deadline (`flush_timeout`) passed before the event could be sent.
+    pub unsent_at_shutdown: u64,
+}
+
+impl Dropped {
+    /// The sum of every reason.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.queue_full
+            + self.rejected
+            + self.retries_exhausted
+            + self.too_large
+            + self.after_shutdown
+            + self.unsent_at_shutdown
+    }
+}

@@ -1,0 +1,410 @@
+//! The uploader: a dedicated OS thread running a current-thread tokio runtime that owns the
+//! HTTP client. It takes events from the queue, serializes them, batches them and sends
+//! several batches at once, retrying what can succeed and counting what cannot.
+//!
+//! The thread and every thread its runtime starts run under
+//! [`tracing::subscriber::NoSubscriber`], so the HTTP stack's own tracing output never
+//! reaches this (or any) layer and cannot cause more requests.
+
+mod batch;
+mod deliver;
+pub(crate) mod retry;
+mod transport;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::error::BuildError;
+use crate::event::{Severity, platform, process_uuid};
+use crate::limits::Redactor;
+use crate::record::{Body, Record, to_wire_json};
+use crate::shared::{Control, Shared};
+use crate::stats::Stats;
+
+use batch::{Batch, Envelope, EventJson};
+use deliver::{Deliverer, Settle};
+
+/// What the uploader needs from the builder.
+#[derive(Debug)]
+pub(crate) struct UploadConfig {
+    pub(crate) endpoint: reqwest::Url,
+    pub(crate) api_key: String,
+    pub(crate) flush_interval: Duration,
+    pub(crate) http_timeout: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_base_delay: Duration,
+    pub(crate) max_batch_size: usize,
+    pub(crate) flush_threshold: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) redactor: Redactor,
+}
+
+thread_local! {
+    static SILENCED: std::cell::RefCell<Option<tracing::subscriber::DefaultGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes `NoSubscriber` this thread's default for the rest of its life.
+fn silence_this_thread() {
+    let guard = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+    SILENCED.with(|s| *s.borrow_mut() = Some(guard));
+}
+
+/// Starts the uploader thread. Returns once its HTTP client is built, or with the reason it
+/// could not be.
+pub(crate) fn start(
+    config: UploadConfig,
+    shared: Arc<Shared>,
+    control: mpsc::UnboundedReceiver<Control>,
+) -> Result<std::thread::JoinHandle<()>, BuildError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), BuildError>>(1);
+    let thread = std::thread::Builder::new()
+        .name("tinker-telemetry".into())
+        .spawn(move || {
+            silence_this_thread();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("tinker-telemetry-blocking")
+                .on_thread_start(silence_this_thread)
+                .build();
+            let runtime = match runtime {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(BuildError::Runtime(e)));
+                    return;
+                }
+            };
+            let transport = match transport::Transport::new(config.endpoint.clone(), &config.api_key) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(BuildError::Client(Box::new(e))));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let uploader = Uploader::new(config, shared, transport);
+            runtime.block_on(uploader.run(control));
+            // Do not wait for a blocking DNS lookup that may never return.
+            runtime.shutdown_background();
+        })
+        .map_err(BuildError::Runtime)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(BuildError::Runtime(std::io::Error::other("the uploader thread exited during start-up")))
+        }
+    }
+}
+
+/// A batch being sent, as the uploader tracks it.
+#[derive(Debug)]
+struct InFlight {
+    first_index: u64,
+    len: u64,
+    has_start: bool,
+    settled: Arc<AtomicU64>,
+}
+
+struct Uploader {
+    shared: Arc<Shared>,
+    config: UploadConfig,
+    deliverer: Arc<Deliverer>,
+    shutdown_tx: watch::Sender<Option<Instant>>,
+    /// The next `event_session_index` to give out.
+    next_index: u64,
+    /// SESSION_END has been taken: what follows it is not sent.
+    ended: bool,
+    /// A batch being filled.
+    filling: Option<Batch>,
+    /// Sealed batches waiting for a free request slot.
+    pending: VecDeque<Batch>,
+    tasks: JoinSet<()>,
+    in_flight: HashMap<tokio::task::Id, InFlight>,
+    /// First index of every pending or in-flight batch, with multiplicity.
+    outstanding: BTreeMap<u64, usize>,
+    /// Events taken from the queue (or made here) and not yet settled; the rest of the
+    /// shared `held` count is still in the queue.
+    unsettled: usize,
+    /// Whether the SESSION_START batch is in flight (nothing else goes with it).
+    start_in_flight: bool,
+    /// Queue-full drops already reported with a `telemetry.dropped` event.
+    reported_queue_full: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Only whole batches (a threshold wake-up).
+    WholeBatches,
+    /// Everything queued (timer, flush, shutdown).
+    All,
+}
+
+impl Uploader {
+    fn new(config: UploadConfig, shared: Arc<Shared>, transport: transport::Transport) -> Self {
+        let envelope =
+            Envelope::new(&shared.session_id, platform(), process_uuid(), env!("CARGO_PKG_VERSION"));
+        let (shutdown_tx, shutdown_rx) = watch::channel(None);
+        let deliverer = Arc::new(Deliverer {
+            transport,
+            envelope,
+            http_timeout: config.http_timeout,
+            max_retries: config.max_retries,
+            retry_base_delay: config.retry_base_delay,
+            shutdown: shutdown_rx,
+        });
+        Uploader {
+            shared,
+            config,
+            deliverer,
+            shutdown_tx,
+            next_index: 0,
+            ended: false,
+            filling: None,
+            pending: VecDeque::new(),
+            tasks: JoinSet::new(),
+            in_flight: HashMap::new(),
+            outstanding: BTreeMap::new(),
+            unsettled: 0,
+            start_in_flight: false,
+            reported_queue_full: 0,
+        }
+    }
+
+    async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
+        let mut timer = tokio::time::interval(self.config.flush_interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = Arc::clone(&self.shared);
+        loop {
+            self.dispatch();
+            tokio::select! {
+                biased;
+                command = control.recv() => match command {
+                    Some(Control::Flush(reply)) => {
+                        self.take(Take::All);
+                        self.dispatch();
+                        if let Some(reply) = reply {
+                            let _ = reply.try_send(self.next_index);
+                        }
+                    }
+                    Some(Control::Shutdown { deadline, reply }) => {
+                        let stats = self.shutdown(deadline).await;
+                        let _ = reply.try_send(stats);
+                        return;
+                    }
+                    None => {
+                        // Every handle and the guard are gone without a shutdown (the guard
+                        // was leaked); send what is queued and stop.
+                        let deadline = Instant::now() + self.config.http_timeout;
+                        self.shutdown(deadline).await;
+                        return;
+                    }
+                },
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(done);
+                    if self.in_queue() >= self.config.max_batch_size {
+                        self.take(Take::WholeBatches);
+                    }
+                }
+                () = shared.wake.notified() => self.take(Take::WholeBatches),
+                _ = timer.tick() => self.take(Take::All),
+            }
+        }
+    }
+
+    /// Events still in the queue: held, but not yet taken.
+    fn in_queue(&self) -> usize {
+        self.shared.held().saturating_sub(self.unsettled)
+    }
+
+    /// Moves records from the queue into batches.
+    fn take(&mut self, how: Take) {
+        let batch = self.config.max_batch_size;
+        let threshold = self.config.flush_threshold;
+        let available = self.in_queue();
+        let want = match how {
+            Take::All => available,
+            // Full batches, or everything once the threshold (below a batch) is reached.
+            Take::WholeBatches if available >= batch => available / batch * batch,
+            Take::WholeBatches if available >= threshold => available,
+            Take::WholeBatches => 0,
+        };
+        self.report_queue_full();
+        if want > 0 {
+            let shared = Arc::clone(&self.shared);
+            shared.take(want, |record| self.add(record));
+        }
+        if how == Take::All {
+            self.seal();
+        }
+        self.publish_watermark();
+    }
+
+    /// Sends a `telemetry.dropped` event for queue-full drops not yet reported, once the
+    /// queue has room again. Returns whether it made one.
+    fn report_queue_full(&mut self) -> bool {
+        let dropped = self.shared.dropped_queue_full();
+        if dropped == self.reported_queue_full || self.ended || self.shared.held() >= self.shared.max_queue()
+        {
+            return false;
+        }
+        let count = dropped - self.reported_queue_full;
+        self.reported_queue_full = dropped;
+        let data = serde_json::json!({ "reason": "queue_full", "count": count, "total": dropped });
+        let record = Record {
+            time: SystemTime::now(),
+            severity: Severity::Warning,
+            body: Body::Json { name: "telemetry.dropped".into(), data },
+        };
+        self.shared.hold_synthetic();
+        self.add(record);
+        true
+    }
+
+    /// Serializes one record into the batch being filled.
+    fn add(&mut self, record: Record) {
+        if self.ended {
+            self.shared.settle(&self.shared.counters.after_shutdown_taken, 1);
+            return;
+        }
+        self.unsettled += 1;
+        let is_start = matches!(record.body, Body::SessionStart);
+        let is_end = matches!(record.body, Body::SessionEnd { .. });
+        // SESSION_START goes alone, so that it can be sent before anything else.
+        if is_start {
+            self.seal();
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        let id = uuid::Uuid::new_v4();
+        let json = to_wire_json(&record, &id, index, &self.config.redactor).into_boxed_slice();
+        let capacity = self.config.max_batch_size;
+        let batch = self.filling.get_or_insert_with(|| Batch::new(index, capacity));
+        batch.events.push(EventJson { json });
+        batch.has_start |= is_start;
+        batch.has_end |= is_end;
+        if is_end {
+            self.ended = true;
+        }
+        let due = batch.len() >= capacity || batch.len() >= self.config.flush_threshold;
+        if is_start || is_end || due {
+            self.seal();
+        }
+    }
+
+    fn seal(&mut self) {
+        if let Some(batch) = self.filling.take() {
+            *self.outstanding.entry(batch.first_index).or_default() += 1;
+            self.pending.push_back(batch);
+        }
+    }
+
+    /// Starts sending pending batches, up to `max_in_flight` at once. SESSION_START's batch
+    /// goes alone and first; SESSION_END's goes once nothing else is in flight.
+    fn dispatch(&mut self) {
+        while let Some(front) = self.pending.front() {
+            let busy = self.tasks.len();
+            if busy >= self.config.max_in_flight || self.start_in_flight {
+                return;
+            }
+            if (front.has_start || front.has_end) && busy > 0 {
+                return;
+            }
+            let Some(batch) = self.pending.pop_front() else { return };
+            let settled = Arc::new(AtomicU64::new(0));
+            let info = InFlight {
+                first_index: batch.first_index,
+                len: batch.len() as u64,
+                has_start: batch.has_start,
+                settled: Arc::clone(&settled),
+            };
+            self.start_in_flight = batch.has_start;
+            let deliverer = Arc::clone(&self.deliverer);
+            let settle = Settle { shared: Arc::clone(&self.shared), settled };
+            let handle = self.tasks.spawn(async move { deliverer.deliver(batch.events, &settle).await });
+            self.in_flight.insert(handle.id(), info);
+        }
+    }
+
+    /// Books a finished (or aborted) send.
+    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match &done {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(info) = self.in_flight.remove(&id) else { return };
+        let unsettled = info.len.saturating_sub(info.settled.load(Relaxed));
+        if unsettled > 0 {
+            // Aborted at the drain deadline, or the send task failed: what it had not settled
+            // could not be sent.
+            self.shared.count(&self.shared.counters.unsent_at_shutdown, unsettled);
+        }
+        self.shared.release(info.len);
+        self.unsettled -= info.len as usize;
+        // Room came back: say how much was lost while there was none.
+        if self.report_queue_full() {
+            self.seal();
+        }
+        if info.has_start {
+            self.start_in_flight = false;
+        }
+        if let Some(n) = self.outstanding.get_mut(&info.first_index) {
+            *n -= 1;
+            if *n == 0 {
+                self.outstanding.remove(&info.first_index);
+            }
+        }
+        self.publish_watermark();
+    }
+
+    fn publish_watermark(&self) {
+        let filling = self.filling.as_ref().map(|b| b.first_index);
+        let oldest = self.outstanding.keys().next().copied();
+        let mark = [filling, oldest].into_iter().flatten().min().unwrap_or(self.next_index);
+        self.shared.set_watermark(mark);
+    }
+
+    /// Sends everything left, stopping at `deadline`.
+    async fn shutdown(&mut self, deadline: Instant) -> Stats {
+        let _ = self.shutdown_tx.send(Some(deadline));
+        self.take(Take::All);
+        let sleep = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(sleep);
+        loop {
+            self.dispatch();
+            if self.tasks.is_empty() && self.pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(done) = self.tasks.join_next_with_id() => self.finished(done),
+                () = &mut sleep => {
+                    self.tasks.abort_all();
+                    while let Some(done) = self.tasks.join_next_with_id().await {
+                        self.finished(done);
+                    }
+                    let unsent: u64 = self.pending.drain(..).map(|b| b.len() as u64).sum();
+                    self.shared.settle(&self.shared.counters.unsent_at_shutdown, unsent);
+                    self.unsettled -= unsent as usize;
+                    self.outstanding.clear();
+                    break;
+                }
+            }
+        }
+        // Whatever reached the queue after SESSION_END (or after close) is not sent.
+        self.ended = true;
+        let shared = Arc::clone(&self.shared);
+        let late = shared.take(usize::MAX, |_| {});
+        shared.settle(&shared.counters.after_shutdown_taken, late as u64);
+        shared.set_watermark(u64::MAX);
+        shared.stats()
+    }
+}

@@ -1,0 +1,304 @@
+//! Field visitors: finding an event's `session_id` without allocating, and capturing its
+//! fields into a [`FieldRecord`] with their JSON types.
+
+use std::fmt::{self, Write as _};
+
+use smallvec::SmallVec;
+use tracing::field::{Field, Visit};
+
+use crate::event::Severity;
+use crate::limits::{
+    MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
+};
+use crate::record::{FieldRecord, INLINE_FIELDS, Text, Val};
+
+/// The field that scopes events to a session.
+pub(crate) const SESSION_ID: &str = "session_id";
+/// The field that names an event.
+pub(crate) const EVENT_NAME: &str = "event_name";
+/// The field that overrides the level-derived severity.
+pub(crate) const SEVERITY: &str = "severity";
+/// tracing's name for the format-string message.
+pub(crate) const MESSAGE: &str = "message";
+
+/// Looks for a `session_id` field and compares it with the reporter's.
+#[derive(Debug)]
+pub(crate) struct SessionProbe<'a> {
+    want: &'a str,
+    /// `None`: no `session_id` field; else whether it matched.
+    pub(crate) found: Option<bool>,
+}
+
+impl<'a> SessionProbe<'a> {
+    pub(crate) fn new(want: &'a str) -> Self {
+        SessionProbe { want, found: None }
+    }
+}
+
+impl Visit for SessionProbe<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == SESSION_ID {
+            self.found = Some(value == self.want);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == SESSION_ID {
+            // `%id` formats as the id, `?id` of a string as the id in quotes: accept both.
+            let mut plain = Matcher::new(self.want, false);
+            let mut quoted = Matcher::new(self.want, true);
+            let _ = write!(Tee(&mut plain, &mut quoted), "{value:?}");
+            self.found = Some(plain.matched() || quoted.matched());
+        }
+    }
+}
+
+/// Checks, as text streams in, whether it equals `want` (or `"want"`).
+struct Matcher<'a> {
+    want: &'a [u8],
+    quoted: bool,
+    pos: usize,
+    ok: bool,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(want: &'a str, quoted: bool) -> Self {
+        Matcher { want: want.as_bytes(), quoted, pos: 0, ok: true }
+    }
+
+    fn expected(&self, i: usize) -> Option<u8> {
+        if !self.quoted {
+            return self.want.get(i).copied();
+        }
+        let n = self.want.len();
+        match i {
+            0 => Some(b'"'),
+            i if i <= n => Some(self.want[i - 1]),
+            i if i == n + 1 => Some(b'"'),
+            _ => None,
+        }
+    }
+
+    fn matched(&self) -> bool {
+        self.ok && self.pos == self.want.len() + if self.quoted { 2 } else { 0 }
+    }
+}
+
+impl fmt::Write for Matcher<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if !self.ok {
+                break;
+            }
+            self.ok = self.expected(self.pos) == Some(b);
+            self.pos += 1;
+        }
+        Ok(())
+    }
+}
+
+struct Tee<'a, 'b>(&'a mut Matcher<'b>, &'a mut Matcher<'b>);
+
+impl fmt::Write for Tee<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.write_str(s)?;
+        self.1.write_str(s)?;
+        if self.0.ok || self.1.ok { Ok(()) } else { Err(fmt::Error) }
+    }
+}
+
+/// A [`FieldRecord`] being filled; its text goes to a caller-supplied buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Draft {
+    pub(crate) name: Option<Text>,
+    pub(crate) message: Option<Text>,
+    pub(crate) severity: Option<Severity>,
+    pub(crate) fields: SmallVec<[(&'static str, Val); INLINE_FIELDS]>,
+    pub(crate) fields_dropped: u32,
+}
+
+impl Draft {
+    /// The finished record, with one allocation for all its text.
+    pub(crate) fn finish(self, text: &str) -> FieldRecord {
+        FieldRecord {
+            name: self.name,
+            message: self.message,
+            fields: self.fields,
+            fields_dropped: self.fields_dropped,
+            text: text.into(),
+        }
+    }
+}
+
+/// Visits fields into a [`Draft`].
+pub(crate) struct FieldVisitor<'a> {
+    pub(crate) draft: &'a mut Draft,
+    text: &'a mut String,
+    /// Text already in the buffer before this event (a span's earlier fields).
+    base: usize,
+    /// Replace a field seen before (a span's `record`) instead of adding it again.
+    replace: bool,
+}
+
+impl<'a> FieldVisitor<'a> {
+    pub(crate) fn new(draft: &'a mut Draft, text: &'a mut String, replace: bool) -> Self {
+        let base = if replace { 0 } else { text.len() };
+        FieldVisitor { draft, text, base, replace }
+    }
+
+    fn budget(&self) -> usize {
+        let used = self.text.len() - self.base;
+        MAX_VALUE_BYTES.min(MAX_EVENT_TEXT_BYTES.saturating_sub(used))
+    }
+
+    fn push_str(&mut self, s: &str) -> Text {
+        let start = self.text.len();
+        let budget = self.budget();
+        if s.len() <= budget {
+            self.text.push_str(s);
+        } else {
+            self.text.push_str(floor_char_boundary(s, budget));
+            self.text.push_str(TRUNCATION_MARKER);
+        }
+        range(start, self.text.len())
+    }
+
+    fn push_debug(&mut self, value: &dyn fmt::Debug) -> Text {
+        let start = self.text.len();
+        let budget = self.budget();
+        let mut w = Limited { out: self.text, left: budget, cut: false };
+        // A Debug impl that fails leaves what it wrote so far.
+        let _ = write!(w, "{value:?}");
+        if w.cut {
+            self.text.push_str(TRUNCATION_MARKER);
+        }
+        range(start, self.text.len())
+    }
+
+    fn add(&mut self, name: &'static str, val: Val) {
+        if self.replace {
+            if let Some(slot) = self.draft.fields.iter_mut().find(|(k, _)| *k == name) {
+                slot.1 = val;
+                return;
+            }
+        }
+        if self.draft.fields.len() >= MAX_FIELDS {
+            self.draft.fields_dropped += 1;
+            return;
+        }
+        self.draft.fields.push((name, val));
+    }
+}
+
+fn range(start: usize, end: usize) -> Text {
+    // Text is bounded by MAX_EVENT_TEXT_BYTES per event, far below u32::MAX.
+    Text::Range(start as u32, end as u32)
+}
+
+/// Writes up to `left` bytes (on a character boundary), then refuses.
+struct Limited<'a> {
+    out: &'a mut String,
+    left: usize,
+    cut: bool,
+}
+
+impl fmt::Write for Limited<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() <= self.left {
+            self.out.push_str(s);
+            self.left -= s.len();
+            return Ok(());
+        }
+        let keep = floor_char_boundary(s, self.left);
+        self.out.push_str(keep);
+        self.left = 0;
+        self.cut = true;
+        Err(fmt::Error)
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            SESSION_ID => {}
+            EVENT_NAME => self.draft.name = Some(self.push_str(value)),
+            MESSAGE => self.draft.message = Some(self.push_str(value)),
+            SEVERITY if Severity::parse(value).is_some() => self.draft.severity = Severity::parse(value),
+            name => {
+                let t = self.push_str(value);
+                self.add(name, Val::Str(t));
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            SESSION_ID => {}
+            EVENT_NAME => self.draft.name = Some(self.push_debug(value)),
+            MESSAGE => self.draft.message = Some(self.push_debug(value)),
+            name => {
+                let t = self.push_debug(value);
+                if name == SEVERITY {
+                    if let Text::Range(a, b) = t {
+                        if let Some(s) = Severity::parse(&self.text[a as usize..b as usize]) {
+                            self.draft.severity = Some(s);
+                            self.text.truncate(a as usize);
+                            return;
+                        }
+                    }
+                }
+                self.add(name, Val::Str(t));
+            }
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if field.name() != SESSION_ID {
+            self.add(field.name(), Val::I64(value));
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() != SESSION_ID {
+            self.add(field.name(), Val::U64(value));
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match i64::try_from(value) {
+            Ok(v) => self.record_i64(field, v),
+            Err(_) => self.record_big(field, &value),
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match u64::try_from(value) {
+            Ok(v) => self.record_u64(field, v),
+            Err(_) => self.record_big(field, &value),
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() != SESSION_ID {
+            self.add(field.name(), Val::F64(value));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() != SESSION_ID {
+            self.add(field.name(), Val::Bool(value));
+        }
+    }
+}
+
+impl FieldVisitor<'_> {
+    fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
+        if field.name() == SESSION_ID {
+            return;
+        }
+        let start = self.text.len();
+        let _ = write!(self.text, "{value}");
+        let t = range(start, self.text.len());
+        self.add(field.name(), Val::BigInt(t));
+    }
+}
