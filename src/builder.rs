@@ -13,6 +13,7 @@ use crate::handle::TelemetryHandle;
 use crate::layer::{LayerConfig, TinkerTelemetryLayer};
 use crate::limits::Redactor;
 use crate::shared::Shared;
+use crate::span::DEFAULT_CAPTURED_SPANS;
 use crate::uploader::{self, UploadConfig};
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
@@ -87,6 +88,7 @@ pub struct Builder {
     max_in_flight: usize,
     min_level: Level,
     redacted_fields: Option<Vec<String>>,
+    capture_spans: Vec<String>,
 }
 
 impl Default for Builder {
@@ -108,6 +110,7 @@ impl Default for Builder {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             min_level: DEFAULT_MIN_LEVEL,
             redacted_fields: None,
+            capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }
@@ -131,6 +134,7 @@ impl fmt::Debug for Builder {
             .field("max_in_flight", &self.max_in_flight)
             .field("min_level", &self.min_level)
             .field("redacted_fields", &self.redacted_fields)
+            .field("capture_spans", &self.capture_spans)
             .finish()
     }
 }
@@ -259,6 +263,26 @@ impl Builder {
         self
     }
 
+    /// Span names that become events when they close: one `GENERIC_EVENT` named after the
+    /// span, with the span's fields (given at creation or recorded later) and `duration_ms`,
+    /// for spans of the session. Replaces the default list,
+    /// [`DEFAULT_CAPTURED_SPANS`](crate::DEFAULT_CAPTURED_SPANS) (`http.request` and
+    /// `queue.state_change`); include those names to keep them.
+    ///
+    /// # Examples
+    /// ```
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder()
+    ///     .capture_spans(["http.request", "queue.state_change", "checkpoint.save"]);
+    /// ```
+    pub fn capture_spans<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.capture_spans = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Checks the configuration and, when telemetry is enabled, starts the uploader thread.
     ///
     /// Returns the layer to register with a `tracing_subscriber::Registry` and the guard to
@@ -286,6 +310,7 @@ impl Builder {
             session_id: session_id.clone().into(),
             sessionless: self.sessionless,
             min_level: self.min_level,
+            capture_spans: self.capture_spans.iter().map(|s| s.as_str().into()).collect(),
         };
         if !enabled {
             let handle = TelemetryHandle::disabled(session_id);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::SystemTime;
 
 use smallvec::SmallVec;
-use tracing::span::{Attributes, Id};
+use tracing::span::{Attributes, Id, Record as SpanValues};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
@@ -16,6 +16,7 @@ use crate::builder::Builder;
 use crate::event::Severity;
 use crate::record::{Body, Record, Text};
 use crate::shared::Shared;
+use crate::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
 use crate::visit::{Draft, FieldVisitor, SESSION_ID, SessionProbe};
 
 /// The layer's share of the configuration.
@@ -24,6 +25,8 @@ pub(crate) struct LayerConfig {
     pub(crate) session_id: Box<str>,
     pub(crate) sessionless: bool,
     pub(crate) min_level: Level,
+    /// Span names that become events when they close.
+    pub(crate) capture_spans: Box<[Box<str>]>,
 }
 
 /// A [`tracing_subscriber::Layer`] that sends the events of one Tinker session to the
@@ -92,6 +95,10 @@ impl SpanSessions {
     }
 }
 
+/// For each reporter layer that captures the span: its fields so far.
+#[derive(Debug, Default)]
+struct SpanCaptures(SmallVec<[(u64, Box<SpanCapture>); 1]>);
+
 /// Tells reporter layers apart in [`SpanSessions`].
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -139,9 +146,7 @@ impl Inner {
                 return matched;
             }
         }
-        ctx.event_span(event)
-            .and_then(|span| span.extensions().get::<SpanSessions>().and_then(|s| s.get(self.id)))
-            .unwrap_or(false)
+        ctx.event_span(event).and_then(|span| self.span_session(&span)).unwrap_or(false)
     }
 
     fn capture(&self, event: &Event<'_>, text: &mut String) -> Record {
@@ -151,11 +156,28 @@ impl Inner {
         if draft.name.is_none() && (draft.message.is_none() || !is_default_event_name(meta.name())) {
             draft.name = Some(Text::Static(meta.name()));
         }
-        Record {
-            time: SystemTime::now(),
-            severity: draft.severity.unwrap_or_else(|| Severity::from(meta.level())),
-            body: Body::Fields(draft.finish(text)),
-        }
+        let explicit = draft.severity;
+        let fields = draft.finish(text);
+        let severity = explicit.unwrap_or_else(|| {
+            if fields.event_name("") == QUEUE_STATE_CHANGE {
+                queue_severity(&fields)
+            } else {
+                Severity::from(meta.level())
+            }
+        });
+        Record { time: SystemTime::now(), severity, body: Body::Fields(fields) }
+    }
+
+    fn captures_span(&self, name: &str) -> bool {
+        self.config.capture_spans.iter().any(|n| &**n == name)
+    }
+
+    /// The session state stored on `span` for this layer.
+    fn span_session<S>(&self, span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Option<bool>
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        span.extensions().get::<SpanSessions>()?.get(self.id)
     }
 }
 
@@ -170,27 +192,77 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(inner) = &self.inner else { return };
-        if inner.config.sessionless {
-            return;
-        }
         let Some(span) = ctx.span(id) else { return };
-        let mut own = None;
-        if attrs.metadata().fields().field(SESSION_ID).is_some() {
-            let mut probe = SessionProbe::new(&inner.config.session_id);
-            attrs.record(&mut probe);
-            own = probe.found;
-        }
-        let session = own.or_else(|| {
-            let parent = span.parent()?;
-            let ext = parent.extensions();
-            ext.get::<SpanSessions>()?.get(inner.id)
-        });
-        if let Some(matched) = session {
-            let mut ext = span.extensions_mut();
-            match ext.get_mut::<SpanSessions>() {
-                Some(sessions) => sessions.0.push((inner.id, matched)),
-                None => ext.insert(SpanSessions(smallvec::smallvec![(inner.id, matched)])),
+        let meta = attrs.metadata();
+        let mut session = None;
+        if !inner.config.sessionless {
+            if meta.fields().field(SESSION_ID).is_some() {
+                let mut probe = SessionProbe::new(&inner.config.session_id);
+                attrs.record(&mut probe);
+                session = probe.found;
             }
+            if session.is_none() {
+                session = span.parent().and_then(|parent| inner.span_session(&parent));
+            }
+            if let Some(matched) = session {
+                let mut ext = span.extensions_mut();
+                match ext.get_mut::<SpanSessions>() {
+                    Some(sessions) => sessions.0.push((inner.id, matched)),
+                    None => ext.insert(SpanSessions(smallvec::smallvec![(inner.id, matched)])),
+                }
+            }
+        }
+        // A span known to belong to another session is not captured; one whose session is
+        // not known yet is, in case `session_id` is recorded later.
+        if session != Some(false) && inner.captures_span(meta.name()) {
+            let mut capture = Box::new(SpanCapture::new(*meta.level()));
+            let SpanCapture { draft, text, .. } = &mut *capture;
+            attrs.record(&mut FieldVisitor::new(draft, text, true));
+            let mut ext = span.extensions_mut();
+            match ext.get_mut::<SpanCaptures>() {
+                Some(captures) => captures.0.push((inner.id, capture)),
+                None => ext.insert(SpanCaptures(smallvec::smallvec![(inner.id, capture)])),
+            }
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+        let Some(inner) = &self.inner else { return };
+        let Some(span) = ctx.span(id) else { return };
+        if !inner.config.sessionless && span.metadata().fields().field(SESSION_ID).is_some() {
+            let mut probe = SessionProbe::new(&inner.config.session_id);
+            values.record(&mut probe);
+            if let Some(matched) = probe.found {
+                let mut ext = span.extensions_mut();
+                match ext.get_mut::<SpanSessions>() {
+                    Some(sessions) => match sessions.0.iter_mut().find(|(l, _)| *l == inner.id) {
+                        Some(slot) => slot.1 = matched,
+                        None => sessions.0.push((inner.id, matched)),
+                    },
+                    None => ext.insert(SpanSessions(smallvec::smallvec![(inner.id, matched)])),
+                }
+            }
+        }
+        let mut ext = span.extensions_mut();
+        let Some(captures) = ext.get_mut::<SpanCaptures>() else { return };
+        if let Some((_, capture)) = captures.0.iter_mut().find(|(l, _)| *l == inner.id) {
+            let SpanCapture { draft, text, .. } = &mut **capture;
+            values.record(&mut FieldVisitor::new(draft, text, true));
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(inner) = &self.inner else { return };
+        let Some(span) = ctx.span(&id) else { return };
+        let capture = {
+            let mut ext = span.extensions_mut();
+            let Some(captures) = ext.get_mut::<SpanCaptures>() else { return };
+            let Some(at) = captures.0.iter().position(|(l, _)| *l == inner.id) else { return };
+            captures.0.swap_remove(at).1
+        };
+        let in_session = inner.config.sessionless || inner.span_session(&span) == Some(true);
+        if in_session && *span.metadata().level() <= inner.config.min_level {
+            inner.shared.push(capture.finish(span.name()));
         }
     }
 

@@ -90,6 +90,29 @@
 //! | `&str` fields, `%display` and `?debug` values | `event_data.<name>` | string |
 //! | fields whose name looks secret ([`DEFAULT_REDACTED_FIELDS`]) | `event_data.<name>` = [`REDACTED`] | string |
 //!
+//! ## Spans
+//!
+//! Spans named in [`Builder::capture_spans`] (by default [`DEFAULT_CAPTURED_SPANS`]:
+//! `http.request` and `queue.state_change`) become one `GENERIC_EVENT` each when they close,
+//! if they belong to the session. Other spans are not captured; they only carry
+//! `session_id` to what happens inside them, wherever they are entered (other threads,
+//! futures instrumented with [`tracing::Instrument`]). The nearest `session_id` wins: the
+//! event's own, then its span's, then that span's ancestors'. Under a per-layer filter, the
+//! spans that carry `session_id` must pass the filter for their events to be captured.
+//!
+//! | span data | wire field |
+//! |---|---|
+//! | span name | `event_name` |
+//! | fields given at creation or with `Span::record` | `event_data.<name>`, typed as for events |
+//! | time from creation to close | `event_data.duration_ms` (float) |
+//! | `http.request`: `method` or `http.request.method` | `event_data.method` |
+//! | `http.request`: `path`, `url.path`, `http.route` | `event_data.path`, query string removed |
+//! | `http.request`: `url`, `url.full` | `event_data.url` without credentials or query, and its `path` |
+//! | `http.request`: `status`, `http.response.status_code` (number or digits) | `event_data.status` (number) |
+//! | `http.request` severity | `ERROR` for status ≥ 500 or an `error`/`exception` field, `WARNING` for other 4xx, else `INFO` |
+//! | `queue.state_change` (span, or event with that `name:` or `event_name`) severity | `WARNING` when `to` is `paused_rate_limit` or `paused_capacity`, else `INFO` |
+//! | other captured spans' severity | from the span's level |
+//!
 //! One bad value never makes a batch unsendable: a string or `Debug` output longer than
 //! [`MAX_VALUE_BYTES`] is cut at a character boundary and ends with [`TRUNCATION_MARKER`],
 //! an event keeps at most [`MAX_EVENT_TEXT_BYTES`] of text and [`MAX_FIELDS`] fields, and an
@@ -142,6 +165,7 @@ mod limits;
 mod record;
 mod scrub;
 mod shared;
+mod span;
 mod stats;
 mod uploader;
 mod visit;
@@ -161,5 +185,6 @@ pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
     TRUNCATION_MARKER,
 };
+pub use span::DEFAULT_CAPTURED_SPANS;
 pub use stats::{Dropped, Stats};
 pub use uploader::retry::RETRY_AFTER_CAP;

@@ -1,0 +1,238 @@
+//! Spans: captured span names become events on close, `http.request` and
+//! `queue.state_change` follow their conventions, and `session_id` is inherited through spans,
+//! threads and instrumented futures.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Collector, PATIENCE};
+use tracing::Instrument;
+use tracing_subscriber::prelude::*;
+
+const SESSION: &str = "span-session";
+
+/// Runs `emit` under a registry with one reporter for SESSION; returns the GENERIC_EVENTs
+/// that arrived, by index.
+fn captured(emit: impl FnOnce()) -> Vec<Value> {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+    assert!(guard.handle().wait_until_drained(PATIENCE));
+    drop(guard);
+    collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect()
+}
+
+fn names(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["event_name"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn session_id_on_the_span_its_parent_or_grandparent() {
+    let events = captured(|| {
+        let root = tracing::info_span!("root", session_id = SESSION);
+        root.in_scope(|| {
+            tracing::info!("in root");
+            let child = tracing::info_span!("child");
+            child.in_scope(|| {
+                tracing::info!("in child");
+                tracing::info_span!("grandchild").in_scope(|| tracing::info!("in grandchild"));
+                tracing::info_span!("other", session_id = "another").in_scope(|| tracing::info!("in other"));
+            });
+        });
+        tracing::info!("outside");
+    });
+    assert_eq!(names(&events), ["in root", "in child", "in grandchild"]);
+}
+
+#[test]
+fn the_nearest_session_id_wins() {
+    let events = captured(|| {
+        tracing::info_span!("ours", session_id = SESSION).in_scope(|| {
+            tracing::info!(session_id = "another", "event says another");
+            tracing::info_span!("theirs", session_id = "another").in_scope(|| {
+                tracing::info!("span says another");
+                tracing::info!(session_id = SESSION, "event says ours");
+            });
+        });
+    });
+    assert_eq!(names(&events), ["event says ours"]);
+}
+
+#[test]
+fn spans_entered_on_other_threads_and_instrumented_futures_keep_their_session() {
+    let events = captured(|| {
+        let span = tracing::info_span!("work", session_id = SESSION);
+        let moved = span.clone();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                moved.in_scope(|| tracing::info!("on another thread"));
+            })
+        })
+        .join()
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(
+            async {
+                tokio::task::yield_now().await;
+                tracing::info!("in an instrumented future");
+            }
+            .instrument(span),
+        );
+    });
+    assert_eq!(names(&events), ["on another thread", "in an instrumented future"]);
+}
+
+#[test]
+fn http_request_spans_become_events_with_normalised_fields() {
+    let events = captured(|| {
+        tracing::info_span!("session", session_id = SESSION).in_scope(|| {
+            let ok = tracing::info_span!(
+                "http.request",
+                method = "GET",
+                path = "/v1/models?key=secret",
+                status = tracing::field::Empty
+            );
+            ok.record("status", 200u64);
+            drop(ok);
+            tracing::info_span!(
+                "http.request",
+                method = "POST",
+                url = "https://u:pw@api.example.com/v1/x?token=t",
+                status = 404
+            )
+            .in_scope(|| {});
+            tracing::info_span!(
+                "http.request",
+                "http.request.method" = "PUT",
+                "url.full" = "https://api.example.com/v1/y?q=1",
+                "http.response.status_code" = 503
+            )
+            .in_scope(|| {});
+            tracing::info_span!(
+                "http.request",
+                method = "GET",
+                path = "/z",
+                status = 200,
+                error = "connection reset"
+            )
+            .in_scope(|| {});
+            tracing::info_span!("not.captured", method = "GET").in_scope(|| {});
+        });
+    });
+    assert_eq!(names(&events), ["http.request"; 4]);
+    let data: Vec<&Value> = events.iter().map(|e| &e["event_data"]).collect();
+    assert_eq!(
+        (data[0]["method"].clone(), data[0]["path"].clone(), data[0]["status"].clone()),
+        (json!("GET"), json!("/v1/models"), json!(200))
+    );
+    assert_eq!(events[0]["severity"], "INFO");
+    assert_eq!(data[1]["url"], "https://api.example.com/v1/x");
+    assert_eq!(data[1]["path"], "/v1/x");
+    assert_eq!(events[1]["severity"], "WARNING");
+    assert_eq!(
+        (data[2]["method"].clone(), data[2]["path"].clone(), data[2]["status"].clone()),
+        (json!("PUT"), json!("/v1/y"), json!(503))
+    );
+    assert!(data[2].get("http.request.method").is_none());
+    assert_eq!(events[2]["severity"], "ERROR");
+    assert_eq!(events[3]["severity"], "ERROR", "an error field makes the request an error");
+    for d in &data {
+        assert!(d["duration_ms"].as_f64().unwrap() >= 0.0);
+        assert!(!d.to_string().contains("secret") && !d.to_string().contains("pw@"), "{d}");
+    }
+}
+
+#[test]
+fn queue_state_changes_as_spans_and_as_events() {
+    let events = captured(|| {
+        tracing::info_span!("session", session_id = SESSION).in_scope(|| {
+            tracing::info_span!("queue.state_change", from = "active", to = "paused_rate_limit", reason = "429", queue_depth = 12u64).in_scope(|| {});
+            tracing::info!(name: "queue.state_change", from = "paused_rate_limit", to = "active", queue_depth = 3u64);
+            tracing::info!(event_name = "queue.state_change", from = "active", to = "paused_capacity", reason = "full");
+        });
+    });
+    assert_eq!(names(&events), ["queue.state_change"; 3]);
+    let severities: Vec<&str> = events.iter().map(|e| e["severity"].as_str().unwrap()).collect();
+    assert_eq!(severities, ["WARNING", "INFO", "WARNING"]);
+    assert_eq!(events[0]["event_data"]["queue_depth"], 12);
+    assert_eq!(events[0]["event_data"]["reason"], "429");
+    assert_eq!(events[1]["event_data"]["to"], "active");
+    assert_eq!(events[2]["event_data"]["reason"], "full");
+}
+
+#[test]
+fn session_id_recorded_after_creation_counts() {
+    let events = captured(|| {
+        let span = tracing::info_span!(
+            "http.request",
+            session_id = tracing::field::Empty,
+            method = "GET",
+            status = 200
+        );
+        span.record("session_id", SESSION);
+        span.in_scope(|| tracing::info!("inside"));
+        drop(span);
+        let theirs = tracing::info_span!("http.request", session_id = tracing::field::Empty, method = "GET");
+        theirs.record("session_id", "another");
+        drop(theirs);
+    });
+    assert_eq!(names(&events), ["inside", "http.request"]);
+}
+
+#[test]
+fn custom_span_names_and_non_captured_spans() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).capture_spans(["checkpoint.save"]).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("session", session_id = SESSION).in_scope(|| {
+            tracing::info_span!("checkpoint.save", step = 7u64).in_scope(|| {});
+            tracing::info_span!("http.request", method = "GET").in_scope(|| {});
+            tracing::debug_span!("checkpoint.save", step = 8u64).in_scope(|| {});
+        });
+    });
+    drop(guard);
+    let events: Vec<Value> =
+        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    assert_eq!(names(&events), ["checkpoint.save"], "below min_level and uncaptured names are not sent");
+    assert_eq!(events[0]["event_data"]["step"], 7);
+}
+
+#[test]
+fn composes_under_filters_options_boxes_and_beside_other_layers() {
+    use tracing_subscriber::filter::filter_fn;
+    let collector = Collector::start();
+    let (a, guard_a) = collector.builder("filtered").min_level(tracing::Level::DEBUG).build().unwrap();
+    let (b, guard_b) = collector.builder("boxed").build().unwrap();
+    let (c, guard_c) = collector.builder("optional").build().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(a.with_filter(filter_fn(|m| m.is_span() || *m.level() <= tracing::Level::WARN)))
+        .with(Box::new(b) as Box<dyn tracing_subscriber::Layer<_> + Send + Sync>)
+        .with(Some(c))
+        .with(None::<tinker_telemetry::TinkerTelemetryLayer>)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+        .with(tracing_subscriber::EnvFilter::new("trace"));
+    tracing::subscriber::with_default(subscriber, || {
+        for session in ["filtered", "boxed", "optional"] {
+            tracing::info_span!("s", session_id = session).in_scope(|| {
+                tracing::info!("info");
+                tracing::warn!("warn");
+                tracing::info_span!("http.request", method = "GET", status = 200).in_scope(|| {});
+            });
+        }
+    });
+    drop((guard_a, guard_b, guard_c));
+    let seen = collector.seen();
+    let names_of = |session: &str| -> Vec<String> {
+        let mut events: Vec<Value> = seen
+            .iter()
+            .filter(|s| s.body["session_id"] == session)
+            .flat_map(|s| s.events().to_vec())
+            .collect();
+        events.sort_by_key(|e| e["event_session_index"].as_u64());
+        events.iter().filter_map(|e| e["event_name"].as_str().map(str::to_owned)).collect()
+    };
+    assert_eq!(names_of("filtered"), ["warn", "http.request"], "the per-layer filter drops INFO events");
+    assert_eq!(names_of("boxed"), ["info", "warn", "http.request"]);
+    assert_eq!(names_of("optional"), ["info", "warn", "http.request"]);
+}
