@@ -15,6 +15,7 @@ use crate::limits::Redactor;
 use crate::shared::Shared;
 use crate::span::DEFAULT_CAPTURED_SPANS;
 use crate::uploader::{self, UploadConfig};
+use crate::user_error::{Classifier, HttpStatusError, read_status};
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
 /// gives one.
@@ -89,6 +90,7 @@ pub struct Builder {
     min_level: Level,
     redacted_fields: Option<Vec<String>>,
     capture_spans: Vec<String>,
+    errors: Classifier,
 }
 
 impl Default for Builder {
@@ -111,6 +113,7 @@ impl Default for Builder {
             min_level: DEFAULT_MIN_LEVEL,
             redacted_fields: None,
             capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
+            errors: Classifier::default(),
         }
     }
 }
@@ -135,6 +138,7 @@ impl fmt::Debug for Builder {
             .field("min_level", &self.min_level)
             .field("redacted_fields", &self.redacted_fields)
             .field("capture_spans", &self.capture_spans)
+            .field("errors", &self.errors)
             .finish()
     }
 }
@@ -283,6 +287,46 @@ impl Builder {
         self
     }
 
+    /// Recognises errors of type `E` as carrying an HTTP status (and maybe a body), so that
+    /// a 4xx among an error's causes makes a `user_error` event. `reqwest::Error` and
+    /// [`HttpError`](crate::HttpError) are recognised without this. Default: none.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[derive(Debug)] struct ApiError(u16);
+    /// # impl std::fmt::Display for ApiError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{}", self.0) } }
+    /// # impl std::error::Error for ApiError {}
+    /// impl tinker_telemetry::HttpStatusError for ApiError {
+    ///     fn status_code(&self) -> Option<u16> { Some(self.0) }
+    /// }
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().status_error::<ApiError>();
+    /// ```
+    pub fn status_error<E>(mut self) -> Self
+    where
+        E: HttpStatusError + std::error::Error + 'static,
+    {
+        self.errors.readers.push(read_status::<E>);
+        self
+    }
+
+    /// A rule of your own for user errors, asked about the error and each of its causes
+    /// (nearest first) before the status rule: `Some(true)` makes it a user error,
+    /// `Some(false)` makes it not one, `None` leaves the decision to the status rule.
+    /// Default: none.
+    ///
+    /// # Examples
+    /// ```
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder()
+    ///     .user_error_classifier(|err| err.is::<std::num::ParseIntError>().then_some(true));
+    /// ```
+    pub fn user_error_classifier<F>(mut self, rule: F) -> Self
+    where
+        F: Fn(&(dyn std::error::Error + 'static)) -> Option<bool> + Send + Sync + 'static,
+    {
+        self.errors.custom = Some(Arc::new(rule));
+        self
+    }
+
     /// Checks the configuration and, when telemetry is enabled, starts the uploader thread.
     ///
     /// Returns the layer to register with a `tracing_subscriber::Registry` and the guard to
@@ -311,6 +355,7 @@ impl Builder {
             sessionless: self.sessionless,
             min_level: self.min_level,
             capture_spans: self.capture_spans.iter().map(|s| s.as_str().into()).collect(),
+            errors: Arc::new(self.errors),
         };
         if !enabled {
             let handle = TelemetryHandle::disabled(session_id);
@@ -337,7 +382,11 @@ impl Builder {
             redactor,
         };
         let thread = uploader::start(config, Arc::clone(&shared), control)?;
-        let handle = TelemetryHandle::enabled(Arc::clone(&shared), self.flush_timeout);
+        let handle = TelemetryHandle::enabled(
+            Arc::clone(&shared),
+            self.flush_timeout,
+            Arc::clone(&layer_config.errors),
+        );
         let layer = TinkerTelemetryLayer::enabled(layer_config, shared);
         Ok((layer, TelemetryGuard::enabled(handle, thread)))
     }

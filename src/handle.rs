@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,6 +11,7 @@ use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::record::{Body, Record};
 use crate::shared::{Control, Shared, remaining};
 use crate::stats::Stats;
+use crate::user_error::Classifier;
 
 /// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery and
 /// read the counters. `Clone + Send + Sync`; get one from [`TelemetryGuard::handle`].
@@ -22,6 +24,9 @@ pub struct TelemetryHandle {
     shared: Option<Arc<Shared>>,
     session_id: Arc<str>,
     pub(crate) flush_timeout: Duration,
+    pub(crate) errors: Arc<Classifier>,
+    /// Whether this reporter's panic hook is installed.
+    pub(crate) panic_hook: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for TelemetryHandle {
@@ -34,13 +39,20 @@ impl fmt::Debug for TelemetryHandle {
 }
 
 impl TelemetryHandle {
-    pub(crate) fn enabled(shared: Arc<Shared>, flush_timeout: Duration) -> Self {
+    pub(crate) fn enabled(shared: Arc<Shared>, flush_timeout: Duration, errors: Arc<Classifier>) -> Self {
         let session_id = Arc::from(&*shared.session_id);
-        TelemetryHandle { shared: Some(shared), session_id, flush_timeout }
+        let panic_hook = Arc::new(AtomicBool::new(false));
+        TelemetryHandle { shared: Some(shared), session_id, flush_timeout, errors, panic_hook }
     }
 
     pub(crate) fn disabled(session_id: String) -> Self {
-        TelemetryHandle { shared: None, session_id: session_id.into(), flush_timeout: Duration::ZERO }
+        TelemetryHandle {
+            shared: None,
+            session_id: session_id.into(),
+            flush_timeout: Duration::ZERO,
+            errors: Arc::default(),
+            panic_hook: Arc::default(),
+        }
     }
 
     pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {

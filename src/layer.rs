@@ -17,7 +17,8 @@ use crate::event::Severity;
 use crate::record::{Body, Record, Text};
 use crate::shared::Shared;
 use crate::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
-use crate::visit::{Draft, FieldVisitor, SESSION_ID, SessionProbe};
+use crate::user_error::Classifier;
+use crate::visit::{Draft, ErrorField, FieldVisitor, SESSION_ID, SessionProbe};
 
 /// The layer's share of the configuration.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub(crate) struct LayerConfig {
     pub(crate) min_level: Level,
     /// Span names that become events when they close.
     pub(crate) capture_spans: Box<[Box<str>]>,
+    /// How error fields are classified.
+    pub(crate) errors: Arc<Classifier>,
 }
 
 /// A [`tracing_subscriber::Layer`] that sends the events of one Tinker session to the
@@ -152,7 +155,17 @@ impl Inner {
     fn capture(&self, event: &Event<'_>, text: &mut String) -> Record {
         let meta = event.metadata();
         let mut draft = Draft::default();
-        event.record(&mut FieldVisitor::new(&mut draft, text, false));
+        event.record(&mut FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.errors));
+        if let Some(error) = draft.error.take() {
+            let ErrorField { record, .. } = *error;
+            let mut record = record;
+            if let Some(s) = draft.severity {
+                if matches!(record.body, Body::Exception(_)) {
+                    record.severity = s;
+                }
+            }
+            return record;
+        }
         if draft.name.is_none() && (draft.message.is_none() || !is_default_event_name(meta.name())) {
             draft.name = Some(Text::Static(meta.name()));
         }

@@ -138,6 +138,39 @@
 //! server's `Retry-After` (capped at [`RETRY_AFTER_CAP`]); a 413 splits the batch; other
 //! statuses are final. Every event's fate is counted in [`Stats`].
 //!
+//! # Exceptions and panics
+//!
+//! Errors are `std::error::Error` values with their `source()` chains:
+//!
+//! | entry point | what it does |
+//! |---|---|
+//! | [`TelemetryHandle::log_exception`] | queues one event and asks for a send; never blocks |
+//! | [`TelemetryHandle::log_fatal_exception`] (and `_async`) | the event, SESSION_END (once per session), then a drain bounded by `flush_timeout` |
+//! | [`TelemetryHandle::capture`], `capture_fatal`, `capture_with_severity` | run a closure; log its `Err` and return it unchanged; report a panic as fatal and resume it |
+//! | [`TelemetryHandle::capture_async`], [`CaptureExt`] | the same for futures |
+//! | `tracing::error!(error = &err as &dyn Error, "…")` in the session | the same event as `log_exception`, with the message as context |
+//! | [`TelemetryHandle::install_panic_hook`] | a panic on any thread: UNHANDLED_EXCEPTION `CRITICAL` with payload, location, thread and backtrace, SESSION_END, drain; then the previous hook |
+//!
+//! An error is a *user error* when it or a cause carries an HTTP status in 400..=499 other
+//! than 408 and 429 ([`is_user_error`]; `reqwest::Error`, [`HttpError`], types registered with
+//! [`Builder::status_error`], or a rule given to [`Builder::user_error_classifier`]). A user
+//! error is sent as a `GENERIC_EVENT` named `user_error` (`WARNING`, `event_data` with
+//! `error_type`, `message`, `status_code`, `body`); any other error as an
+//! `UNHANDLED_EXCEPTION` with `error_type` (the type name without module path),
+//! `error_message` (its `Display`) and `traceback` (the cause chain, one per line, plus a
+//! backtrace when `RUST_BACKTRACE` asks for one).
+//!
+//! ```
+//! use tinker_telemetry::{HttpError, Severity, TinkerTelemetryLayer};
+//!
+//! let (_layer, guard) = TinkerTelemetryLayer::builder().session_id("s").enabled(false).build()?;
+//! let handle = guard.handle();
+//! handle.install_panic_hook();
+//! let result = handle.capture(|| Err::<(), _>(HttpError::new(422, "bad learning rate")));
+//! assert!(result.is_err()); // logged as a user_error, returned unchanged
+//! # Ok::<(), tinker_telemetry::BuildError>(())
+//! ```
+//!
 //! # Feedback loops
 //!
 //! The uploader's thread, and every thread its runtime starts, runs under
@@ -156,6 +189,7 @@
 struct ReadmeDoctests;
 
 mod builder;
+mod capture;
 mod error;
 mod event;
 mod guard;
@@ -168,6 +202,7 @@ mod shared;
 mod span;
 mod stats;
 mod uploader;
+mod user_error;
 mod visit;
 
 pub use builder::{
@@ -176,6 +211,7 @@ pub use builder::{
     DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED,
     MAX_BATCH_SIZE_LIMIT,
 };
+pub use capture::{CaptureExt, Captured};
 pub use error::BuildError;
 pub use event::{ParseSeverityError, Severity};
 pub use guard::{ShutdownReport, TelemetryGuard};
@@ -188,3 +224,6 @@ pub use limits::{
 pub use span::DEFAULT_CAPTURED_SPANS;
 pub use stats::{Dropped, Stats};
 pub use uploader::retry::RETRY_AFTER_CAP;
+pub use user_error::{
+    HttpError, HttpStatusError, MAX_CAUSES, ReportableError, is_user_error, is_user_status,
+};

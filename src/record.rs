@@ -44,7 +44,6 @@ pub(crate) enum Body {
         name: Box<str>,
         data: serde_json::Value,
     },
-    #[cfg_attr(not(test), expect(dead_code, reason = "exception capture is not wired up yet"))]
     Exception(Box<ExceptionRecord>),
 }
 

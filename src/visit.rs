@@ -6,11 +6,13 @@ use std::fmt::{self, Write as _};
 use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
+use crate::capture::error_record;
 use crate::event::Severity;
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
-use crate::record::{FieldRecord, INLINE_FIELDS, Text, Val};
+use crate::record::{FieldRecord, INLINE_FIELDS, Record, Text, Val};
+use crate::user_error::{Classifier, dyn_type_name};
 
 /// The field that scopes events to a session.
 pub(crate) const SESSION_ID: &str = "session_id";
@@ -115,6 +117,14 @@ pub(crate) struct Draft {
     pub(crate) severity: Option<Severity>,
     pub(crate) fields: SmallVec<[(&'static str, Val); INLINE_FIELDS]>,
     pub(crate) fields_dropped: u32,
+    /// The first error value recorded, already turned into its event.
+    pub(crate) error: Option<Box<ErrorField>>,
+}
+
+/// An error recorded through `Visit::record_error`, as the event it becomes.
+#[derive(Debug)]
+pub(crate) struct ErrorField {
+    pub(crate) record: Record,
 }
 
 impl Draft {
@@ -138,12 +148,20 @@ pub(crate) struct FieldVisitor<'a> {
     base: usize,
     /// Replace a field seen before (a span's `record`) instead of adding it again.
     replace: bool,
+    /// Turn error values into exception events (events only; on spans they are text).
+    errors: Option<&'a Classifier>,
 }
 
 impl<'a> FieldVisitor<'a> {
     pub(crate) fn new(draft: &'a mut Draft, text: &'a mut String, replace: bool) -> Self {
         let base = if replace { 0 } else { text.len() };
-        FieldVisitor { draft, text, base, replace }
+        FieldVisitor { draft, text, base, replace, errors: None }
+    }
+
+    /// Makes error values ([`Visit::record_error`]) become exception or `user_error` events.
+    pub(crate) fn with_errors(mut self, classifier: &'a Classifier) -> Self {
+        self.errors = Some(classifier);
+        self
     }
 
     fn budget(&self) -> usize {
@@ -161,6 +179,16 @@ impl<'a> FieldVisitor<'a> {
             self.text.push_str(TRUNCATION_MARKER);
         }
         range(start, self.text.len())
+    }
+
+    fn push_display(&mut self, value: &dyn fmt::Display) -> Text {
+        struct AsDebug<'a>(&'a dyn fmt::Display);
+        impl fmt::Debug for AsDebug<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self.0, f)
+            }
+        }
+        self.push_debug(&AsDebug(value))
     }
 
     fn push_debug(&mut self, value: &dyn fmt::Debug) -> Text {
@@ -281,6 +309,25 @@ impl Visit for FieldVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if field.name() != SESSION_ID {
             self.add(field.name(), Val::F64(value));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        match self.errors {
+            Some(classifier) if self.draft.error.is_none() => {
+                let context = self.draft.message.map(|m| match m {
+                    Text::Static(s) => s.to_owned(),
+                    Text::Range(a, b) => self.text[a as usize..b as usize].to_owned(),
+                });
+                let error_type = dyn_type_name(value);
+                let severity = Severity::Error;
+                let record = error_record(classifier, value, error_type, severity, context.as_deref());
+                self.draft.error = Some(Box::new(ErrorField { record }));
+            }
+            _ => {
+                let t = self.push_display(value);
+                self.add(field.name(), Val::Str(t));
+            }
         }
     }
 
