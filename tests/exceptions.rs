@@ -311,3 +311,16 @@ fn disabled_helpers_are_transparent_and_send_nothing() {
     assert!(collector.seen().is_empty());
     let _ = PATIENCE;
 }
+
+#[test]
+fn the_blocking_fatal_path_inside_a_current_thread_runtime_does_not_deadlock() {
+    let collector = Collector::start();
+    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let drained =
+        rt.block_on(async { handle.log_fatal_exception(&HttpError::new(500, "x"), Severity::Error) });
+    assert!(drained);
+    assert_eq!(collector.names(), ["SESSION_START", "UNHANDLED_EXCEPTION", "SESSION_END"]);
+    drop(guard);
+}

@@ -25,6 +25,8 @@ fn child_program() {
         .build()
         .unwrap();
     let handle = guard.handle();
+    // A hook the program had before: ours must chain it, not replace it.
+    std::panic::set_hook(Box::new(|_| eprintln!("the previous hook ran")));
     assert!(handle.install_panic_hook());
     assert!(!handle.install_panic_hook(), "installing twice is a no-op");
     if mode == "abort" {
@@ -46,15 +48,16 @@ fn child_program() {
 
 fn run_child(mode: &str) -> (std::process::ExitStatus, Collector) {
     let collector = Collector::start();
-    let status = Command::new(std::env::current_exe().unwrap())
+    let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_program", "--nocapture", "--test-threads=1"])
         .env(URL, collector.uri())
         .env(MODE, mode)
         .env("RUST_BACKTRACE", "0")
         .output()
-        .unwrap()
-        .status;
-    (status, collector)
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the previous hook ran"), "the previous hook was replaced: {stderr}");
+    (output.status, collector)
 }
 
 fn check_events(collector: &Collector, message: &str, thread: &str) {
