@@ -171,6 +171,16 @@ fn a_full_queue_drops_counts_and_reports_once_space_returns() {
     assert_eq!(s.accepted, s.delivered + s.dropped.total() + s.queued);
 }
 
+/// Starts a reporter, waits for SESSION_START to arrive, logs one event and waits until it
+/// is delivered or dropped.
+fn log_one_after_start(collector: &Collector) -> tinker_telemetry::TelemetryGuard {
+    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
+    collector.wait_requests(1);
+    guard.handle().log("x", json!({}), Severity::Info);
+    assert!(guard.handle().wait_until_drained(PATIENCE));
+    guard
+}
+
 #[test]
 fn retryable_failures_are_retried_with_the_same_payload() {
     let collector = Collector::with_plan(vec![
@@ -179,11 +189,8 @@ fn retryable_failures_are_retried_with_the_same_payload() {
         Reply::Status(502),
         Reply::Status(200),
     ]);
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
+    let guard = log_one_after_start(&collector);
     let handle = guard.handle();
-    collector.wait_requests(1);
-    handle.log("x", json!({}), Severity::Info);
-    assert!(handle.wait_until_drained(PATIENCE));
     let seen = collector.seen();
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[1].body, seen[3].body, "retries resend the same events (same event_id)");
@@ -220,11 +227,7 @@ fn retry_after_is_honoured() {
         Reply::Status(200),
     ]);
     // Backoff alone would wait 5 ms.
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
-    collector.wait_requests(1);
-    handle.log("x", json!({}), Severity::Info);
-    assert!(handle.wait_until_drained(PATIENCE));
+    let guard = log_one_after_start(&collector);
     let seen = collector.seen();
     assert_eq!(seen.len(), 3);
     let waited = seen[2].at - seen[1].at;
@@ -277,12 +280,7 @@ fn two_reporters_in_one_registry_each_see_their_own_session() {
     drop(guard_b);
     let seen = collector.seen();
     let names_of = |session: &str| -> Vec<String> {
-        let mut events: Vec<_> = seen
-            .iter()
-            .filter(|s| s.body["session_id"] == session)
-            .flat_map(|s| s.events().to_vec())
-            .collect();
-        events.sort_by_key(|e| e["event_session_index"].as_u64());
+        let events = collector.session_events(session);
         assert_well_formed(&events);
         events.iter().filter_map(|e| e["event_name"].as_str().map(str::to_owned)).collect()
     };

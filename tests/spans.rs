@@ -222,14 +222,8 @@ fn composes_under_filters_options_boxes_and_beside_other_layers() {
         }
     });
     drop((guard_a, guard_b, guard_c));
-    let seen = collector.seen();
     let names_of = |session: &str| -> Vec<String> {
-        let mut events: Vec<Value> = seen
-            .iter()
-            .filter(|s| s.body["session_id"] == session)
-            .flat_map(|s| s.events().to_vec())
-            .collect();
-        events.sort_by_key(|e| e["event_session_index"].as_u64());
+        let events = collector.session_events(session);
         events.iter().filter_map(|e| e["event_name"].as_str().map(str::to_owned)).collect()
     };
     assert_eq!(names_of("filtered"), ["warn", "http.request"], "the per-layer filter drops INFO events");

@@ -220,6 +220,18 @@ impl Collector {
         events
     }
 
+    /// Accepted events of one session (the body's `session_id`), by index.
+    pub fn session_events(&self, session: &str) -> Vec<Value> {
+        let mut events: Vec<Value> = self
+            .seen()
+            .iter()
+            .filter(|s| s.accepted && s.body["session_id"] == session)
+            .flat_map(|s| s.events().to_vec())
+            .collect();
+        events.sort_by_key(|e| e["event_session_index"].as_u64());
+        events
+    }
+
     /// GENERIC_EVENT names of the accepted events, by index.
     pub fn names(&self) -> Vec<String> {
         self.accepted_by_index()
