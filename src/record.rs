@@ -62,6 +62,17 @@ pub(crate) enum Text {
     Range(u32, u32),
 }
 
+/// A byte range of `FieldRecord::text`: the compact form field values use, so that a field
+/// takes 32 bytes inline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Range(pub(crate) u32, pub(crate) u32);
+
+impl From<Range> for Text {
+    fn from(r: Range) -> Self {
+        Text::Range(r.0, r.1)
+    }
+}
+
 /// A field value with its JSON type.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Val {
@@ -69,9 +80,9 @@ pub(crate) enum Val {
     U64(u64),
     F64(f64),
     Bool(bool),
-    Str(Text),
+    Str(Range),
     /// An integer too wide for 64 bits, as decimal digits in the text buffer.
-    BigInt(Text),
+    BigInt(Range),
 }
 
 /// A GENERIC_EVENT captured from tracing fields.
@@ -86,8 +97,8 @@ pub(crate) struct FieldRecord {
 }
 
 impl FieldRecord {
-    pub(crate) fn text(&self, t: Text) -> &str {
-        match t {
+    pub(crate) fn text(&self, t: impl Into<Text>) -> &str {
+        match t.into() {
             Text::Static(s) => s,
             Text::Range(a, b) => self.text.get(a as usize..b as usize).unwrap_or(""),
         }
@@ -317,6 +328,12 @@ impl Serialize for Redacted<'_> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn records_stay_compact() {
+        assert_eq!(std::mem::size_of::<(&'static str, Val)>(), 32);
+        assert!(std::mem::size_of::<Record>() <= 296, "{}", std::mem::size_of::<Record>());
+    }
+
     fn record(body: Body) -> Record {
         Record { time: SystemTime::UNIX_EPOCH, severity: Severity::Info, body }
     }
@@ -332,14 +349,14 @@ mod tests {
         let text: Box<str> = "hello12345678901234567890123456789012345678".into();
         let mut f = FieldRecord { text, ..FieldRecord::default() };
         f.name = Some(Text::Static("user.action"));
-        f.fields.push(("s", Val::Str(Text::Range(0, 5))));
+        f.fields.push(("s", Val::Str(Range(0, 5))));
         f.fields.push(("i", Val::I64(-3)));
         f.fields.push(("u", Val::U64(u64::MAX)));
         f.fields.push(("f", Val::F64(1.5)));
         f.fields.push(("nan", Val::F64(f64::NAN)));
         f.fields.push(("inf", Val::F64(f64::NEG_INFINITY)));
         f.fields.push(("b", Val::Bool(true)));
-        f.fields.push(("big", Val::BigInt(Text::Range(5, 43))));
+        f.fields.push(("big", Val::BigInt(Range(5, 43))));
         let v = wire(Body::Fields(f));
         assert_eq!(v["event"], "GENERIC_EVENT");
         assert_eq!(v["event_name"], "user.action");

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use tracing::Level;
 
 use crate::event::Severity;
-use crate::record::{Body, FieldRecord, Record, Text, Val};
+use crate::record::{Body, FieldRecord, Range, Record, Text, Val};
 use crate::scrub::scrub_url;
 use crate::visit::Draft;
 
@@ -90,10 +90,10 @@ fn normalise_http(old: &FieldRecord) -> FieldRecord {
     let push = |text: &mut String, s: &str| {
         let start = text.len() as u32;
         text.push_str(s);
-        Text::Range(start, text.len() as u32)
+        Range(start, text.len() as u32)
     };
     if let Some(m) = old.message {
-        out.message = Some(push(&mut text, old.text(m)));
+        out.message = Some(push(&mut text, old.text(m)).into());
     }
     let mut derived_path = None;
     for &(key, val) in &old.fields {
@@ -177,7 +177,7 @@ mod tests {
         for (k, v) in fields {
             let start = text.len() as u32;
             text.push_str(v);
-            out.fields.push((k, Val::Str(Text::Range(start, text.len() as u32))));
+            out.fields.push((k, Val::Str(Range(start, text.len() as u32))));
         }
         out.text = text.into();
         out

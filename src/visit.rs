@@ -11,7 +11,7 @@ use crate::event::Severity;
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
-use crate::record::{FieldRecord, INLINE_FIELDS, Record, Text, Val};
+use crate::record::{FieldRecord, INLINE_FIELDS, Range, Record, Text, Val};
 use crate::user_error::{Classifier, dyn_type_name};
 
 /// The field that scopes events to a session.
@@ -169,7 +169,7 @@ impl<'a> FieldVisitor<'a> {
         MAX_VALUE_BYTES.min(MAX_EVENT_TEXT_BYTES.saturating_sub(used))
     }
 
-    fn push_str(&mut self, s: &str) -> Text {
+    fn push_str(&mut self, s: &str) -> Range {
         let start = self.text.len();
         let budget = self.budget();
         if s.len() <= budget {
@@ -181,7 +181,7 @@ impl<'a> FieldVisitor<'a> {
         range(start, self.text.len())
     }
 
-    fn push_display(&mut self, value: &dyn fmt::Display) -> Text {
+    fn push_display(&mut self, value: &dyn fmt::Display) -> Range {
         struct AsDebug<'a>(&'a dyn fmt::Display);
         impl fmt::Debug for AsDebug<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,7 +191,7 @@ impl<'a> FieldVisitor<'a> {
         self.push_debug(&AsDebug(value))
     }
 
-    fn push_debug(&mut self, value: &dyn fmt::Debug) -> Text {
+    fn push_debug(&mut self, value: &dyn fmt::Debug) -> Range {
         let start = self.text.len();
         let budget = self.budget();
         let mut w = Limited { out: self.text, left: budget, cut: false };
@@ -218,9 +218,9 @@ impl<'a> FieldVisitor<'a> {
     }
 }
 
-fn range(start: usize, end: usize) -> Text {
+fn range(start: usize, end: usize) -> Range {
     // Text is bounded by MAX_EVENT_TEXT_BYTES per event, far below u32::MAX.
-    Text::Range(start as u32, end as u32)
+    Range(start as u32, end as u32)
 }
 
 /// Writes up to `left` bytes (on a character boundary), then refuses.
@@ -249,8 +249,8 @@ impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             SESSION_ID => {}
-            EVENT_NAME => self.draft.name = Some(self.push_str(value)),
-            MESSAGE => self.draft.message = Some(self.push_str(value)),
+            EVENT_NAME => self.draft.name = Some(self.push_str(value).into()),
+            MESSAGE => self.draft.message = Some(self.push_str(value).into()),
             SEVERITY if Severity::parse(value).is_some() => self.draft.severity = Severity::parse(value),
             name => {
                 let t = self.push_str(value);
@@ -262,17 +262,15 @@ impl Visit for FieldVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         match field.name() {
             SESSION_ID => {}
-            EVENT_NAME => self.draft.name = Some(self.push_debug(value)),
-            MESSAGE => self.draft.message = Some(self.push_debug(value)),
+            EVENT_NAME => self.draft.name = Some(self.push_debug(value).into()),
+            MESSAGE => self.draft.message = Some(self.push_debug(value).into()),
             name => {
                 let t = self.push_debug(value);
                 if name == SEVERITY {
-                    if let Text::Range(a, b) = t {
-                        if let Some(s) = Severity::parse(&self.text[a as usize..b as usize]) {
-                            self.draft.severity = Some(s);
-                            self.text.truncate(a as usize);
-                            return;
-                        }
+                    if let Some(s) = Severity::parse(&self.text[t.0 as usize..t.1 as usize]) {
+                        self.draft.severity = Some(s);
+                        self.text.truncate(t.0 as usize);
+                        return;
                     }
                 }
                 self.add(name, Val::Str(t));
