@@ -254,8 +254,9 @@ impl Builder {
         self
     }
 
-    /// Field names whose values are sent as `[REDACTED]`: a field is redacted when its name
-    /// contains one of these, ignoring case and treating `-` as `_`. Replaces the default list,
+    /// Field names whose values are sent as `[REDACTED]`: a field is redacted when the words of
+    /// its name contain the words of one of these (`token` matches `access_token` and
+    /// `X-Auth-Token`, not `max_tokens`), ignoring case. Replaces the default list,
     /// [`DEFAULT_REDACTED_FIELDS`](crate::DEFAULT_REDACTED_FIELDS); an empty list turns
     /// redaction off.
     pub fn redacted_fields<I, S>(mut self, names: I) -> Self
@@ -269,7 +270,10 @@ impl Builder {
 
     /// Span names that become events when they close: one `GENERIC_EVENT` named after the
     /// span, with the span's fields (given at creation or recorded later) and `duration_ms`,
-    /// for spans of the session. Replaces the default list,
+    /// for spans of the session, whatever their level. A captured span with an HTTP method
+    /// field (`method`, `http.request.method`) is sent as `http.request` with normalised
+    /// fields, so adding reqwest-tracing's `"HTTP request"` or tower-http's `"request"` maps
+    /// them. Replaces the default list,
     /// [`DEFAULT_CAPTURED_SPANS`](crate::DEFAULT_CAPTURED_SPANS) (`http.request` and
     /// `queue.state_change`); include those names to keep them.
     ///

@@ -1,7 +1,7 @@
 //! Exception capture on the handle: logging errors, the fatal path, capture helpers for
 //! closures and futures, and the panic hook.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, PanicHookInfo, catch_unwind, resume_unwind};
 use std::pin::Pin;
@@ -16,9 +16,14 @@ use crate::record::{Body, ExceptionRecord, Record};
 use crate::user_error::{Classifier, ReportableError, exception_record, user_error_data};
 
 thread_local! {
-    /// Set by the panic hook: the panic unwinding through this thread is already reported,
-    /// so a capture helper that catches it does not report it again.
-    static PANIC_REPORTED: Cell<bool> = const { Cell::new(false) };
+    /// The reporters whose panic hook reported the panic unwinding through this thread, so
+    /// that their capture helpers that catch it do not report it again. Cleared whenever a
+    /// capture helper starts.
+    static PANIC_REPORTED_BY: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn clear_reported_panics() {
+    PANIC_REPORTED_BY.with(|r| r.borrow_mut().clear());
 }
 
 /// The record for an error: `user_error` (WARNING) for user errors, else
@@ -197,6 +202,7 @@ impl TelemetryHandle {
         if !self.is_enabled() {
             return f();
         }
+        clear_reported_panics();
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
@@ -238,7 +244,8 @@ impl TelemetryHandle {
 
     /// Reports a panic caught by a capture helper, unless the panic hook already did.
     fn report_caught_panic(&self, payload: &(dyn std::any::Any + Send)) {
-        if PANIC_REPORTED.with(Cell::take) {
+        let id = self.reporter_id();
+        if PANIC_REPORTED_BY.with(|r| std::mem::take(&mut *r.borrow_mut()).contains(&id)) {
             return;
         }
         self.report_panic(payload_message(payload), None);
@@ -298,7 +305,8 @@ impl TelemetryHandle {
         if std::thread::current().name().is_some_and(|n| n.starts_with("tinker-telemetry")) {
             return;
         }
-        PANIC_REPORTED.with(|r| r.set(true));
+        let id = self.reporter_id();
+        PANIC_REPORTED_BY.with(|r| r.borrow_mut().push(id));
         let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
         self.report_panic(payload_message(info.payload()), location);
     }
@@ -363,6 +371,7 @@ where
             }
         }
         let Some(handle) = this.handle.as_ref() else { return this.inner.poll(cx) };
+        clear_reported_panics();
         let polled = catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)));
         match polled {
             Ok(Poll::Pending) => Poll::Pending,

@@ -5,7 +5,7 @@ use std::sync::mpsc::sync_channel;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::handle::TelemetryHandle;
+use crate::handle::{TelemetryHandle, deadline_in};
 use crate::shared::{Control, remaining};
 use crate::stats::Stats;
 
@@ -89,7 +89,7 @@ impl TelemetryGuard {
         };
         shared.close();
         shared.end_session();
-        let deadline = Instant::now() + self.handle.flush_timeout;
+        let deadline = deadline_in(self.handle.flush_timeout);
         let (reply, answer) = sync_channel(1);
         if !shared.send_control(Control::Shutdown { deadline, reply }) {
             let stats = shared.stats();

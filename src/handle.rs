@@ -103,16 +103,16 @@ impl TelemetryHandle {
     /// Blocks the calling thread; in async code run it with `tokio::task::spawn_blocking`.
     pub fn wait_until_drained(&self, timeout: Duration) -> bool {
         let Some(shared) = &self.shared else { return true };
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_in(timeout);
         let (tx, rx) = sync_channel(1);
         if !shared.send_control(Control::Flush(Some(tx))) {
-            // The uploader has stopped: nothing is in flight any more.
-            return true;
+            // The uploader has stopped: drained if it settled everything before it did.
+            return shared.stats().queued == 0;
         }
         match rx.recv_timeout(remaining(deadline)) {
             Ok(target) => shared.wait_watermark(target, deadline),
             Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Disconnected) => shared.stats().queued == 0,
         }
     }
 
@@ -128,9 +128,23 @@ impl TelemetryHandle {
         &self.session_id
     }
 
+    /// Tells reporters apart (0 when disabled).
+    pub(crate) fn reporter_id(&self) -> usize {
+        self.shared.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
+    }
+
     /// Whether telemetry is enabled for this reporter.
     #[must_use]
     pub fn is_enabled(&self) -> bool {
         self.shared.is_some()
     }
+}
+
+/// `timeout` from now, or a far-off instant when that is past what `Instant` can hold (so
+/// `Duration::MAX` means "wait as long as it takes" instead of overflowing).
+pub(crate) fn deadline_in(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }

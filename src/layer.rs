@@ -159,10 +159,9 @@ impl Inner {
         if let Some(error) = draft.error.take() {
             let ErrorField { record, .. } = *error;
             let mut record = record;
-            if let Some(s) = draft.severity {
-                if matches!(record.body, Body::Exception(_)) {
-                    record.severity = s;
-                }
+            // A user error is always a WARNING; an exception takes the event's severity.
+            if matches!(record.body, Body::Exception(_)) {
+                record.severity = draft.severity.unwrap_or_else(|| Severity::from(meta.level()));
             }
             return record;
         }
@@ -192,6 +191,20 @@ impl Inner {
     {
         span.extensions().get::<SpanSessions>()?.get(self.id)
     }
+}
+
+/// Removes this layer's capture from `span`, if it has one.
+fn take_capture<S>(
+    span: &tracing_subscriber::registry::SpanRef<'_, S>,
+    layer: u64,
+) -> Option<Box<SpanCapture>>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut ext = span.extensions_mut();
+    let captures = ext.get_mut::<SpanCaptures>()?;
+    let at = captures.0.iter().position(|(l, _)| *l == layer)?;
+    Some(captures.0.swap_remove(at).1)
 }
 
 /// tracing names events `event <file>:<line>` unless the macro was given `name:`.
@@ -256,25 +269,24 @@ where
                 }
             }
         }
+        // Take the capture out while visiting: a value's Debug impl may log, and the event
+        // it logs looks up this span's extensions.
+        let Some(mut capture) = take_capture(&span, inner.id) else { return };
+        let SpanCapture { draft, text, .. } = &mut *capture;
+        values.record(&mut FieldVisitor::new(draft, text, true));
         let mut ext = span.extensions_mut();
-        let Some(captures) = ext.get_mut::<SpanCaptures>() else { return };
-        if let Some((_, capture)) = captures.0.iter_mut().find(|(l, _)| *l == inner.id) {
-            let SpanCapture { draft, text, .. } = &mut **capture;
-            values.record(&mut FieldVisitor::new(draft, text, true));
+        match ext.get_mut::<SpanCaptures>() {
+            Some(captures) => captures.0.push((inner.id, capture)),
+            None => ext.insert(SpanCaptures(smallvec::smallvec![(inner.id, capture)])),
         }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(inner) = &self.inner else { return };
         let Some(span) = ctx.span(&id) else { return };
-        let capture = {
-            let mut ext = span.extensions_mut();
-            let Some(captures) = ext.get_mut::<SpanCaptures>() else { return };
-            let Some(at) = captures.0.iter().position(|(l, _)| *l == inner.id) else { return };
-            captures.0.swap_remove(at).1
-        };
-        let in_session = inner.config.sessionless || inner.span_session(&span) == Some(true);
-        if in_session && *span.metadata().level() <= inner.config.min_level {
+        let Some(capture) = take_capture(&span, inner.id) else { return };
+        // A captured span is sent whatever its level: naming it is the request.
+        if inner.config.sessionless || inner.span_session(&span) == Some(true) {
             inner.shared.push(capture.finish(span.name()));
         }
     }

@@ -23,15 +23,18 @@ pub const TRUNCATION_MARKER: &str = "…[truncated]";
 /// What the value of a secret-looking field is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Field names redacted by default: a field is redacted when its name contains one of these,
-/// ignoring ASCII case (`api_key`, `X-Api-Key`, `access_token`, `db_password` …).
+/// Field names redacted by default. A field is redacted when the words of its name contain
+/// the words of one of these, in order, ignoring case: names split into words at `_`, `-`,
+/// `.`, spaces and lower-to-upper case changes, so `api_key`, `X-Api-Key`, `apiKey`,
+/// `access_token`, `db_password` and `Set-Cookie` are redacted while `max_tokens` and
+/// `num_tokens` are not.
 pub const DEFAULT_REDACTED_FIELDS: &[&str] =
-    &["api_key", "apikey", "token", "password", "secret", "authorization", "cookie"];
+    &["api_key", "apikey", "token", "password", "passwd", "secret", "authorization", "cookie"];
 
 /// Decides which field names are secret.
 #[derive(Debug, Clone)]
 pub(crate) struct Redactor {
-    patterns: Vec<String>,
+    patterns: Vec<Vec<String>>,
 }
 
 impl Default for Redactor {
@@ -42,22 +45,39 @@ impl Default for Redactor {
 
 impl Redactor {
     pub(crate) fn new(patterns: impl IntoIterator<Item = String>) -> Self {
-        let patterns = patterns.into_iter().map(|p| normalise(&p)).filter(|p| !p.is_empty()).collect();
+        let patterns = patterns.into_iter().map(|p| words(&p)).filter(|p| !p.is_empty()).collect();
         Redactor { patterns }
     }
 
-    /// Whether a field called `name` holds a secret. `-` and `_` are treated alike.
+    /// Whether a field called `name` holds a secret.
     pub(crate) fn is_secret(&self, name: &str) -> bool {
         if self.patterns.is_empty() {
             return false;
         }
-        let name = normalise(name);
-        self.patterns.iter().any(|p| name.contains(p.as_str()))
+        let words = words(name);
+        self.patterns.iter().any(|p| words.windows(p.len()).any(|w| w == p.as_slice()))
     }
 }
 
-fn normalise(s: &str) -> String {
-    s.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() }).collect()
+/// The lower-cased words of a field name.
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        let boundary = !c.is_alphanumeric() || (c.is_uppercase() && prev_lower);
+        if boundary && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        if c.is_alphanumeric() {
+            current.extend(c.to_lowercase());
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// The longest prefix of `s` that is at most `max` bytes and ends on a character boundary.
@@ -87,12 +107,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_names_match_case_insensitively_and_by_substring() {
+    fn secret_names_match_by_words_in_any_case() {
         let r = Redactor::default();
-        for name in ["api_key", "X-Api-Key", "ACCESS_TOKEN", "db_password", "Cookie", "authorization"] {
+        for name in [
+            "api_key",
+            "X-Api-Key",
+            "apiKey",
+            "APIKEY",
+            "access_token",
+            "ACCESS_TOKEN",
+            "db_password",
+            "Set-Cookie",
+            "authorization",
+            "client.secret",
+            "token",
+        ] {
             assert!(r.is_secret(name), "{name}");
         }
-        for name in ["key", "user", "status", "path"] {
+        for name in
+            ["key", "user", "status", "path", "max_tokens", "num_tokens", "prompt_tokens", "tokenizer"]
+        {
             assert!(!r.is_secret(name), "{name}");
         }
         let custom = Redactor::new(["Session-Cookie".to_owned()]);

@@ -43,13 +43,22 @@ impl SpanCapture {
     }
 
     /// The event for the closed span `name`: its fields plus `duration_ms`.
+    ///
+    /// A span named `http.request`, or any captured span with an HTTP method field (such as
+    /// reqwest-tracing's `HTTP request` or tower-http's `request`), is sent as
+    /// `http.request` with normalised fields.
     pub(crate) fn finish(self, name: &'static str) -> Record {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let explicit = self.draft.severity;
         let mut fields = self.draft.finish(&self.text);
-        if name == HTTP_REQUEST {
+        let is_http =
+            name == HTTP_REQUEST || fields.fields.iter().any(|(k, _)| http_field(k) == HttpField::Method);
+        let name = if is_http {
             fields = normalise_http(&fields);
-        }
+            HTTP_REQUEST
+        } else {
+            name
+        };
         fields.name = Some(Text::Static(name));
         fields.fields.retain(|(k, _)| *k != "duration_ms");
         fields.fields.push(("duration_ms", Val::F64(duration_ms)));

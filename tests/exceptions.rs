@@ -324,3 +324,37 @@ fn the_blocking_fatal_path_inside_a_current_thread_runtime_does_not_deadlock() {
     assert_eq!(collector.names(), ["SESSION_START", "UNHANDLED_EXCEPTION", "SESSION_END"]);
     drop(guard);
 }
+
+#[test]
+fn log_exception_sends_before_the_interval() {
+    let collector = Collector::start();
+    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
+    collector.wait_requests(1);
+    guard.handle().log_exception(&HttpError::new(500, "now"), Severity::Error);
+    // The interval is an hour and nothing else flushes: only log_exception's own request.
+    let seen = collector.wait_requests(2);
+    assert_eq!(seen[1].events()[0]["event"], "UNHANDLED_EXCEPTION");
+    drop(guard);
+}
+
+#[test]
+fn a_panic_inside_capture_async_is_reported_and_resumed() {
+    let collector = Collector::start();
+    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(handle.capture_async(async {
+            tokio::task::yield_now().await;
+            if true {
+                panic!("inside an async capture");
+            }
+            Ok::<(), HttpError>(())
+        }))
+    }));
+    assert_eq!(unwound.unwrap_err().downcast_ref::<&str>(), Some(&"inside an async capture"));
+    let events = collector.accepted_by_index();
+    assert_eq!(events[1]["error_message"], "inside an async capture");
+    assert_eq!(events[2]["event"], "SESSION_END");
+    drop(guard);
+}

@@ -89,3 +89,26 @@ fn a_panic_that_aborts_the_process_reaches_the_server_first() {
     assert_eq!(status.code(), None, "the child must die of SIGABRT: {status:?}");
     check_events(&collector, "boom, then abort", "child_program");
 }
+
+/// In this process (no other test here panics, so the global hook is ours to change).
+#[test]
+fn one_reporters_panic_hook_does_not_silence_another_reporters_capture() {
+    let collector = Collector::start();
+    let (_a, guard_a) = collector.builder("reporter-a").build().unwrap();
+    let (_b, guard_b) = collector.builder("reporter-b").build().unwrap();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    assert!(guard_a.handle().install_panic_hook());
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guard_b.handle().capture(|| -> Result<(), tinker_telemetry::HttpError> { panic!("seen by both") })
+    }));
+    assert!(unwound.is_err());
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(previous);
+    for session in ["reporter-a", "reporter-b"] {
+        let events = collector.session_events(session);
+        let panics = events.iter().filter(|e| e["error_message"] == "seen by both").count();
+        assert_eq!(panics, 1, "{session} must report the panic exactly once: {events:?}");
+    }
+    drop((guard_a, guard_b));
+}

@@ -114,3 +114,22 @@ fn a_dead_server_cannot_hold_the_drop_past_flush_timeout() {
     assert_eq!(s.dropped.total(), 3, "{s:?}");
     assert_eq!(s.accepted, s.delivered + s.dropped.total() + s.queued);
 }
+
+#[test]
+fn unbounded_waits_mean_as_long_as_it_takes_not_an_overflow() {
+    let collector = Collector::start();
+    let (_layer, guard) = collector
+        .builder(SESSION)
+        .flush_timeout(Duration::MAX)
+        .flush_interval(Duration::MAX)
+        .http_timeout(Duration::MAX)
+        .retry_base_delay(Duration::MAX)
+        .build()
+        .unwrap();
+    let handle = guard.handle();
+    handle.log("x", json!({}), Severity::Info);
+    assert!(handle.wait_until_drained(Duration::MAX));
+    let report = guard.shutdown();
+    assert!(report.drained);
+    assert_eq!(collector.names(), ["SESSION_START", "x", "SESSION_END"]);
+}

@@ -194,8 +194,14 @@ fn custom_span_names_and_non_captured_spans() {
     drop(guard);
     let events: Vec<Value> =
         collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
-    assert_eq!(names(&events), ["checkpoint.save"], "below min_level and uncaptured names are not sent");
+    assert_eq!(
+        names(&events),
+        ["checkpoint.save", "checkpoint.save"],
+        "captured names go whatever their level"
+    );
     assert_eq!(events[0]["event_data"]["step"], 7);
+    assert_eq!(events[1]["event_data"]["step"], 8);
+    assert_eq!(events[1]["severity"], "DEBUG");
 }
 
 #[test]
@@ -229,4 +235,65 @@ fn composes_under_filters_options_boxes_and_beside_other_layers() {
     assert_eq!(names_of("filtered"), ["warn", "http.request"], "the per-layer filter drops INFO events");
     assert_eq!(names_of("boxed"), ["info", "warn", "http.request"]);
     assert_eq!(names_of("optional"), ["info", "warn", "http.request"]);
+}
+
+#[test]
+fn spans_named_by_other_http_crates_map_without_glue() {
+    let collector = Collector::start();
+    let (layer, guard) =
+        collector.builder(SESSION).capture_spans(["HTTP request", "request"]).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("session", session_id = SESSION).in_scope(|| {
+            // reqwest-tracing's span and fields
+            tracing::info_span!(
+                "HTTP request",
+                "http.request.method" = "GET",
+                "url.full" = "https://api.example.com/v1/a?sig=s3cr3t",
+                "http.response.status_code" = 200u64,
+                "otel.kind" = "client"
+            )
+            .in_scope(|| {});
+            // tower-http's default span: DEBUG level, `method` and `uri`
+            tracing::debug_span!("request", method = %"POST", uri = %"/v1/b?token=s3cr3t", version = ?"HTTP/1.1").in_scope(|| {});
+        });
+    });
+    drop(guard);
+    let events: Vec<Value> =
+        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    assert_eq!(names(&events), ["http.request", "http.request"]);
+    assert_eq!(events[0]["event_data"]["path"], "/v1/a");
+    assert_eq!(events[0]["event_data"]["status"], 200);
+    assert_eq!(events[1]["event_data"]["method"], "POST");
+    assert_eq!(events[1]["event_data"]["url"], "/v1/b");
+    assert!(!events.iter().any(|e| e.to_string().contains("s3cr3t")));
+}
+
+#[test]
+fn a_debug_impl_that_logs_while_a_span_is_recorded_does_not_deadlock() {
+    struct Chatty;
+    impl std::fmt::Debug for Chatty {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            tracing::info!("logged from inside Debug");
+            f.write_str("chatty")
+        }
+    }
+    let events = captured(|| {
+        let span = tracing::info_span!(
+            "http.request",
+            session_id = SESSION,
+            method = "GET",
+            body = tracing::field::Empty
+        );
+        let _in = span.enter();
+        span.record("body", tracing::field::debug(&Chatty));
+        tracing::info!(value = ?Chatty, "event with a chatty field");
+    });
+    let names = names(&events);
+    // Whether the nested events are dispatched at all is tracing's call (it does not
+    // re-enter a scoped dispatcher); what matters is that nothing hangs and nothing is lost.
+    assert!(names.contains(&"event with a chatty field") && names.contains(&"http.request"), "{names:?}");
+    let chatty = events.iter().find(|e| e["event_name"] == "event with a chatty field").unwrap();
+    assert_eq!(chatty["event_data"]["value"], "chatty");
+    let request = events.iter().find(|e| e["event_name"] == "http.request").unwrap();
+    assert_eq!(request["event_data"]["body"], "chatty");
 }
