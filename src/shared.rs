@@ -3,8 +3,9 @@
 //! control channel.
 //!
 //! The queue allocates in blocks as it grows and frees them as it drains, so an idle reporter
-//! holds no memory for its maximum size. The emitting thread does one atomic add, one push
-//! and, once per `flush_threshold` events, wakes the uploader.
+//! holds no memory for its maximum size. The emitting thread does one atomic add, one push,
+//! one load of the wake mark and, once per `flush_threshold` waiting events, wakes the
+//! uploader.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -41,6 +42,15 @@ pub(crate) struct UploadCounters {
     pub(crate) batches_sent: AtomicU64,
 }
 
+/// When a push wakes the uploader: once `held` reaches `at` (the events the uploader has
+/// sealed into batches, plus `flush_threshold`), that is once `flush_threshold` events wait,
+/// whatever is in flight. `pending` makes it one wake-up per threshold, not one per push.
+#[derive(Debug)]
+struct WakeMark {
+    at: AtomicUsize,
+    pending: AtomicBool,
+}
+
 /// State shared by the layer, handles, guard and uploader of one reporter.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -56,6 +66,8 @@ pub(crate) struct Shared {
     session_ended: AtomicBool,
     max_queue: usize,
     threshold: usize,
+    /// When the emitting threads wake the uploader.
+    wake_mark: CachePadded<WakeMark>,
     pub(crate) wake: Notify,
     pub(crate) counters: UploadCounters,
     control: mpsc::UnboundedSender<Control>,
@@ -85,6 +97,10 @@ impl Shared {
             session_ended: AtomicBool::new(false),
             max_queue,
             threshold,
+            wake_mark: CachePadded::new(WakeMark {
+                at: AtomicUsize::new(threshold),
+                pending: AtomicBool::new(false),
+            }),
             wake: Notify::new(),
             counters: UploadCounters::default(),
             control,
@@ -105,17 +121,35 @@ impl Shared {
             self.dropped_closed.fetch_add(1, Relaxed);
             return false;
         }
-        let before = self.held.fetch_add(1, AcqRel);
+        // SeqCst, with the load of the mark below: either the uploader's re-check after it
+        // moved the mark sees this event, or this push sees the moved mark.
+        let before = self.held.fetch_add(1, SeqCst);
         if before >= self.max_queue {
             self.held.fetch_sub(1, Relaxed);
             self.dropped_full.fetch_add(1, Relaxed);
             return false;
         }
         self.queue.push(record);
-        if before + 1 == self.threshold {
+        let mark = &*self.wake_mark;
+        if before + 1 >= mark.at.load(SeqCst)
+            && !mark.pending.load(Relaxed)
+            && !mark.pending.swap(true, AcqRel)
+        {
             self.wake.notify_one();
         }
         true
+    }
+
+    /// Moves the wake mark to `flush_threshold` events past the `sealed` ones (in batches
+    /// waiting or in flight, which `held` also counts), and re-arms the wake-up. Returns
+    /// whether the threshold was already reached, in which case the caller takes again.
+    /// Only the uploader calls this.
+    pub(crate) fn rearm_wake(&self, sealed: usize) -> bool {
+        let mark = &*self.wake_mark;
+        let at = sealed + self.threshold;
+        mark.pending.store(false, Release);
+        mark.at.store(at, SeqCst);
+        self.held.load(SeqCst) >= at
     }
 
     /// Pushes past the bound: for the session's own START and END, which must never be lost
