@@ -349,6 +349,8 @@ pub fn raw_response(status: u16, body: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone)]
 pub struct RawSeen {
     pub at: Instant,
+    /// The request line and headers, as sent.
+    pub head: String,
     /// The body exactly as sent (empty for [`Raw::Reset`], which does not read it).
     pub raw: Vec<u8>,
     pub body: Value,
@@ -358,6 +360,15 @@ pub struct RawSeen {
 }
 
 impl RawSeen {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
     pub fn events(&self) -> &[Value] {
         self.body["events"].as_array().map(Vec::as_slice).unwrap_or(&[])
     }
@@ -514,7 +525,7 @@ fn raw_serve(mut stream: std::net::TcpStream, state: &RawState) -> std::io::Resu
             }
         }
         let accepted = reply.accepted();
-        let seen = RawSeen { at: Instant::now(), raw, body, reply: reply.clone(), accepted };
+        let seen = RawSeen { at: Instant::now(), head, raw, body, reply: reply.clone(), accepted };
         state.seen.lock().unwrap().push(seen);
         state.arrived.notify_all();
         match reply {
