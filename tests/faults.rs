@@ -394,7 +394,7 @@ impl Lasting {
         match self {
             Lasting::Status(s) => Raw::Status(s),
             Lasting::RetryAfterAnHour => Raw::WriteClose(
-                b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3600\r\ncontent-length: 2\r\n\r\n{}"
+                b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3600\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}"
                     .to_vec(),
             ),
             Lasting::Hang => Raw::Hang,
@@ -402,7 +402,7 @@ impl Lasting {
             Lasting::CutHead => Raw::WriteClose(Raw::accept_cut_at(12)),
             Lasting::StalledHead => Raw::WriteStall(Raw::accept_cut_at(12)),
             Lasting::Refused => unreachable!(),
-            Lasting::EmptyOk => Raw::WriteClose(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()),
+            Lasting::EmptyOk => Raw::WriteClose(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n".to_vec()),
         }
     }
 }

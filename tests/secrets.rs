@@ -276,7 +276,7 @@ fn a_redirect_is_never_followed_with_the_key() {
     let elsewhere = RawServer::with_fn(|_| Raw::Accept);
     let location = format!("{}/api/v1/telemetry", elsewhere.uri());
     let redirect =
-        format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n")
+        format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
             .into_bytes();
     let server = RawServer::with_fn(move |_| Raw::WriteClose(redirect.clone()));
     let (_layer, guard) = server.builder(SESSION).api_key(KEY).build().unwrap();
