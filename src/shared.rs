@@ -141,15 +141,18 @@ impl Shared {
     }
 
     /// Moves the wake mark to `flush_threshold` events past the `sealed` ones (in batches
-    /// waiting or in flight, which `held` also counts), and re-arms the wake-up. Returns
-    /// whether the threshold was already reached, in which case the caller takes again.
-    /// Only the uploader calls this.
+    /// waiting or in flight, which `held` also counts), and re-arms the wake-up. Only the
+    /// uploader calls this.
+    ///
+    /// Returns true when events pushed while the mark moved already reach it: the caller must
+    /// take again, as their pushes may have checked the old mark. An event counted in `held`
+    /// but not in the queue yet does not count: its push checks the new mark itself.
     pub(crate) fn rearm_wake(&self, sealed: usize) -> bool {
         let mark = &*self.wake_mark;
         let at = sealed + self.threshold;
         mark.pending.store(false, Release);
         mark.at.store(at, SeqCst);
-        self.held.load(SeqCst) >= at
+        self.held.load(SeqCst) >= at && !self.queue.is_empty()
     }
 
     /// Pushes past the bound: for the session's own START and END, which must never be lost
@@ -299,4 +302,50 @@ impl Shared {
 /// How long until `deadline`, zero once it has passed.
 pub(crate) fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a wake-up is waiting for the uploader (and consumes it).
+    fn woken(shared: &Shared) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            tokio::select! {
+                biased;
+                () = shared.wake.notified() => true,
+                () = std::future::ready(()) => false,
+            }
+        })
+    }
+
+    fn push(shared: &Shared, n: usize) {
+        for _ in 0..n {
+            let body = Body::Json { name: "x".into(), data: serde_json::Value::Null };
+            assert!(shared.push(Record { time: SystemTime::now(), severity: Severity::Info, body }));
+        }
+    }
+
+    #[test]
+    fn pushes_wake_the_uploader_once_per_threshold_of_waiting_events() {
+        let (shared, _control) = Shared::new(100, 10, "s".into(), true);
+        push(&shared, 9);
+        assert!(!woken(&shared));
+        push(&shared, 1);
+        assert!(woken(&shared), "the tenth waiting event wakes the uploader");
+        push(&shared, 20);
+        assert!(!woken(&shared), "once, until the uploader re-arms");
+        // The uploader takes all 30 and sends them: held while in flight, but not waiting.
+        assert_eq!(shared.take(usize::MAX, drop), 30);
+        assert!(!shared.rearm_wake(30));
+        push(&shared, 9);
+        assert!(!woken(&shared), "events in flight do not count as waiting");
+        push(&shared, 1);
+        assert!(woken(&shared), "ten new events wake it, whatever is in flight");
+        // Had those ten arrived while the mark moved, the re-arm would say so.
+        assert!(shared.rearm_wake(30));
+        assert_eq!(shared.take(usize::MAX, drop), 10);
+        assert!(!shared.rearm_wake(40), "nothing waits in the queue");
+    }
 }
