@@ -25,10 +25,14 @@ const SESSION: &str = "7c9e2b14-6a3f-4d58-9e1b-0f2a4c6e8d31";
 /// Steady traffic, events per second, spread over the producer threads.
 const RATE: u64 = 4_000;
 const PRODUCERS: u64 = 2;
-/// Every this often, one producer emits a burst larger than the queue.
+/// Every this often from `BURST_FIRST` (within the warm-up), one producer emits a burst
+/// larger than the queue.
+const BURST_FIRST: Duration = Duration::from_secs(5);
 const BURST_EVERY: Duration = Duration::from_secs(20);
 const BURST: u64 = 15_000;
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// How often the resident set is sampled for the flatness check.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// The answer to one request: mostly accepted, often failed.
 fn fault(rng: &mut fastrand::Rng) -> Answer {
@@ -113,7 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
 
     println!(
-        "soak: {seconds} s, {RATE} events/s steady, a burst of {BURST} every {BURST_EVERY:?}, warm-up {warm_up:?}"
+        "soak: {seconds} s, {RATE} events/s steady, a burst of {BURST} at {BURST_FIRST:?} and every {BURST_EVERY:?} after, warm-up {warm_up:?}"
     );
     println!(
         "{:>6} {:>9} {:>9} {:>6} | {:>7} {:>5} {:>5} {:>4} {:>5} | {:>6} {:>6} {:>6} | {:>6}",
@@ -142,7 +146,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             scope.spawn(move || {
                 tracing::dispatcher::with_default(dispatch, || {
                     let per_tick = RATE / PRODUCERS / 100;
-                    let mut next_burst = started + BURST_EVERY;
+                    let mut next_burst = started + BURST_FIRST;
                     let mut tick = started;
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
@@ -170,15 +174,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 });
             });
         }
-        let mut next_report = started + REPORT_EVERY;
+        let (mut next_sample, mut next_report) = (started + SAMPLE_EVERY, started + REPORT_EVERY);
         while started.elapsed() < duration {
-            let until = next_report.min(started + duration);
+            let until = next_sample.min(started + duration);
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
-            if Instant::now() >= next_report {
-                next_report += REPORT_EVERY;
+            if Instant::now() >= next_sample {
+                next_sample += SAMPLE_EVERY;
                 let rss = rss_bytes();
                 samples.push((started.elapsed(), rss));
-                print_line(started.elapsed(), emitted.load(Ordering::Relaxed), &handle.stats(), &server, rss);
+                if Instant::now() >= next_report {
+                    next_report += REPORT_EVERY;
+                    print_line(
+                        started.elapsed(),
+                        emitted.load(Ordering::Relaxed),
+                        &handle.stats(),
+                        &server,
+                        rss,
+                    );
+                }
             }
         }
         stop.store(true, Ordering::Relaxed);
@@ -191,13 +204,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emitted = emitted.load(Ordering::Relaxed);
     print_line(started.elapsed(), emitted, &s, &server, rss_bytes());
 
-    let after: Vec<u64> = samples.iter().filter(|(t, _)| *t >= warm_up).map(|(_, r)| *r).collect();
-    let (first, low, high) = match (after.first(), after.iter().min(), after.iter().max()) {
-        (Some(&f), Some(&l), Some(&h)) => (f, l, h),
-        _ => (0, 0, 0),
+    // Flat after warm-up: sampled every second, the second half of the run reaches no higher
+    // than the first half did (warm-up included: each has a burst that fills the queue), and
+    // its lowest point is no higher than the first half's after warm-up; give or take 2 MiB
+    // or 10 %.
+    let half = duration / 2;
+    let rss_of = |keep: &dyn Fn(Duration) -> bool| -> Vec<u64> {
+        samples.iter().filter(|(t, _)| keep(*t)).map(|(_, r)| *r).collect()
     };
-    let last = after.last().copied().unwrap_or(0);
-    let growth = last.saturating_sub(first);
+    let (early, late) = (rss_of(&|t| t < half), rss_of(&|t| t >= half));
+    let settled = rss_of(&|t| t >= warm_up && t < half);
+    let peak = |s: &[u64]| s.iter().copied().max().unwrap_or(0);
+    let trough = |s: &[u64]| s.iter().copied().min().unwrap_or(0);
+    let peak_growth = peak(&late).saturating_sub(peak(&early));
+    let trough_growth = trough(&late).saturating_sub(trough(&settled));
+    let tolerance = (2u64 << 20).max(peak(&early) / 10);
     println!();
     println!("shutdown: {took:?} (flush_timeout 5 s), drained: {}", report.drained);
     println!(
@@ -224,12 +245,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.retries
     );
     println!(
-        "RSS after warm-up: first {:.1} MiB, min {:.1}, max {:.1}, last {:.1}; growth {:.2} MiB",
-        mib(first),
-        mib(low),
-        mib(high),
-        mib(last),
-        mib(growth)
+        "RSS, sampled every second: first half {:.1}-{:.1} MiB after warm-up (peak {:.1} with it), second half {:.1}-{:.1} MiB; peak growth {:.2} MiB, trough growth {:.2} MiB (tolerance {:.1})",
+        mib(trough(&settled)),
+        mib(peak(&settled)),
+        mib(peak(&early)),
+        mib(trough(&late)),
+        mib(peak(&late)),
+        mib(peak_growth),
+        mib(trough_growth),
+        mib(tolerance)
     );
 
     let mut failures = Vec::new();
@@ -245,9 +269,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if took > Duration::from_secs(5) + Duration::from_millis(250) {
         failures.push(format!("shutdown took {took:?}"));
     }
-    // Flat: within 4 MiB or 10 % of the first sample after warm-up.
-    if growth > (4 << 20).max(first / 10) {
-        failures.push(format!("RSS grew by {:.1} MiB after warm-up", mib(growth)));
+    if peak_growth > tolerance || trough_growth > tolerance {
+        failures.push("RSS kept growing after warm-up".to_owned());
     }
     if failures.is_empty() {
         println!("verdict: OK");
