@@ -3,8 +3,9 @@
 //! control channel.
 //!
 //! The queue allocates in blocks as it grows and frees them as it drains, so an idle reporter
-//! holds no memory for its maximum size. The emitting thread does one atomic add, one push
-//! and, once per `flush_threshold` events, wakes the uploader.
+//! holds no memory for its maximum size. The emitting thread does one atomic add, one push,
+//! one load of the wake mark and, once per `flush_threshold` waiting events, wakes the
+//! uploader.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -41,6 +42,15 @@ pub(crate) struct UploadCounters {
     pub(crate) batches_sent: AtomicU64,
 }
 
+/// When a push wakes the uploader: once `held` reaches `at` (the events the uploader has
+/// sealed into batches, plus `flush_threshold`), that is once `flush_threshold` events wait,
+/// whatever is in flight. `pending` makes it one wake-up per threshold, not one per push.
+#[derive(Debug)]
+struct WakeMark {
+    at: AtomicUsize,
+    pending: AtomicBool,
+}
+
 /// State shared by the layer, handles, guard and uploader of one reporter.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -56,6 +66,8 @@ pub(crate) struct Shared {
     session_ended: AtomicBool,
     max_queue: usize,
     threshold: usize,
+    /// When the emitting threads wake the uploader.
+    wake_mark: CachePadded<WakeMark>,
     pub(crate) wake: Notify,
     pub(crate) counters: UploadCounters,
     control: mpsc::UnboundedSender<Control>,
@@ -85,6 +97,10 @@ impl Shared {
             session_ended: AtomicBool::new(false),
             max_queue,
             threshold,
+            wake_mark: CachePadded::new(WakeMark {
+                at: AtomicUsize::new(threshold),
+                pending: AtomicBool::new(false),
+            }),
             wake: Notify::new(),
             counters: UploadCounters::default(),
             control,
@@ -105,17 +121,38 @@ impl Shared {
             self.dropped_closed.fetch_add(1, Relaxed);
             return false;
         }
-        let before = self.held.fetch_add(1, AcqRel);
+        // SeqCst, with the load of the mark below: either the uploader's re-check after it
+        // moved the mark sees this event, or this push sees the moved mark.
+        let before = self.held.fetch_add(1, SeqCst);
         if before >= self.max_queue {
             self.held.fetch_sub(1, Relaxed);
             self.dropped_full.fetch_add(1, Relaxed);
             return false;
         }
         self.queue.push(record);
-        if before + 1 == self.threshold {
+        let mark = &*self.wake_mark;
+        if before + 1 >= mark.at.load(SeqCst)
+            && !mark.pending.load(Relaxed)
+            && !mark.pending.swap(true, AcqRel)
+        {
             self.wake.notify_one();
         }
         true
+    }
+
+    /// Moves the wake mark to `flush_threshold` events past the `sealed` ones (in batches
+    /// waiting or in flight, which `held` also counts), and re-arms the wake-up. Only the
+    /// uploader calls this.
+    ///
+    /// Returns true when events pushed while the mark moved already reach it: the caller must
+    /// take again, as their pushes may have checked the old mark. An event counted in `held`
+    /// but not in the queue yet does not count: its push checks the new mark itself.
+    pub(crate) fn rearm_wake(&self, sealed: usize) -> bool {
+        let mark = &*self.wake_mark;
+        let at = sealed + self.threshold;
+        mark.pending.store(false, Release);
+        mark.at.store(at, SeqCst);
+        self.held.load(SeqCst) >= at && !self.queue.is_empty()
     }
 
     /// Pushes past the bound: for the session's own START and END, which must never be lost
@@ -265,4 +302,50 @@ impl Shared {
 /// How long until `deadline`, zero once it has passed.
 pub(crate) fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a wake-up is waiting for the uploader (and consumes it).
+    fn woken(shared: &Shared) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            tokio::select! {
+                biased;
+                () = shared.wake.notified() => true,
+                () = std::future::ready(()) => false,
+            }
+        })
+    }
+
+    fn push(shared: &Shared, n: usize) {
+        for _ in 0..n {
+            let body = Body::Json { name: "x".into(), data: serde_json::Value::Null };
+            assert!(shared.push(Record { time: SystemTime::now(), severity: Severity::Info, body }));
+        }
+    }
+
+    #[test]
+    fn pushes_wake_the_uploader_once_per_threshold_of_waiting_events() {
+        let (shared, _control) = Shared::new(100, 10, "s".into(), true);
+        push(&shared, 9);
+        assert!(!woken(&shared));
+        push(&shared, 1);
+        assert!(woken(&shared), "the tenth waiting event wakes the uploader");
+        push(&shared, 20);
+        assert!(!woken(&shared), "once, until the uploader re-arms");
+        // The uploader takes all 30 and sends them: held while in flight, but not waiting.
+        assert_eq!(shared.take(usize::MAX, drop), 30);
+        assert!(!shared.rearm_wake(30));
+        push(&shared, 9);
+        assert!(!woken(&shared), "events in flight do not count as waiting");
+        push(&shared, 1);
+        assert!(woken(&shared), "ten new events wake it, whatever is in flight");
+        // Had those ten arrived while the mark moved, the re-arm would say so.
+        assert!(shared.rearm_wake(30));
+        assert_eq!(shared.take(usize::MAX, drop), 10);
+        assert!(!shared.rearm_wake(40), "nothing waits in the queue");
+    }
 }

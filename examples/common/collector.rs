@@ -1,6 +1,7 @@
 //! A small Tinker telemetry collector for the examples and benchmarks: an HTTP/1.1 server on
 //! 127.0.0.1 (std only, a thread per connection, keep-alive) that accepts
-//! `POST /api/v1/telemetry`, keeps every body, and can be told to fail some requests.
+//! `POST /api/v1/telemetry`, keeps every body, and can be told to fail, delay or ignore some
+//! requests.
 #![allow(dead_code, reason = "each example uses a part of it")]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +19,12 @@ pub(crate) enum Answer {
     Status(u16),
     /// Close the connection without answering.
     Reset,
+    /// This status with a `Retry-After` header of this many seconds (429, 503).
+    RetryAfter(u16, u64),
+    /// Accept, after this delay.
+    Delay(Duration),
+    /// Never answer; hold the connection until the client gives up.
+    Hang,
 }
 
 type FaultFn = dyn Fn(u64) -> Answer + Send + Sync;
@@ -29,7 +36,33 @@ pub(crate) struct Collector {
     keep_bodies: bool,
     events: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     stop: Arc<AtomicBool>,
+}
+
+/// Accepted events by `event_session_index`, to spot the same event accepted twice (meaningful
+/// with one reporter). One bit per index.
+#[derive(Default)]
+struct Tally {
+    seen: Mutex<Vec<u64>>,
+    duplicates: AtomicU64,
+}
+
+impl Tally {
+    fn record(&self, body: &serde_json::Value) {
+        let Some(events) = body["events"].as_array() else { return };
+        let mut seen = self.seen.lock().unwrap();
+        for index in events.iter().filter_map(|e| e["event_session_index"].as_u64()) {
+            let (word, bit) = ((index / 64) as usize, 1u64 << (index % 64));
+            if seen.len() <= word {
+                seen.resize(word + 1, 0);
+            }
+            if seen[word] & bit != 0 {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            seen[word] |= bit;
+        }
+    }
 }
 
 impl Collector {
@@ -46,8 +79,9 @@ impl Collector {
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let events = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(Tally::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = (bodies.clone(), events.clone(), requests.clone(), stop.clone());
+        let shared = (bodies.clone(), events.clone(), requests.clone(), stop.clone(), tally.clone());
         std::thread::Builder::new().name("collector".into()).spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
@@ -55,12 +89,13 @@ impl Collector {
                     break;
                 }
                 let (b, e, r, f) = (shared.0.clone(), shared.1.clone(), shared.2.clone(), fault.clone());
+                let t = shared.4.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, keep_bodies, &b, &e, &r, &*f);
+                    let _ = serve(stream, keep_bodies, &b, &e, &r, &t, &*f);
                 });
             }
         })?;
-        Ok(Collector { addr, bodies, keep_bodies, events, requests, stop })
+        Ok(Collector { addr, bodies, keep_bodies, events, requests, tally, stop })
     }
 
     /// `http://127.0.0.1:PORT`, to pass as the base URL.
@@ -82,6 +117,11 @@ impl Collector {
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+
+    /// Events accepted again with an `event_session_index` accepted before.
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.tally.duplicates.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Collector {
@@ -98,6 +138,7 @@ fn serve(
     bodies: &Mutex<Vec<serde_json::Value>>,
     events: &AtomicU64,
     requests: &AtomicU64,
+    tally: &Tally,
     fault: &FaultFn,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
@@ -125,13 +166,28 @@ fn serve(
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
         let n = requests.fetch_add(1, Ordering::Relaxed);
-        let (status, reply) = match fault(n) {
+        let mut extra = String::new();
+        let answer = fault(n);
+        let (status, reply) = match answer {
             Answer::Reset => return Ok(()),
+            Answer::Hang => {
+                // Wait for the client to give up and close.
+                while reader.read(&mut [0u8; 256])? > 0 {}
+                return Ok(());
+            }
             Answer::Status(s) => (s, "{}"),
-            Answer::Accept => {
+            Answer::RetryAfter(s, secs) => {
+                extra = format!("retry-after: {secs}\r\n");
+                (s, "{}")
+            }
+            Answer::Accept | Answer::Delay(_) => {
+                if let Answer::Delay(d) = answer {
+                    std::thread::sleep(d);
+                }
                 let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 let count = value["events"].as_array().map_or(0, Vec::len) as u64;
                 events.fetch_add(count, Ordering::Relaxed);
+                tally.record(&value);
                 if keep_bodies {
                     bodies.lock().unwrap().push(value);
                 }
@@ -140,7 +196,7 @@ fn serve(
         };
         write!(
             writer,
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{reply}",
             reply.len()
         )?;
         writer.flush()?;

@@ -211,9 +211,8 @@ impl Uploader {
                 },
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.finished(done);
-                    if self.in_queue() >= self.config.max_batch_size {
-                        self.take(Take::WholeBatches);
-                    }
+                    // What finished no longer counts towards the wake mark: move it.
+                    self.take(Take::WholeBatches);
                 }
                 () = shared.wake.notified() => self.take(Take::WholeBatches),
                 _ = timer.tick() => self.take(Take::All),
@@ -226,17 +225,22 @@ impl Uploader {
         self.shared.held().saturating_sub(self.unsettled)
     }
 
-    /// Moves records from the queue into batches.
+    /// Events being filled into a batch, not sealed yet.
+    fn filling_len(&self) -> usize {
+        self.filling.as_ref().map_or(0, Batch::len)
+    }
+
+    /// Moves records from the queue into batches, then moves the wake mark.
     fn take(&mut self, how: Take) {
         let batch = self.config.max_batch_size;
         let threshold = self.config.flush_threshold;
         let available = self.in_queue();
         let want = match how {
             Take::All => available,
-            // Full batches, or everything once the threshold (below a batch) is reached.
-            Take::WholeBatches if available >= batch => available / batch * batch,
-            Take::WholeBatches if available >= threshold => available,
-            Take::WholeBatches => 0,
+            // Everything once the threshold is reached (counting what is being filled; the
+            // batches seal at the threshold or the batch size), else only whole batches.
+            Take::WholeBatches if available + self.filling_len() >= threshold => available,
+            Take::WholeBatches => available / batch * batch,
         };
         self.report_queue_full();
         if want > 0 {
@@ -245,6 +249,11 @@ impl Uploader {
         }
         if how == Take::All {
             self.seal();
+        }
+        let sealed = self.unsettled - self.filling_len();
+        if self.shared.rearm_wake(sealed) {
+            // Events crossed the new mark while it moved: come back for them.
+            self.shared.wake.notify_one();
         }
         self.publish_watermark();
     }

@@ -279,3 +279,286 @@ pub fn assert_well_formed(events: &[Value]) {
         let _ = by_index(0);
     }
 }
+
+// ---- Helpers for the reliability suites (faults, load, bad input, secrets). ----
+
+/// The official request schema, compiled.
+pub fn schema() -> jsonschema::Validator {
+    let schema: Value =
+        serde_json::from_str(include_str!("../fixtures/telemetry_send_request.schema.json")).unwrap();
+    jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
+}
+
+/// Polls `done` every millisecond until it holds; panics naming `what` after [`PATIENCE`].
+/// For state the uploader publishes only through its counters (a retry being scheduled).
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < until, "waited {PATIENCE:?} for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// This process's resident set size, in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// How a [`RawServer`] treats one request. It answers at the TCP level, so it can do what an
+/// HTTP server library will not: cut a response short, reset the connection, stall.
+#[derive(Debug, Clone)]
+pub enum Raw {
+    /// `200 {"status":"accepted"}`, connection kept open.
+    Accept,
+    /// This status with a small JSON body, connection kept open.
+    Status(u16),
+    /// Write these bytes (a response, or part of one), then close the connection.
+    WriteClose(Vec<u8>),
+    /// Write these bytes, then write nothing more until the client gives up.
+    WriteStall(Vec<u8>),
+    /// Read the request head and one byte of its body, then close: the unread rest makes the
+    /// kernel answer with a TCP reset.
+    Reset,
+    /// Read the request and never answer.
+    Hang,
+}
+
+impl Raw {
+    /// The first `n` bytes of a complete `200 {"status":"accepted"}` response.
+    pub fn accept_cut_at(n: usize) -> Vec<u8> {
+        let mut full = raw_response(200, br#"{"status":"accepted"}"#);
+        full.truncate(n);
+        full
+    }
+
+    /// Whether the client can have learnt that the server took the request: a complete
+    /// response head with a 2xx status was written.
+    fn accepted(&self) -> bool {
+        let head_2xx = |b: &[u8]| b.starts_with(b"HTTP/1.1 2") && b.windows(4).any(|w| w == b"\r\n\r\n");
+        match self {
+            Raw::Accept => true,
+            Raw::Status(s) => (200..300).contains(s),
+            Raw::WriteClose(b) | Raw::WriteStall(b) => head_2xx(b),
+            Raw::Reset | Raw::Hang => false,
+        }
+    }
+}
+
+/// A complete HTTP/1.1 response with a JSON body.
+pub fn raw_response(status: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// One request as the [`RawServer`] saw it.
+#[derive(Debug, Clone)]
+pub struct RawSeen {
+    pub at: Instant,
+    /// The request line and headers, as sent.
+    pub head: String,
+    /// The body exactly as sent (empty for [`Raw::Reset`], which does not read it).
+    pub raw: Vec<u8>,
+    pub body: Value,
+    pub reply: Raw,
+    /// Whether the client got a complete 2xx response head.
+    pub accepted: bool,
+}
+
+impl RawSeen {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    pub fn events(&self) -> &[Value] {
+        self.body["events"].as_array().map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+type RawPlan = dyn Fn(usize) -> Raw + Send + Sync;
+
+struct RawState {
+    plan: Box<RawPlan>,
+    seen: Mutex<Vec<RawSeen>>,
+    arrived: std::sync::Condvar,
+    invalid: Mutex<Vec<String>>,
+    schema: jsonschema::Validator,
+    stop: std::sync::atomic::AtomicBool,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 built on `std::net` (a thread per connection, keep-alive)
+/// whose answer to the n-th request (from 0) is `plan(n)`. Validates every body it reads
+/// against the request schema.
+pub struct RawServer {
+    addr: std::net::SocketAddr,
+    state: Arc<RawState>,
+}
+
+impl RawServer {
+    /// Answers request n with `plan[n]`, then with [`Raw::Accept`].
+    pub fn with_plan(plan: Vec<Raw>) -> Self {
+        Self::with_fn(move |n| plan.get(n).cloned().unwrap_or(Raw::Accept))
+    }
+
+    /// Listens on a fresh port.
+    pub fn with_fn(plan: impl Fn(usize) -> Raw + Send + Sync + 'static) -> Self {
+        Self::on(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), plan)
+    }
+
+    /// Listens with `listener` (to come up on a port chosen earlier).
+    pub fn on(listener: std::net::TcpListener, plan: impl Fn(usize) -> Raw + Send + Sync + 'static) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(RawState {
+            plan: Box::new(plan),
+            seen: Mutex::new(Vec::new()),
+            arrived: std::sync::Condvar::new(),
+            invalid: Mutex::new(Vec::new()),
+            schema: schema(),
+            stop: std::sync::atomic::AtomicBool::new(false),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let accepting = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accepting.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let state = Arc::clone(&accepting);
+                std::thread::spawn(move || {
+                    let _ = raw_serve(stream, &state);
+                });
+            }
+        });
+        RawServer { addr, state }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A builder aimed at this server, with the same test-friendly timings as
+    /// [`Collector::builder`].
+    pub fn builder(&self, session: &str) -> Builder {
+        TinkerTelemetryLayer::builder()
+            .session_id(session)
+            .api_key(API_KEY)
+            .base_url(self.uri())
+            .enabled(true)
+            .flush_interval(Duration::from_secs(3600))
+            .retry_base_delay(Duration::from_millis(5))
+            .http_timeout(Duration::from_secs(5))
+            .flush_timeout(Duration::from_secs(10))
+    }
+
+    /// Every request so far. Panics if any body broke the schema.
+    pub fn seen(&self) -> Vec<RawSeen> {
+        let invalid = self.state.invalid.lock().unwrap();
+        assert!(invalid.is_empty(), "bodies that break the schema: {invalid:#?}");
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived; returns them.
+    pub fn wait_requests(&self, n: usize) -> Vec<RawSeen> {
+        let until = Instant::now() + PATIENCE;
+        let mut seen = self.state.seen.lock().unwrap();
+        while seen.len() < n {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let got = seen.len();
+                drop(seen);
+                panic!("waited {PATIENCE:?} for {n} requests, got {got}");
+            }
+            seen = self.state.arrived.wait_timeout(seen, left).unwrap().0;
+        }
+        drop(seen);
+        self.seen()
+    }
+
+    /// Events of the requests the client got a 2xx for, in arrival order.
+    pub fn accepted_events(&self) -> Vec<Value> {
+        self.seen().iter().filter(|s| s.accepted).flat_map(|s| s.events().to_vec()).collect()
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.state.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(100));
+    }
+}
+
+fn raw_serve(mut stream: std::net::TcpStream, state: &RawState) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    // Unbuffered on purpose: a reset must leave the rest of the request unread in the kernel.
+    loop {
+        let mut head = Vec::with_capacity(512);
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte)? == 0 {
+                return Ok(());
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let length: usize = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        let n = state.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let reply = (state.plan)(n);
+        let mut raw = Vec::new();
+        if matches!(reply, Raw::Reset) {
+            stream.read_exact(&mut byte)?;
+        } else {
+            raw = vec![0; length];
+            stream.read_exact(&mut raw)?;
+        }
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        if !matches!(reply, Raw::Reset) {
+            let errors: Vec<String> = state.schema.iter_errors(&body).map(|e| e.to_string()).collect();
+            if !errors.is_empty() {
+                state.invalid.lock().unwrap().push(format!("{errors:?} in {body}"));
+            }
+        }
+        let accepted = reply.accepted();
+        let seen = RawSeen { at: Instant::now(), head, raw, body, reply: reply.clone(), accepted };
+        state.seen.lock().unwrap().push(seen);
+        state.arrived.notify_all();
+        match reply {
+            Raw::Accept => stream.write_all(&raw_response(200, br#"{"status":"accepted"}"#))?,
+            Raw::Status(s) => stream.write_all(&raw_response(s, br#"{"detail":"scripted"}"#))?,
+            Raw::WriteClose(bytes) => {
+                stream.write_all(&bytes)?;
+                return Ok(());
+            }
+            Raw::Reset => return Ok(()),
+            Raw::WriteStall(bytes) => {
+                stream.write_all(&bytes)?;
+                // Wait for the client to hang up.
+                while stream.read(&mut [0u8; 256])? > 0 {}
+                return Ok(());
+            }
+            Raw::Hang => {
+                while stream.read(&mut [0u8; 256])? > 0 {}
+                return Ok(());
+            }
+        }
+        stream.flush()?;
+    }
+}
