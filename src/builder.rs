@@ -124,7 +124,7 @@ impl fmt::Debug for Builder {
             .field("session_id", &self.session_id)
             .field("sessionless", &self.sessionless)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .field("base_url", &self.base_url.as_deref().map(crate::scrub::scrub_url))
+            .field("base_url", &self.base_url.as_deref().map(shown_base_url))
             .field("enabled", &self.enabled)
             .field("flush_interval", &self.flush_interval)
             .field("flush_threshold", &self.flush_threshold)
@@ -492,9 +492,9 @@ fn env_flag(value: &str) -> bool {
 
 fn endpoint(base: &str) -> Result<reqwest::Url, BuildError> {
     let base = base.trim_end_matches('/');
-    let url = reqwest::Url::parse(base).map_err(|e| {
-        BuildError::invalid("base_url", format!("not a URL ({e}): {}", crate::scrub::scrub_url(base)))
-    })?;
+    // The text is not echoed: a key pasted into the wrong option must not end up in a log.
+    let url =
+        reqwest::Url::parse(base).map_err(|e| BuildError::invalid("base_url", format!("not a URL ({e})")))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(BuildError::invalid(
             "base_url",
@@ -512,6 +512,15 @@ fn endpoint(base: &str) -> Result<reqwest::Url, BuildError> {
     }
     reqwest::Url::parse(&format!("{base}/api/v1/telemetry"))
         .map_err(|e| BuildError::invalid("base_url", format!("cannot append the telemetry path: {e}")))
+}
+
+/// How `Debug` shows a base URL: without credentials or query, and not at all when it is
+/// not a URL (it might be a key pasted into the wrong option).
+fn shown_base_url(base: &str) -> String {
+    match reqwest::Url::parse(base.trim()) {
+        Ok(url) if url.has_host() => crate::scrub::scrub_url(url.as_str()),
+        _ => "<not a URL>".to_owned(),
+    }
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -627,5 +636,12 @@ mod tests {
     fn debug_never_shows_the_key() {
         let shown = format!("{:?}", base().api_key("tml-SECRET-123"));
         assert!(!shown.contains("SECRET"), "{shown}");
+        // Even when it is pasted into the wrong option.
+        let misplaced = base().api_key("tml-SECRET-123").base_url("tml-SECRET-123");
+        let err = misplaced.clone().check(&env_none).err().unwrap();
+        let shown = format!("{misplaced:?} {err} {err:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        let shown = format!("{:?}", base().base_url("https://u:SECRET@example.com/x?k=SECRET"));
+        assert!(!shown.contains("SECRET") && shown.contains("https://example.com/x"), "{shown}");
     }
 }

@@ -76,9 +76,15 @@ impl TelemetryHandle {
     /// # Ok::<(), tinker_telemetry::BuildError>(())
     /// ```
     pub fn log_exception<E: ReportableError + ?Sized>(&self, err: &E, severity: Severity) -> bool {
+        self.queue_exception(err, severity, false)
+    }
+
+    /// Queues the event for `err` and asks for a send. A fatal error's event is queued past
+    /// the queue's bound: it must not be the one event a full queue loses.
+    fn queue_exception<E: ReportableError + ?Sized>(&self, err: &E, severity: Severity, fatal: bool) -> bool {
         let Some(shared) = self.shared() else { return false };
         let record = error_record(&self.errors, err.as_error(), err.error_type(), severity, None);
-        let queued = shared.push(record);
+        let queued = if fatal { shared.push_critical(record) } else { shared.push(record) };
         self.flush();
         queued
     }
@@ -95,7 +101,7 @@ impl TelemetryHandle {
         if !self.is_enabled() {
             return false;
         }
-        let queued = self.log_exception(err, severity);
+        let queued = self.queue_exception(err, severity, true);
         self.end_session();
         let drained = self.wait_until_drained(self.flush_timeout);
         queued && drained
@@ -124,7 +130,7 @@ impl TelemetryHandle {
         err: &E,
         severity: Severity,
     ) -> impl Future<Output = bool> + Send + 'static {
-        let queued = self.is_enabled() && self.log_exception(err, severity);
+        let queued = self.queue_exception(err, severity, true);
         self.end_session();
         let handle = self.clone();
         async move {
@@ -271,7 +277,7 @@ impl TelemetryHandle {
                 traceback: Some(truncate_owned(traceback, MAX_EVENT_TEXT_BYTES)),
             })),
         };
-        shared.push(record);
+        shared.push_critical(record);
         self.end_session();
         self.wait_until_drained(self.flush_timeout);
     }

@@ -92,7 +92,7 @@ impl TelemetryHandle {
     /// Asks the uploader to send everything queued now, without waiting for it.
     pub fn flush(&self) {
         if let Some(shared) = &self.shared {
-            shared.send_control(Control::Flush(None));
+            shared.request_flush();
         }
     }
 

@@ -118,7 +118,7 @@
 //! an event keeps at most [`MAX_EVENT_TEXT_BYTES`] of text and [`MAX_FIELDS`] fields, and an
 //! event that would still serialize past [`MAX_EVENT_BYTES`] is sent with its payload
 //! replaced by an `_elided` marker. A request body therefore stays under
-//! `max_batch_size × MAX_EVENT_BYTES` plus a few hundred bytes.
+//! `max_batch_size × MAX_EVENT_BYTES + 512` bytes (for a UUID session id).
 //!
 //! # Configuration
 //!
@@ -130,13 +130,16 @@
 //! # Delivery
 //!
 //! Events wait in a lock-free queue bounded by `max_queue_size`; memory is taken as it fills.
-//! The uploader sends every `flush_interval`, and at once when `flush_threshold` events wait,
-//! in batches of up to `max_batch_size`, with up to `max_in_flight` requests at once.
+//! The uploader sends every `flush_interval`, and at once when `flush_threshold` events wait
+//! (even while other requests are in flight), in batches of up to `max_batch_size`, with up
+//! to `max_in_flight` requests at once.
 //! SESSION_START goes first and alone; SESSION_END goes last, once everything before it is
 //! settled. Network errors, timeouts, 408, 429 and 5xx are retried up to `max_retries` times
 //! with exponential backoff from `retry_base_delay` plus up to 10 % jitter, or after the
 //! server's `Retry-After` (capped at [`RETRY_AFTER_CAP`]); a 413 splits the batch; other
-//! statuses are final. Every event's fate is counted in [`Stats`].
+//! statuses are final. A shutdown cuts any backoff short and makes at most one further
+//! attempt per batch, within `flush_timeout`. Every event's fate is counted in [`Stats`];
+//! `RELIABILITY.md` lists each guarantee with the test that proves it.
 //!
 //! # Exceptions and panics
 //!

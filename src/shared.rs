@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     /// Events settled by the uploader, whatever their fate.
     settled: AtomicU64,
     closed: AtomicBool,
+    /// A `Control::Flush(None)` is on its way to the uploader.
+    flush_requested: AtomicBool,
     session_ended: AtomicBool,
     max_queue: usize,
     threshold: usize,
@@ -94,6 +96,7 @@ impl Shared {
             dropped_closed: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            flush_requested: AtomicBool::new(false),
             session_ended: AtomicBool::new(false),
             max_queue,
             threshold,
@@ -244,6 +247,32 @@ impl Shared {
 
     pub(crate) fn send_control(&self, c: Control) -> bool {
         self.control.send(c).is_ok()
+    }
+
+    /// Asks for a send of everything queued, unless such a request is already waiting: a
+    /// storm of flushes (one per logged error) costs the uploader one take, and the control
+    /// channel one message.
+    pub(crate) fn request_flush(&self) {
+        if !self.flush_requested.swap(true, AcqRel) && !self.send_control(Control::Flush(None)) {
+            self.flush_requested.store(false, Release);
+        }
+    }
+
+    /// The uploader took a flush request: the next one needs a message again.
+    pub(crate) fn flush_taken(&self) {
+        self.flush_requested.store(false, Release);
+    }
+
+    /// Pushes an event that must not be lost to a full queue (a fatal error or panic, at most
+    /// one per fatal path), unless the reporter is closed.
+    pub(crate) fn push_critical(&self, record: Record) -> bool {
+        if self.closed.load(Acquire) {
+            self.dropped_closed.fetch_add(1, Relaxed);
+            return false;
+        }
+        self.push_unbounded(record);
+        self.wake.notify_one();
+        true
     }
 
     pub(crate) fn set_watermark(&self, index: u64) {

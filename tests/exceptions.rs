@@ -358,3 +358,31 @@ fn a_panic_inside_capture_async_is_reported_and_resumed() {
     assert_eq!(events[2]["event"], "SESSION_END");
     drop(guard);
 }
+
+#[test]
+fn a_fatal_error_is_not_lost_to_a_full_queue() {
+    let gate = support::Gate::default();
+    let collector = Collector::with_plan(vec![support::Reply::Held(gate.clone())]);
+    let (_layer, guard) =
+        collector.builder(SESSION).max_queue_size(5).max_batch_size(5).flush_threshold(5).build().unwrap();
+    let handle = guard.handle();
+    // SESSION_START is held in flight; four events fill the queue of five.
+    collector.wait_requests(1);
+    for i in 0..10 {
+        handle.log("filler", json!({ "i": i }), Severity::Info);
+    }
+    assert_eq!(handle.stats().dropped.queue_full, 6);
+    let waiter = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            handle.log_fatal_exception(&HttpError::new(500, "the end"), Severity::Critical)
+        })
+    };
+    gate.open();
+    assert!(waiter.join().unwrap());
+    let kinds: Vec<String> =
+        collector.accepted_by_index().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "UNHANDLED_EXCEPTION").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("SESSION_END"));
+    drop(guard);
+}

@@ -30,7 +30,6 @@ use batch::{Batch, Envelope, EventJson};
 use deliver::{Deliverer, Settle};
 
 /// What the uploader needs from the builder.
-#[derive(Debug)]
 pub(crate) struct UploadConfig {
     pub(crate) endpoint: reqwest::Url,
     pub(crate) api_key: String,
@@ -42,6 +41,20 @@ pub(crate) struct UploadConfig {
     pub(crate) flush_threshold: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) redactor: Redactor,
+}
+
+impl std::fmt::Debug for UploadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadConfig")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("api_key", &"[REDACTED]")
+            .field("flush_interval", &self.flush_interval)
+            .field("http_timeout", &self.http_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("max_batch_size", &self.max_batch_size)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
 }
 
 thread_local! {
@@ -190,6 +203,9 @@ impl Uploader {
                 biased;
                 command = control.recv() => match command {
                     Some(Control::Flush(reply)) => {
+                        if reply.is_none() {
+                            self.shared.flush_taken();
+                        }
                         self.take(Take::All);
                         self.dispatch();
                         if let Some(reply) = reply {
@@ -202,8 +218,9 @@ impl Uploader {
                         return;
                     }
                     None => {
-                        // Every handle and the guard are gone without a shutdown (the guard
-                        // was leaked); send what is queued and stop.
+                        // Cannot happen while `Shared` holds the sender (a leaked guard keeps
+                        // the uploader running until the process ends); if it ever does, send
+                        // what is queued and stop.
                         let deadline = Instant::now() + self.config.http_timeout;
                         self.shutdown(deadline).await;
                         return;
