@@ -181,10 +181,7 @@ fn drain(url: &str) -> Result {
             .flush_interval(Duration::from_secs(3600))
             .build()?;
         let handle = guard.handle();
-        // SESSION_START leaves on the uploader's first tick, at start-up.
-        if !handle.wait_until_drained(Duration::from_secs(5)) {
-            return Err("SESSION_START was not delivered within 5 s".into());
-        }
+        settle_session_start(&handle)?;
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
         tracing::dispatcher::with_default(&dispatch, || (0..QUEUED).for_each(emit));
         let queued = handle.stats().queued;
@@ -213,6 +210,19 @@ fn drain(url: &str) -> Result {
     Ok(())
 }
 
+/// Waits until SESSION_START (sent at start-up) is delivered and the uploader is idle again.
+///
+/// The second flush is a handshake: the uploader handles it only after it has finished
+/// booking SESSION_START's request, which otherwise might still pull events emitted meanwhile.
+fn settle_session_start(handle: &tinker_telemetry::TelemetryHandle) -> Result {
+    for _ in 0..2 {
+        if !handle.wait_until_drained(Duration::from_secs(5)) {
+            return Err("SESSION_START was not delivered within 5 s".into());
+        }
+    }
+    Ok(())
+}
+
 /// Peak memory of this program with 10,000 events queued (`url` given) or with no layer.
 fn rss(url: Option<&str>) -> Result {
     let kib = |key| proc_status_kib(key).ok_or("no /proc/self/status");
@@ -235,9 +245,7 @@ fn rss(url: Option<&str>) -> Result {
         .flush_interval(Duration::from_secs(3600))
         .build()?;
     let handle = guard.handle();
-    if !handle.wait_until_drained(Duration::from_secs(5)) {
-        return Err("SESSION_START was not delivered within 5 s".into());
-    }
+    settle_session_start(&handle)?;
     let built = kib("VmRSS")?;
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || (0..QUEUED).for_each(emit));
@@ -256,7 +264,9 @@ fn rss(url: Option<&str>) -> Result {
         report.stats.delivered
     );
     if queued != QUEUED || !report.drained {
-        return Err(format!("expected {QUEUED} queued and a full drain: {report:?}").into());
+        return Err(
+            format!("expected {QUEUED} queued and a full drain, found {queued} queued: {report:?}").into()
+        );
     }
     Ok(())
 }
