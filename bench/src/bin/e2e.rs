@@ -103,6 +103,10 @@ fn orchestrate(events: u64) -> Result {
     println!("peak RSS above no-layer, 10,000 queued (<= 5 MiB): {extra_mib:.2} MiB");
     println!("RSS above no-layer right after build, queue bound 1,000,000: {extra_built_mib:.2} MiB");
     println!(
+        "peak RSS above no-layer once the 10,000 were drained:  {:.2} MiB",
+        (get("rss-layer.hwm_drained_kib") - get("rss-bare.hwm_kib")) / 1024.0
+    );
+    println!(
         "all measurements done in {:.1} s; the sink saw {} requests",
         started.elapsed().as_secs_f64(),
         sink.requests()
@@ -230,12 +234,11 @@ fn rss(url: Option<&str>) -> Result {
     let Some(url) = url else {
         let dispatch = Dispatch::new(tracing_subscriber::registry());
         tracing::dispatcher::with_default(&dispatch, || (0..QUEUED).for_each(emit));
+        let (rss, hwm) = (kib("VmRSS")?, kib("VmHWM")?);
         println!(
-            "rss-bare: VmRSS at start {start} KiB; after {QUEUED} events with no layer: VmRSS {} KiB, VmHWM {} KiB",
-            kib("VmRSS")?,
-            kib("VmHWM")?
+            "rss-bare: VmRSS at start {start} KiB; after {QUEUED} events with no layer: VmRSS {rss} KiB, VmHWM {hwm} KiB"
         );
-        println!("rss-bare-result hwm_kib={}", kib("VmHWM")?);
+        println!("rss-bare-result hwm_kib={hwm}");
         return Ok(());
     };
     // A queue bound of a million: nothing may be taken for it up front.
@@ -252,15 +255,14 @@ fn rss(url: Option<&str>) -> Result {
     let queued = handle.stats().queued;
     let (rss_queued, hwm_queued) = (kib("VmRSS")?, kib("VmHWM")?);
     let report = guard.shutdown();
+    let hwm_drained = kib("VmHWM")?;
     println!(
         "rss-layer: VmRSS at start {start} KiB, after build (max_queue_size 1,000,000) {built} KiB; \
          with {queued} events queued VmRSS {rss_queued} KiB, VmHWM {hwm_queued} KiB; \
-         VmHWM after the drain {} KiB",
-        kib("VmHWM")?
+         VmHWM after the drain {hwm_drained} KiB"
     );
     println!(
-        "rss-layer-result built_kib={built} hwm_queued_kib={hwm_queued} hwm_drained_kib={} delivered={}",
-        kib("VmHWM")?,
+        "rss-layer-result built_kib={built} hwm_queued_kib={hwm_queued} hwm_drained_kib={hwm_drained} delivered={}",
         report.stats.delivered
     );
     if queued != QUEUED || !report.drained {
