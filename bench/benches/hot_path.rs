@@ -1,0 +1,206 @@
+//! What one `tracing` call costs the thread that makes it, with tinker-telemetry's layer and
+//! with its peer (opentelemetry-appender-tracing over a BatchLogProcessor), in one criterion
+//! run so that the ratios between them hold.
+//!
+//! ```text
+//! cd bench && cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! Every event is `info!` with `session_id` and 4 fields. Benchmarks whose events reach a
+//! queue emit in paced chunks (see `tinker_telemetry_bench::paced`): only the emitting is
+//! timed, and the consumer is given time, untimed, to keep the backlog under 20,000 events,
+//! so that nothing is dropped and no figure is one of page faults. Each tinker-telemetry
+//! benchmark has a reporter of its own, aimed at a local sink; its final counters are printed
+//! to stderr when the benchmark ends, drops included.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{
+    BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
+};
+use tinker_telemetry_bench::{OTHER_SESSION, SESSION, Sink, builder, paced};
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+/// The captured shape: `session_id` and 4 fields (two strings, an integer, a float).
+macro_rules! event_with_session {
+    ($session:expr, $i:expr) => {
+        tracing::info!(
+            session_id = $session,
+            event_name = "train.step",
+            step = $i,
+            loss = 0.731_f64,
+            model = "llama-3-8b"
+        )
+    };
+}
+
+/// The same 4 fields, without a `session_id`.
+macro_rules! event_without_session {
+    ($i:expr) => {
+        tracing::info!(event_name = "train.step", step = $i, loss = 0.731_f64, model = "llama-3-8b")
+    };
+}
+
+macro_rules! http_request_span {
+    () => {
+        tracing::info_span!("http.request", session_id = SESSION, method = "GET", path = "/x", status = 200)
+    };
+}
+
+fn no_backlog() -> u64 {
+    0
+}
+
+/// Runs `bench` under a fresh tinker-telemetry reporter, then shuts the reporter down and
+/// prints its counters.
+fn with_reporter(name: &str, sink: &Sink, bench: impl FnOnce(&Dispatch, &(dyn Fn() -> u64 + Sync))) {
+    let (layer, guard) = builder(&sink.base_url()).build().expect("the reporter builds");
+    let handle = guard.handle();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let backlog = || handle.stats().queued;
+    bench(&dispatch, &backlog);
+    drop(dispatch);
+    let report = guard.shutdown();
+    let s = report.stats;
+    eprintln!(
+        "[{name}] reporter: accepted {}, delivered {}, dropped {} (queue full {}), drained {}",
+        s.accepted,
+        s.delivered,
+        s.dropped.total(),
+        s.dropped.queue_full,
+        report.drained
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let sink = Sink::start().expect("the sink starts");
+    let mut g = c.benchmark_group("event");
+
+    // The floor: a registry and no layer at all.
+    let bare = Dispatch::new(tracing_subscriber::registry());
+    tracing::dispatcher::with_default(&bare, || {
+        g.bench_function("bare_registry", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(SESSION, black_box(i))))
+        });
+        g.bench_function("bare_registry/http_request_span", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(http_request_span!()))))
+        });
+    });
+
+    with_reporter("ignored_no_session", &sink, |d, backlog| {
+        tracing::dispatcher::with_default(d, || {
+            g.bench_function("tinker/ignored_no_session", |b| {
+                b.iter_custom(|n| paced(n, backlog, |i| event_without_session!(black_box(i))))
+            });
+        });
+    });
+
+    with_reporter("ignored_other_session", &sink, |d, backlog| {
+        tracing::dispatcher::with_default(d, || {
+            g.bench_function("tinker/ignored_other_session", |b| {
+                b.iter_custom(|n| paced(n, backlog, |i| event_with_session!(OTHER_SESSION, black_box(i))))
+            });
+        });
+    });
+
+    with_reporter("captured", &sink, |d, backlog| {
+        tracing::dispatcher::with_default(d, || {
+            g.bench_function("tinker/captured", |b| {
+                b.iter_custom(|n| paced(n, backlog, |i| event_with_session!(SESSION, black_box(i))))
+            });
+        });
+    });
+
+    with_reporter("captured_in_span", &sink, |d, backlog| {
+        tracing::dispatcher::with_default(d, || {
+            let session = tracing::info_span!("session", session_id = SESSION);
+            let _in = session.enter();
+            g.bench_function("tinker/captured_in_span", |b| {
+                b.iter_custom(|n| paced(n, backlog, |i| event_without_session!(black_box(i))))
+            });
+        });
+    });
+
+    with_reporter("http_request_span", &sink, |d, backlog| {
+        tracing::dispatcher::with_default(d, || {
+            g.bench_function("tinker/http_request_span", |b| {
+                b.iter_custom(|n| paced(n, backlog, |_| drop(black_box(http_request_span!()))))
+            });
+        });
+    });
+
+    with_reporter("captured_2_threads", &sink, |d, backlog| {
+        g.bench_function("tinker/captured_2_threads", |b| {
+            b.iter_custom(|n| {
+                let start = Barrier::new(2);
+                let per_thread = std::thread::scope(|scope| {
+                    let threads: Vec<_> = (0..2)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                tracing::dispatcher::with_default(d, || {
+                                    start.wait();
+                                    paced(n, backlog, |i| event_with_session!(SESSION, black_box(i)))
+                                })
+                            })
+                        })
+                        .collect();
+                    threads
+                        .into_iter()
+                        .map(|t| t.join().expect("an emitting thread panicked"))
+                        .collect::<Vec<_>>()
+                });
+                // Each thread emitted `n` events: the mean of their times is the cost per
+                // event on one of two threads emitting at once.
+                per_thread.iter().sum::<Duration>() / 2
+            })
+        });
+    });
+
+    // The peer: the OpenTelemetry bridge over a BatchLogProcessor whose exporter discards
+    // (and counts, so that the producer can be paced the same way).
+    let exporter = CountingExporter::default();
+    let exported = Arc::clone(&exporter.0);
+    let config = BatchConfigBuilder::default().with_max_queue_size(65_536).build();
+    let processor = BatchLogProcessor::builder(exporter).with_batch_config(config).build();
+    let provider = SdkLoggerProvider::builder().with_log_processor(processor).build();
+    let bridge = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider);
+    let otel = Dispatch::new(tracing_subscriber::registry().with(bridge));
+    let emitted = Cell::new(0u64);
+    let backlog = || emitted.get().saturating_sub(exported.load(Relaxed));
+    tracing::dispatcher::with_default(&otel, || {
+        g.bench_function("opentelemetry/captured", |b| {
+            b.iter_custom(|n| {
+                paced(n, &backlog, |i| {
+                    event_with_session!(SESSION, black_box(i));
+                    emitted.set(emitted.get() + 1);
+                })
+            })
+        });
+    });
+    let _ = provider.force_flush();
+    let (sent, got) = (emitted.get(), exported.load(Relaxed));
+    eprintln!("[opentelemetry] emitted {sent}, exported {got}, lost {}", sent.saturating_sub(got));
+    let _ = provider.shutdown();
+    g.finish();
+}
+
+/// Discards every batch, counting its records.
+#[derive(Debug, Default)]
+struct CountingExporter(Arc<AtomicU64>);
+
+impl LogExporter for CountingExporter {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        self.0.fetch_add(batch.iter().count() as u64, Relaxed);
+        Ok(())
+    }
+}
+
+criterion_group!(hot_path, benches);
+criterion_main!(hot_path);

@@ -1,0 +1,144 @@
+//! Allocations on the emitting thread: at most 2 per captured event, none per ignored event.
+//!
+//! A captured event costs one allocation for its text plus, every 31 events, one for a new
+//! block of the queue. The fields stay inline up to six; an event with more spills them to
+//! the heap, one allocation more (2.03 per event measured), which this test does not cover.
+//!
+//! The crate forbids `unsafe_code` in every target, so the counting `#[global_allocator]` is
+//! `allocation-counter`'s (linked into this test binary only): it counts per thread, so the
+//! uploader's own allocations, on its thread, are not counted here.
+
+mod support;
+
+use support::{Collector, PATIENCE};
+use tinker_telemetry::TelemetryHandle;
+use tracing_subscriber::prelude::*;
+
+const SESSION: &str = "6f1c2a9e-5b4e-4d7a-9c1e-0b9f0c7d2e11";
+const OTHER: &str = "0b9f0c7d-2e11-4d7a-9c1e-6f1c2a9e5b4e";
+
+/// Events measured per case, after as many for warm-up (the thread's scratch buffer, the
+/// queue's first blocks, the registry's thread-locals).
+const EVENTS: u64 = 1_000;
+
+/// Allocations made by this thread while `emit` runs `EVENTS` times, after a warm-up.
+fn allocations(mut emit: impl FnMut(u64)) -> u64 {
+    (0..EVENTS).for_each(&mut emit);
+    allocation_counter::measure(|| (0..EVENTS).for_each(&mut emit)).count_total
+}
+
+/// Asserts `emit` captured every event it made: 2 × `EVENTS` more accepted.
+fn accepted_by(handle: &TelemetryHandle, emit: impl FnMut(u64)) -> u64 {
+    let before = handle.stats().accepted;
+    let count = allocations(emit);
+    assert_eq!(handle.stats().accepted - before, 2 * EVENTS, "every event should have been captured");
+    count
+}
+
+/// Asserts `emit` captured none of its events.
+fn ignored_by(handle: &TelemetryHandle, emit: impl FnMut(u64)) -> u64 {
+    let before = handle.stats().accepted;
+    let count = allocations(emit);
+    assert_eq!(handle.stats().accepted, before, "no event should have been captured");
+    count
+}
+
+#[test]
+fn a_captured_event_of_up_to_six_fields_costs_at_most_two_allocations() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let counts = tracing::subscriber::with_default(subscriber, || {
+        let own = accepted_by(&handle, |i| {
+            tracing::info!(
+                session_id = SESSION,
+                event_name = "train.step",
+                step = i,
+                loss = 0.731,
+                model = "llama"
+            )
+        });
+        let session = tracing::info_span!("session", session_id = SESSION);
+        let inherited = session.in_scope(|| {
+            accepted_by(&handle, |i| {
+                tracing::info!(event_name = "train.step", step = i, loss = 0.731, model = "llama")
+            })
+        });
+        // A formatted message, Debug and Display values, every field kept inline.
+        let rich = accepted_by(&handle, |i| {
+            tracing::warn!(
+                session_id = SESSION,
+                a = i,
+                b = "b",
+                c = ?Some(i),
+                d = true,
+                e = -1i64,
+                f = %i,
+                "step {i} of {}",
+                EVENTS
+            )
+        });
+        [("own session_id", own), ("inherited from a span", inherited), ("rich", rich)]
+    });
+    assert!(handle.wait_until_drained(PATIENCE));
+    let report = guard.shutdown();
+    assert_eq!(report.stats.delivered, 1 + 6 * EVENTS + 1, "{:?}", report.stats);
+    for (case, count) in counts {
+        let per_event = count as f64 / EVENTS as f64;
+        println!("{case}: {per_event:.3} allocations per captured event");
+        assert!(count <= 2 * EVENTS, "{case}: {per_event:.3} allocations per captured event, more than 2");
+    }
+}
+
+#[test]
+fn an_ignored_event_allocates_nothing() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let cases = [
+            (
+                "no session_id",
+                ignored_by(&handle, |i| {
+                    tracing::info!(event_name = "train.step", step = i, loss = 0.731, model = "llama")
+                }),
+            ),
+            (
+                "another session",
+                ignored_by(&handle, |i| {
+                    tracing::info!(session_id = OTHER, event_name = "train.step", step = i, model = "llama")
+                }),
+            ),
+            (
+                "another session, as Display",
+                ignored_by(&handle, |i| tracing::info!(session_id = %OTHER, step = i, "a message {i}")),
+            ),
+            (
+                "below min_level",
+                ignored_by(&handle, |i| {
+                    tracing::debug!(
+                        session_id = SESSION,
+                        event_name = "train.step",
+                        step = i,
+                        model = "llama"
+                    )
+                }),
+            ),
+            (
+                "in another session's span",
+                tracing::info_span!("session", session_id = OTHER).in_scope(|| {
+                    ignored_by(&handle, |i| {
+                        tracing::info!(event_name = "train.step", step = i, model = "llama")
+                    })
+                }),
+            ),
+        ];
+        for (case, count) in cases {
+            assert_eq!(count, 0, "{case}: {count} allocations for {EVENTS} ignored events");
+        }
+    });
+    let report = guard.shutdown();
+    assert_eq!(report.stats.delivered, 2, "only SESSION_START and SESSION_END: {:?}", report.stats);
+}
