@@ -44,6 +44,15 @@ impl Visit for SessionProbe<'_> {
         }
     }
 
+    // Numbers and bools are never the session's id: skip the Debug path for them.
+    fn record_i64(&mut self, _: &Field, _: i64) {}
+
+    fn record_u64(&mut self, _: &Field, _: u64) {}
+
+    fn record_f64(&mut self, _: &Field, _: f64) {}
+
+    fn record_bool(&mut self, _: &Field, _: bool) {}
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == SESSION_ID {
             // `%id` formats as the id, `?id` of a string as the id in quotes: accept both.
