@@ -14,7 +14,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::builder::Builder;
 use crate::event::Severity;
-use crate::record::{Body, Record, Text};
+use crate::record::{Body, FieldSource, Record, Text};
 use crate::shared::Shared;
 use crate::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
 use crate::user_error::Classifier;
@@ -169,7 +169,7 @@ impl Inner {
             draft.name = Some(Text::Static(meta.name()));
         }
         let explicit = draft.severity;
-        let fields = draft.finish(text);
+        let fields = draft.pack(meta, text);
         let severity = explicit.unwrap_or_else(|| {
             if fields.event_name("") == QUEUE_STATE_CHANGE {
                 queue_severity(&fields)
@@ -177,7 +177,7 @@ impl Inner {
                 Severity::from(meta.level())
             }
         });
-        Record { time: SystemTime::now(), severity, body: Body::Fields(fields) }
+        Record { time: SystemTime::now(), severity, body: Body::Packed(fields) }
     }
 
     fn captures_span(&self, name: &str) -> bool {

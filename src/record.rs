@@ -10,13 +10,15 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
-use smallvec::SmallVec;
 
 use crate::event::{Severity, format_duration, format_timestamp};
 use crate::limits::{MAX_EVENT_BYTES, Redactor};
 
-/// Fields kept inline in a record before it spills to the heap.
-pub(crate) const INLINE_FIELDS: usize = 6;
+/// Fields a [`Draft`](crate::visit::Draft) holds on the stack before it spills to the heap.
+pub(crate) const INLINE_FIELDS: usize = 16;
+
+/// Bytes per field in a [`PackedFields`] buffer: field index, kind, 8 bytes of payload.
+const ENTRY: usize = 10;
 
 /// One event waiting to be sent.
 #[derive(Debug)]
@@ -28,17 +30,15 @@ pub(crate) struct Record {
 
 /// What kind of event a record is, with its payload.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "tracing fields stay inline so that capturing an event costs one allocation at most"
-)]
 pub(crate) enum Body {
     SessionStart,
     SessionEnd {
         duration: Duration,
     },
-    /// A GENERIC_EVENT from tracing fields.
-    Fields(FieldRecord),
+    /// A GENERIC_EVENT from an event's tracing fields, packed for the queue.
+    Packed(PackedFields),
+    /// A GENERIC_EVENT from a captured span's fields.
+    Fields(Box<FieldRecord>),
     /// A GENERIC_EVENT from [`TelemetryHandle::log`](crate::TelemetryHandle::log).
     Json {
         name: Box<str>,
@@ -85,31 +85,175 @@ pub(crate) enum Val {
     BigInt(Range),
 }
 
-/// A GENERIC_EVENT captured from tracing fields.
+/// What the serializer needs from a set of captured fields, packed or not.
+pub(crate) trait FieldSource {
+    fn name(&self) -> Option<Text>;
+    fn message(&self) -> Option<Text>;
+    fn fields_dropped(&self) -> u32;
+    /// The text of a field value, name or message.
+    fn text(&self, t: impl Into<Text>) -> &str;
+    /// The fields, in order, with their names.
+    fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_;
+
+    /// The event name: the `event_name` field, else the message, else `fallback`.
+    fn event_name<'a>(&'a self, fallback: &'a str) -> &'a str {
+        match (self.name(), self.message()) {
+            (Some(n), _) | (None, Some(n)) => self.text(n),
+            (None, None) => fallback,
+        }
+    }
+
+    /// The value of the field called `key`.
+    fn get(&self, key: &str) -> Option<Val> {
+        self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The text of the string field called `key`.
+    fn get_str(&self, key: &str) -> Option<&str> {
+        match self.get(key)? {
+            Val::Str(r) => Some(self.text(r)),
+            _ => None,
+        }
+    }
+}
+
+/// A GENERIC_EVENT captured from a span's fields (built off the hot path, so plainly laid
+/// out).
 #[derive(Debug, Default)]
 pub(crate) struct FieldRecord {
     pub(crate) name: Option<Text>,
     pub(crate) message: Option<Text>,
-    pub(crate) fields: SmallVec<[(&'static str, Val); INLINE_FIELDS]>,
+    pub(crate) fields: Vec<(&'static str, Val)>,
     /// Fields left out because the event had more than [`crate::limits::MAX_FIELDS`].
     pub(crate) fields_dropped: u32,
     pub(crate) text: Box<str>,
 }
 
-impl FieldRecord {
-    pub(crate) fn text(&self, t: impl Into<Text>) -> &str {
+impl FieldSource for FieldRecord {
+    fn name(&self) -> Option<Text> {
+        self.name
+    }
+
+    fn message(&self) -> Option<Text> {
+        self.message
+    }
+
+    fn fields_dropped(&self) -> u32 {
+        self.fields_dropped
+    }
+
+    fn text(&self, t: impl Into<Text>) -> &str {
         match t.into() {
             Text::Static(s) => s,
             Text::Range(a, b) => self.text.get(a as usize..b as usize).unwrap_or(""),
         }
     }
 
-    /// The event name: the `event_name` field, else the message, else `fallback`.
-    pub(crate) fn event_name<'a>(&'a self, fallback: &'a str) -> &'a str {
-        match (self.name, self.message) {
-            (Some(n), _) | (None, Some(n)) => self.text(n),
-            (None, None) => fallback,
+    fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
+        self.fields.iter().copied()
+    }
+}
+
+/// A GENERIC_EVENT captured from an event's fields, as it waits in the queue: every field
+/// and all the text in one allocation, field names recovered from the callsite's metadata.
+/// About 100 bytes plus that allocation, whatever the number of fields.
+#[derive(Debug)]
+pub(crate) struct PackedFields {
+    meta: &'static tracing::Metadata<'static>,
+    name: Option<Text>,
+    message: Option<Text>,
+    count: u16,
+    fields_dropped: u16,
+    /// `count` entries of [`ENTRY`] bytes, then the text.
+    buf: Box<[u8]>,
+}
+
+impl PackedFields {
+    /// Packs `fields` (with their index in `meta`'s field set) and `text`.
+    pub(crate) fn new(
+        meta: &'static tracing::Metadata<'static>,
+        name: Option<Text>,
+        message: Option<Text>,
+        fields: impl ExactSizeIterator<Item = (u8, Val)>,
+        fields_dropped: u32,
+        text: &str,
+    ) -> Self {
+        let count = fields.len();
+        let mut buf = Vec::with_capacity(count * ENTRY + text.len());
+        for (index, val) in fields {
+            let (kind, payload): (u8, u64) = match val {
+                Val::I64(v) => (0, v as u64),
+                Val::U64(v) => (1, v),
+                Val::F64(v) => (2, v.to_bits()),
+                Val::Bool(v) => (3, u64::from(v)),
+                Val::Str(Range(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
+                Val::BigInt(Range(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
+            };
+            buf.push(index);
+            buf.push(kind);
+            buf.extend_from_slice(&payload.to_le_bytes());
         }
+        buf.extend_from_slice(text.as_bytes());
+        PackedFields {
+            meta,
+            name,
+            message,
+            count: count as u16,
+            fields_dropped: fields_dropped.min(u32::from(u16::MAX)) as u16,
+            buf: buf.into_boxed_slice(),
+        }
+    }
+
+    fn text_start(&self) -> usize {
+        usize::from(self.count) * ENTRY
+    }
+}
+
+impl FieldSource for PackedFields {
+    fn name(&self) -> Option<Text> {
+        self.name
+    }
+
+    fn message(&self) -> Option<Text> {
+        self.message
+    }
+
+    fn fields_dropped(&self) -> u32 {
+        u32::from(self.fields_dropped)
+    }
+
+    fn text(&self, t: impl Into<Text>) -> &str {
+        match t.into() {
+            Text::Static(s) => s,
+            Text::Range(a, b) => {
+                let at = self.text_start();
+                // The ranges were cut on character boundaries of valid UTF-8.
+                self.buf
+                    .get(at + a as usize..at + b as usize)
+                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                    .unwrap_or("")
+            }
+        }
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
+        let names = self.meta.fields();
+        self.buf[..self.text_start()].chunks_exact(ENTRY).map(move |e| {
+            let name = names.iter().nth(usize::from(e[0])).map_or("", |f| f.name());
+            let mut payload = [0u8; 8];
+            payload.copy_from_slice(&e[2..ENTRY]);
+            let p = u64::from_le_bytes(payload);
+            let range = Range((p >> 32) as u32, p as u32);
+            let val = match e[1] {
+                0 => Val::I64(p as i64),
+                1 => Val::U64(p),
+                2 => Val::F64(f64::from_bits(p)),
+                3 => Val::Bool(p != 0),
+                4 => Val::Str(range),
+                _ => Val::BigInt(range),
+            };
+            (name, val)
+        })
     }
 }
 
@@ -155,7 +299,7 @@ impl Serialize for WireEvent<'_> {
         let kind = match r.body {
             Body::SessionStart => "SESSION_START",
             Body::SessionEnd { .. } => "SESSION_END",
-            Body::Fields(_) | Body::Json { .. } => "GENERIC_EVENT",
+            Body::Packed(_) | Body::Fields(_) | Body::Json { .. } => "GENERIC_EVENT",
             Body::Exception(_) => "UNHANDLED_EXCEPTION",
         };
         m.serialize_entry("event", kind)?;
@@ -169,14 +313,8 @@ impl Serialize for WireEvent<'_> {
             Body::SessionEnd { duration } => {
                 m.serialize_entry("duration", &format_duration(*duration))?;
             }
-            Body::Fields(f) => {
-                m.serialize_entry("event_name", f.event_name("event"))?;
-                if self.elide {
-                    m.serialize_entry("event_data", &Elided)?;
-                } else {
-                    m.serialize_entry("event_data", &FieldData { f, redactor: self.redactor })?;
-                }
-            }
+            Body::Packed(f) => self.fields(&mut m, f)?,
+            Body::Fields(f) => self.fields(&mut m, &**f)?,
             Body::Json { name, data } => {
                 m.serialize_entry("event_name", name)?;
                 if self.elide {
@@ -201,6 +339,17 @@ impl Serialize for WireEvent<'_> {
     }
 }
 
+impl WireEvent<'_> {
+    fn fields<M: SerializeMap, F: FieldSource>(&self, m: &mut M, f: &F) -> Result<(), M::Error> {
+        m.serialize_entry("event_name", f.event_name("event"))?;
+        if self.elide {
+            m.serialize_entry("event_data", &Elided)
+        } else {
+            m.serialize_entry("event_data", &FieldData { f, redactor: self.redactor })
+        }
+    }
+}
+
 struct Elided;
 
 impl Serialize for Elided {
@@ -211,24 +360,24 @@ impl Serialize for Elided {
     }
 }
 
-struct FieldData<'a> {
-    f: &'a FieldRecord,
+struct FieldData<'a, F> {
+    f: &'a F,
     redactor: &'a Redactor,
 }
 
-impl Serialize for FieldData<'_> {
+impl<F: FieldSource> Serialize for FieldData<'_, F> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let f = self.f;
         let mut m = s.serialize_map(None)?;
-        if let (Some(_), Some(msg)) = (f.name, f.message) {
+        if let (Some(_), Some(msg)) = (f.name(), f.message()) {
             m.serialize_entry("message", f.text(msg))?;
         }
-        for (key, val) in &f.fields {
+        for (key, val) in f.pairs() {
             if self.redactor.is_secret(key) {
                 m.serialize_entry(key, crate::limits::REDACTED)?;
                 continue;
             }
-            match *val {
+            match val {
                 Val::I64(v) => m.serialize_entry(key, &v)?,
                 Val::U64(v) => m.serialize_entry(key, &v)?,
                 Val::F64(v) => m.serialize_entry(key, &Float(v))?,
@@ -237,8 +386,8 @@ impl Serialize for FieldData<'_> {
                 Val::BigInt(t) => m.serialize_entry(key, &BigInt(f.text(t)))?,
             }
         }
-        if f.fields_dropped > 0 {
-            m.serialize_entry("_fields_dropped", &f.fields_dropped)?;
+        if f.fields_dropped() > 0 {
+            m.serialize_entry("_fields_dropped", &f.fields_dropped())?;
         }
         m.end()
     }
@@ -330,8 +479,7 @@ mod tests {
 
     #[test]
     fn records_stay_compact() {
-        assert_eq!(std::mem::size_of::<(&'static str, Val)>(), 32);
-        assert!(std::mem::size_of::<Record>() <= 296, "{}", std::mem::size_of::<Record>());
+        assert!(std::mem::size_of::<Record>() <= 112, "{}", std::mem::size_of::<Record>());
     }
 
     fn record(body: Body) -> Record {
@@ -357,7 +505,7 @@ mod tests {
         f.fields.push(("inf", Val::F64(f64::NEG_INFINITY)));
         f.fields.push(("b", Val::Bool(true)));
         f.fields.push(("big", Val::BigInt(Range(5, 43))));
-        let v = wire(Body::Fields(f));
+        let v = wire(Body::Fields(Box::new(f)));
         assert_eq!(v["event"], "GENERIC_EVENT");
         assert_eq!(v["event_name"], "user.action");
         assert_eq!(v["event_session_index"], 7);
@@ -378,14 +526,14 @@ mod tests {
     fn message_is_the_name_unless_an_event_name_is_given() {
         let mut f = FieldRecord { text: "ran out".into(), ..FieldRecord::default() };
         f.message = Some(Text::Range(0, 7));
-        let v = wire(Body::Fields(f));
+        let v = wire(Body::Fields(Box::new(f)));
         assert_eq!(v["event_name"], "ran out");
         assert_eq!(v["event_data"], serde_json::json!({}));
 
         let mut f = FieldRecord { text: "ran out".into(), ..FieldRecord::default() };
         f.message = Some(Text::Range(0, 7));
         f.name = Some(Text::Static("disk"));
-        let v = wire(Body::Fields(f));
+        let v = wire(Body::Fields(Box::new(f)));
         assert_eq!(v["event_name"], "disk");
         assert_eq!(v["event_data"]["message"], "ran out");
     }

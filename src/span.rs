@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use tracing::Level;
 
 use crate::event::Severity;
-use crate::record::{Body, FieldRecord, Range, Record, Text, Val};
+use crate::record::{Body, FieldRecord, FieldSource, Range, Record, Text, Val};
 use crate::scrub::scrub_url;
 use crate::visit::Draft;
 
@@ -67,7 +67,7 @@ impl SpanCapture {
             QUEUE_STATE_CHANGE => queue_severity(&fields),
             _ => Severity::from(&self.level),
         });
-        Record { time: self.time, severity, body: Body::Fields(fields) }
+        Record { time: self.time, severity, body: Body::Fields(Box::new(fields)) }
     }
 }
 
@@ -144,20 +144,16 @@ fn normalise_http(old: &FieldRecord) -> FieldRecord {
     out
 }
 
-fn field<'a>(rec: &'a FieldRecord, name: &str) -> Option<&'a Val> {
-    rec.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
-}
-
 /// ERROR for a 5xx or a recorded `error`/`exception`, WARNING for other 4xx, else INFO.
-fn http_severity(rec: &FieldRecord) -> Severity {
-    let failed = rec.fields.iter().any(|(k, v)| {
-        matches!(*k, "error" | "exception" | "error.type" | "exception.message")
-            || (*k == "otel.status_code"
-                && matches!(v, Val::Str(t) if rec.text(*t).eq_ignore_ascii_case("error")))
+fn http_severity(rec: &impl FieldSource) -> Severity {
+    let failed = rec.pairs().any(|(k, v)| {
+        matches!(k, "error" | "exception" | "error.type" | "exception.message")
+            || (k == "otel.status_code"
+                && matches!(v, Val::Str(t) if rec.text(t).eq_ignore_ascii_case("error")))
     });
-    let status = match field(rec, "status") {
-        Some(Val::U64(s)) => Some(*s),
-        Some(Val::I64(s)) => u64::try_from(*s).ok(),
+    let status = match rec.get("status") {
+        Some(Val::U64(s)) => Some(s),
+        Some(Val::I64(s)) => u64::try_from(s).ok(),
         _ => None,
     };
     match status {
@@ -169,9 +165,9 @@ fn http_severity(rec: &FieldRecord) -> Severity {
 }
 
 /// WARNING when the queue moves into a paused state, else INFO.
-pub(crate) fn queue_severity(rec: &FieldRecord) -> Severity {
-    match field(rec, "to") {
-        Some(Val::Str(t)) if PAUSED_STATES.contains(&rec.text(*t).trim()) => Severity::Warning,
+pub(crate) fn queue_severity(rec: &impl FieldSource) -> Severity {
+    match rec.get_str("to") {
+        Some(to) if PAUSED_STATES.contains(&to.trim()) => Severity::Warning,
         _ => Severity::Info,
     }
 }
@@ -193,8 +189,8 @@ mod tests {
     }
 
     fn get(r: &FieldRecord, k: &str) -> String {
-        match field(r, k) {
-            Some(Val::Str(t)) => r.text(*t).to_owned(),
+        match r.get(k) {
+            Some(Val::Str(t)) => r.text(t).to_owned(),
             Some(Val::U64(n)) => n.to_string(),
             other => format!("{other:?}"),
         }
@@ -211,7 +207,7 @@ mod tests {
         assert_eq!(get(&r, "method"), "POST");
         assert_eq!(get(&r, "url"), "https://api.example.com/v1/sample");
         assert_eq!(get(&r, "path"), "/v1/sample");
-        assert_eq!(field(&r, "status"), Some(&Val::U64(503)));
+        assert_eq!(r.get("status"), Some(Val::U64(503)));
         assert_eq!(get(&r, "peer"), "api");
         assert_eq!(http_severity(&r), Severity::Error);
     }

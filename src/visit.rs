@@ -11,7 +11,7 @@ use crate::event::Severity;
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
-use crate::record::{FieldRecord, INLINE_FIELDS, Range, Record, Text, Val};
+use crate::record::{FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val};
 use crate::user_error::{Classifier, dyn_type_name};
 
 /// The field that scopes events to a session.
@@ -124,7 +124,8 @@ pub(crate) struct Draft {
     pub(crate) name: Option<Text>,
     pub(crate) message: Option<Text>,
     pub(crate) severity: Option<Severity>,
-    pub(crate) fields: SmallVec<[(&'static str, Val); INLINE_FIELDS]>,
+    /// Each field's name, index in its callsite's field set, and value.
+    pub(crate) fields: SmallVec<[(&'static str, u8, Val); INLINE_FIELDS]>,
     pub(crate) fields_dropped: u32,
     /// The first error value recorded, already turned into its event.
     pub(crate) error: Option<Box<ErrorField>>,
@@ -137,15 +138,21 @@ pub(crate) struct ErrorField {
 }
 
 impl Draft {
-    /// The finished record, with one allocation for all its text.
+    /// The finished span record.
     pub(crate) fn finish(self, text: &str) -> FieldRecord {
         FieldRecord {
             name: self.name,
             message: self.message,
-            fields: self.fields,
+            fields: self.fields.iter().map(|&(key, _, val)| (key, val)).collect(),
             fields_dropped: self.fields_dropped,
             text: text.into(),
         }
+    }
+
+    /// The finished event record, packed: one allocation for its fields and text.
+    pub(crate) fn pack(self, meta: &'static tracing::Metadata<'static>, text: &str) -> PackedFields {
+        let fields = self.fields.iter().map(|&(_, index, val)| (index, val));
+        PackedFields::new(meta, self.name, self.message, fields, self.fields_dropped, text)
     }
 }
 
@@ -212,10 +219,11 @@ impl<'a> FieldVisitor<'a> {
         range(start, self.text.len())
     }
 
-    fn add(&mut self, name: &'static str, val: Val) {
+    fn add(&mut self, field: &Field, val: Val) {
+        let name = field.name();
         if self.replace {
-            if let Some(slot) = self.draft.fields.iter_mut().find(|(k, _)| *k == name) {
-                slot.1 = val;
+            if let Some(slot) = self.draft.fields.iter_mut().find(|(k, _, _)| *k == name) {
+                slot.2 = val;
                 return;
             }
         }
@@ -223,7 +231,8 @@ impl<'a> FieldVisitor<'a> {
             self.draft.fields_dropped += 1;
             return;
         }
-        self.draft.fields.push((name, val));
+        // A callsite has at most 32 fields, so the index fits.
+        self.draft.fields.push((name, field.index() as u8, val));
     }
 }
 
@@ -261,9 +270,9 @@ impl Visit for FieldVisitor<'_> {
             EVENT_NAME => self.draft.name = Some(self.push_str(value).into()),
             MESSAGE => self.draft.message = Some(self.push_str(value).into()),
             SEVERITY if Severity::parse(value).is_some() => self.draft.severity = Severity::parse(value),
-            name => {
+            _ => {
                 let t = self.push_str(value);
-                self.add(name, Val::Str(t));
+                self.add(field, Val::Str(t));
             }
         }
     }
@@ -282,20 +291,20 @@ impl Visit for FieldVisitor<'_> {
                         return;
                     }
                 }
-                self.add(name, Val::Str(t));
+                self.add(field, Val::Str(t));
             }
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if field.name() != SESSION_ID {
-            self.add(field.name(), Val::I64(value));
+            self.add(field, Val::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if field.name() != SESSION_ID {
-            self.add(field.name(), Val::U64(value));
+            self.add(field, Val::U64(value));
         }
     }
 
@@ -315,7 +324,7 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         if field.name() != SESSION_ID {
-            self.add(field.name(), Val::F64(value));
+            self.add(field, Val::F64(value));
         }
     }
 
@@ -333,14 +342,14 @@ impl Visit for FieldVisitor<'_> {
             }
             _ => {
                 let t = self.push_display(value);
-                self.add(field.name(), Val::Str(t));
+                self.add(field, Val::Str(t));
             }
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         if field.name() != SESSION_ID {
-            self.add(field.name(), Val::Bool(value));
+            self.add(field, Val::Bool(value));
         }
     }
 }
@@ -353,6 +362,6 @@ impl FieldVisitor<'_> {
         let start = self.text.len();
         let _ = write!(self.text, "{value}");
         let t = range(start, self.text.len());
-        self.add(field.name(), Val::BigInt(t));
+        self.add(field, Val::BigInt(t));
     }
 }
