@@ -133,29 +133,34 @@ impl TinkerTelemetryLayer {
 }
 
 impl Inner {
-    /// Whether `event` belongs to this layer's session.
-    #[inline]
-    fn in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
+    /// Whether the event's nearest enclosing span belongs to this layer's session.
+    fn span_in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        if self.config.sessionless {
-            return true;
-        }
-        if event.metadata().fields().field(SESSION_ID).is_some() {
-            let mut probe = SessionProbe::new(&self.config.session_id);
-            event.record(&mut probe);
-            if let Some(matched) = probe.found {
-                return matched;
-            }
-        }
         ctx.event_span(event).and_then(|span| self.span_session(&span)).unwrap_or(false)
     }
 
-    fn capture(&self, event: &Event<'_>, text: &mut String) -> Record {
+    /// Captures `event` in one walk of its fields. With `check`, the event has a
+    /// `session_id` field: the walk compares it and gives up on another session's event;
+    /// `in_span` decides when the field is declared but was not recorded.
+    fn capture(
+        &self,
+        event: &Event<'_>,
+        text: &mut String,
+        check: bool,
+        in_span: impl FnOnce() -> bool,
+    ) -> Option<Record> {
         let meta = event.metadata();
         let mut draft = Draft::default();
-        event.record(&mut FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.errors));
+        let mut visitor = FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.errors);
+        if check {
+            visitor = visitor.checking_session(&self.config.session_id);
+        }
+        event.record(&mut visitor);
+        if check && !draft.session.unwrap_or_else(in_span) {
+            return None;
+        }
         if let Some(error) = draft.error.take() {
             let ErrorField { record, .. } = *error;
             let mut record = record;
@@ -163,7 +168,7 @@ impl Inner {
             if matches!(record.body, Body::Exception(_)) {
                 record.severity = draft.severity.unwrap_or_else(|| Severity::from(meta.level()));
             }
-            return record;
+            return Some(record);
         }
         if draft.name.is_none() && (draft.message.is_none() || !is_default_event_name(meta.name())) {
             draft.name = Some(Text::Static(meta.name()));
@@ -177,7 +182,7 @@ impl Inner {
                 Severity::from(meta.level())
             }
         });
-        Record { time: SystemTime::now(), severity, body: Body::Packed(fields) }
+        Some(Record { time: SystemTime::now(), severity, body: Body::Packed(fields) })
     }
 
     fn captures_span(&self, name: &str) -> bool {
@@ -293,17 +298,27 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let Some(inner) = &self.inner else { return };
-        if *event.metadata().level() > inner.config.min_level || !inner.in_session(event, &ctx) {
+        let meta = event.metadata();
+        if *meta.level() > inner.config.min_level {
             return;
         }
+        // The event's own `session_id` wins, checked during the one walk of its fields;
+        // without one, the nearest span decides before any field is visited.
+        let check = !inner.config.sessionless && meta.fields().field(SESSION_ID).is_some();
+        if !inner.config.sessionless && !check && !inner.span_in_session(event, &ctx) {
+            return;
+        }
+        let in_span = || inner.span_in_session(event, &ctx);
         let record = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut text) => {
                 text.clear();
-                inner.capture(event, &mut text)
+                inner.capture(event, &mut text, check, in_span)
             }
             // Re-entered from a Debug impl that logs: use a buffer of its own.
-            Err(_) => inner.capture(event, &mut String::new()),
+            Err(_) => inner.capture(event, &mut String::new(), check, in_span),
         });
-        inner.shared.push(record);
+        if let Some(record) = record {
+            inner.shared.push(record);
+        }
     }
 }

@@ -55,13 +55,18 @@ impl Visit for SessionProbe<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == SESSION_ID {
-            // `%id` formats as the id, `?id` of a string as the id in quotes: accept both.
-            let mut plain = Matcher::new(self.want, false);
-            let mut quoted = Matcher::new(self.want, true);
-            let _ = write!(Tee(&mut plain, &mut quoted), "{value:?}");
-            self.found = Some(plain.matched() || quoted.matched());
+            self.found = Some(debug_matches(self.want, value));
         }
     }
+}
+
+/// Whether `value` formats as `want`: `%id` formats as the id, `?id` of a string as the id
+/// in quotes; both are accepted. Allocates nothing.
+fn debug_matches(want: &str, value: &dyn fmt::Debug) -> bool {
+    let mut plain = Matcher::new(want, false);
+    let mut quoted = Matcher::new(want, true);
+    let _ = write!(Tee(&mut plain, &mut quoted), "{value:?}");
+    plain.matched() || quoted.matched()
 }
 
 /// Checks, as text streams in, whether it equals `want` (or `"want"`).
@@ -129,6 +134,9 @@ pub(crate) struct Draft {
     pub(crate) fields_dropped: u32,
     /// The first error value recorded, already turned into its event.
     pub(crate) error: Option<Box<ErrorField>>,
+    /// Whether the `session_id` field matched, when the visitor was asked to check it; after
+    /// a mismatch the remaining fields are skipped.
+    pub(crate) session: Option<bool>,
 }
 
 /// An error recorded through `Visit::record_error`, as the event it becomes.
@@ -150,7 +158,7 @@ impl Draft {
     }
 
     /// The finished event record, packed: one allocation for its fields and text.
-    pub(crate) fn pack(self, meta: &'static tracing::Metadata<'static>, text: &str) -> PackedFields {
+    pub(crate) fn pack(&self, meta: &'static tracing::Metadata<'static>, text: &str) -> PackedFields {
         let fields = self.fields.iter().map(|&(_, index, val)| (index, val));
         PackedFields::new(meta, self.name, self.message, fields, self.fields_dropped, text)
     }
@@ -166,12 +174,38 @@ pub(crate) struct FieldVisitor<'a> {
     replace: bool,
     /// Turn error values into exception events (events only; on spans they are text).
     errors: Option<&'a Classifier>,
+    /// The session to compare a `session_id` field with.
+    session: Option<&'a str>,
 }
 
 impl<'a> FieldVisitor<'a> {
     pub(crate) fn new(draft: &'a mut Draft, text: &'a mut String, replace: bool) -> Self {
         let base = if replace { 0 } else { text.len() };
-        FieldVisitor { draft, text, base, replace, errors: None }
+        FieldVisitor { draft, text, base, replace, errors: None, session: None }
+    }
+
+    /// Compares a `session_id` field with `session` while capturing (into
+    /// [`Draft::session`]), so an event is visited once whether it is kept or not.
+    pub(crate) fn checking_session(mut self, session: &'a str) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Whether the rest of the fields can be skipped: the event is another session's.
+    fn skipping(&self) -> bool {
+        self.draft.session == Some(false)
+    }
+
+    fn check_session_str(&mut self, value: &str) {
+        if let Some(want) = self.session {
+            self.draft.session = Some(value == want);
+        }
+    }
+
+    fn check_session_debug(&mut self, value: &dyn fmt::Debug) {
+        if let Some(want) = self.session {
+            self.draft.session = Some(debug_matches(want, value));
+        }
     }
 
     /// Makes error values ([`Visit::record_error`]) become exception or `user_error` events.
@@ -265,8 +299,11 @@ impl fmt::Write for Limited<'_> {
 
 impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        if self.skipping() {
+            return;
+        }
         match field.name() {
-            SESSION_ID => {}
+            SESSION_ID => self.check_session_str(value),
             EVENT_NAME => self.draft.name = Some(self.push_str(value).into()),
             MESSAGE => self.draft.message = Some(self.push_str(value).into()),
             SEVERITY if Severity::parse(value).is_some() => self.draft.severity = Severity::parse(value),
@@ -278,8 +315,11 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.skipping() {
+            return;
+        }
         match field.name() {
-            SESSION_ID => {}
+            SESSION_ID => self.check_session_debug(value),
             EVENT_NAME => self.draft.name = Some(self.push_debug(value).into()),
             MESSAGE => self.draft.message = Some(self.push_debug(value).into()),
             name => {
@@ -297,13 +337,13 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() != SESSION_ID {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() != SESSION_ID {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::U64(value));
         }
     }
@@ -323,12 +363,15 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() != SESSION_ID {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::F64(value));
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.skipping() {
+            return;
+        }
         match self.errors {
             Some(classifier) if self.draft.error.is_none() => {
                 let context = self.draft.message.map(|m| match m {
@@ -348,7 +391,7 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() != SESSION_ID {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::Bool(value));
         }
     }
@@ -356,7 +399,7 @@ impl Visit for FieldVisitor<'_> {
 
 impl FieldVisitor<'_> {
     fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
-        if field.name() == SESSION_ID {
+        if field.name() == SESSION_ID || self.skipping() {
             return;
         }
         let start = self.text.len();
