@@ -123,6 +123,20 @@ pub fn accepted_body(status: u16) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(serde_json::json!({"status": "accepted"}))
 }
 
+/// A builder aimed at `uri`, with test-friendly timings: no interval flush within a test,
+/// 5 ms retry backoff, 5 s requests, 10 s drain.
+pub fn test_builder(uri: &str, session: &str) -> Builder {
+    TinkerTelemetryLayer::builder()
+        .session_id(session)
+        .api_key(API_KEY)
+        .base_url(uri)
+        .enabled(true)
+        .flush_interval(Duration::from_secs(3600))
+        .retry_base_delay(Duration::from_millis(5))
+        .http_timeout(Duration::from_secs(5))
+        .flush_timeout(Duration::from_secs(10))
+}
+
 /// A wiremock server on 127.0.0.1 answering `POST /api/v1/telemetry` by script (then 200).
 pub struct Collector {
     runtime: tokio::runtime::Runtime,
@@ -171,15 +185,7 @@ impl Collector {
 
     /// A builder aimed at this collector, with test-friendly timings.
     pub fn builder(&self, session: &str) -> Builder {
-        TinkerTelemetryLayer::builder()
-            .session_id(session)
-            .api_key(API_KEY)
-            .base_url(self.uri())
-            .enabled(true)
-            .flush_interval(Duration::from_secs(3600))
-            .retry_base_delay(Duration::from_millis(5))
-            .http_timeout(Duration::from_secs(5))
-            .flush_timeout(Duration::from_secs(10))
+        test_builder(&self.uri(), session)
     }
 
     /// Every request so far. Panics if any body broke the schema.
@@ -452,15 +458,7 @@ impl RawServer {
     /// A builder aimed at this server, with the same test-friendly timings as
     /// [`Collector::builder`].
     pub fn builder(&self, session: &str) -> Builder {
-        TinkerTelemetryLayer::builder()
-            .session_id(session)
-            .api_key(API_KEY)
-            .base_url(self.uri())
-            .enabled(true)
-            .flush_interval(Duration::from_secs(3600))
-            .retry_base_delay(Duration::from_millis(5))
-            .http_timeout(Duration::from_secs(5))
-            .flush_timeout(Duration::from_secs(10))
+        test_builder(&self.uri(), session)
     }
 
     /// Every request so far. Panics if any body broke the schema.
