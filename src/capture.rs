@@ -102,8 +102,7 @@ impl TelemetryHandle {
             return false;
         }
         let queued = self.queue_exception(err, severity, true);
-        self.end_session();
-        let drained = self.wait_until_drained(self.flush_timeout);
+        let drained = self.end_session_and_drain();
         queued && drained
     }
 
@@ -148,6 +147,13 @@ impl TelemetryHandle {
                 Err(_) => false,
             }
         }
+    }
+
+    /// [`end_session`](Self::end_session), then waits for everything queued to be delivered
+    /// or dropped, at most `flush_timeout`: the tail of every fatal path.
+    fn end_session_and_drain(&self) -> bool {
+        self.end_session();
+        self.wait_until_drained(self.flush_timeout)
     }
 
     /// Ends the session: no more events are taken, SESSION_END is queued unless it already
@@ -278,8 +284,7 @@ impl TelemetryHandle {
             })),
         };
         shared.push_critical(record);
-        self.end_session();
-        self.wait_until_drained(self.flush_timeout);
+        self.end_session_and_drain();
     }
 
     /// Installs a panic hook that reports a panic on any thread as an UNHANDLED_EXCEPTION

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use tracing::span::{Attributes, Id, Record as SpanValues};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::builder::Builder;
 use crate::event::Severity;
@@ -86,23 +86,53 @@ impl fmt::Debug for TinkerTelemetryLayer {
     }
 }
 
-/// For each reporter layer that has seen the span: whether the span (or its nearest ancestor
-/// with a `session_id`) belongs to that layer's session. Stored once, at span creation;
-/// several reporters in one registry share the one extension.
-#[derive(Debug, Default)]
-struct SpanSessions(SmallVec<[(u64, bool); 2]>);
+/// A span extension with one value per reporter layer: several reporters in one registry
+/// share the one extension of each type. `PerLayer<bool>` is whether the span (or its
+/// nearest ancestor with a `session_id`) belongs to that layer's session, stored at span
+/// creation; `PerLayer<Box<SpanCapture>>` is a captured span's fields so far.
+#[derive(Debug)]
+struct PerLayer<T>(SmallVec<[(u64, T); 1]>);
 
-impl SpanSessions {
-    fn get(&self, layer: u64) -> Option<bool> {
-        self.0.iter().find(|(id, _)| *id == layer).map(|(_, m)| *m)
+impl<T: Send + Sync + 'static> PerLayer<T> {
+    /// Sets `layer`'s value on `span`, replacing the one it had.
+    fn set<S>(span: &SpanRef<'_, S>, layer: u64, value: T)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let mut ext = span.extensions_mut();
+        match ext.get_mut::<PerLayer<T>>() {
+            Some(values) => match values.0.iter_mut().find(|(l, _)| *l == layer) {
+                Some(slot) => slot.1 = value,
+                None => values.0.push((layer, value)),
+            },
+            None => ext.insert(PerLayer::<T>(smallvec::smallvec![(layer, value)])),
+        }
+    }
+
+    /// Removes `layer`'s value from `span`.
+    fn take<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<T>
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let mut ext = span.extensions_mut();
+        let values = ext.get_mut::<PerLayer<T>>()?;
+        let at = values.0.iter().position(|(l, _)| *l == layer)?;
+        Some(values.0.swap_remove(at).1)
     }
 }
 
-/// For each reporter layer that captures the span: its fields so far.
-#[derive(Debug, Default)]
-struct SpanCaptures(SmallVec<[(u64, Box<SpanCapture>); 1]>);
+impl PerLayer<bool> {
+    /// `layer`'s session state stored on `span`.
+    fn get<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<bool>
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let ext = span.extensions();
+        ext.get::<PerLayer<bool>>()?.0.iter().find(|(l, _)| *l == layer).map(|(_, m)| *m)
+    }
+}
 
-/// Tells reporter layers apart in [`SpanSessions`].
+/// Tells reporter layers apart in [`PerLayer`] extensions.
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
@@ -190,26 +220,12 @@ impl Inner {
     }
 
     /// The session state stored on `span` for this layer.
-    fn span_session<S>(&self, span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Option<bool>
+    fn span_session<S>(&self, span: &SpanRef<'_, S>) -> Option<bool>
     where
         S: for<'a> LookupSpan<'a>,
     {
-        span.extensions().get::<SpanSessions>()?.get(self.id)
+        PerLayer::<bool>::get(span, self.id)
     }
-}
-
-/// Removes this layer's capture from `span`, if it has one.
-fn take_capture<S>(
-    span: &tracing_subscriber::registry::SpanRef<'_, S>,
-    layer: u64,
-) -> Option<Box<SpanCapture>>
-where
-    S: for<'a> LookupSpan<'a>,
-{
-    let mut ext = span.extensions_mut();
-    let captures = ext.get_mut::<SpanCaptures>()?;
-    let at = captures.0.iter().position(|(l, _)| *l == layer)?;
-    Some(captures.0.swap_remove(at).1)
 }
 
 /// tracing names events `event <file>:<line>` unless the macro was given `name:`.
@@ -236,11 +252,7 @@ where
                 session = span.parent().and_then(|parent| inner.span_session(&parent));
             }
             if let Some(matched) = session {
-                let mut ext = span.extensions_mut();
-                match ext.get_mut::<SpanSessions>() {
-                    Some(sessions) => sessions.0.push((inner.id, matched)),
-                    None => ext.insert(SpanSessions(smallvec::smallvec![(inner.id, matched)])),
-                }
+                PerLayer::set(&span, inner.id, matched);
             }
         }
         // A span known to belong to another session is not captured; one whose session is
@@ -249,11 +261,7 @@ where
             let mut capture = Box::new(SpanCapture::new(*meta.level()));
             let SpanCapture { draft, text, .. } = &mut *capture;
             attrs.record(&mut FieldVisitor::new(draft, text, true));
-            let mut ext = span.extensions_mut();
-            match ext.get_mut::<SpanCaptures>() {
-                Some(captures) => captures.0.push((inner.id, capture)),
-                None => ext.insert(SpanCaptures(smallvec::smallvec![(inner.id, capture)])),
-            }
+            PerLayer::set(&span, inner.id, capture);
         }
     }
 
@@ -264,32 +272,21 @@ where
             let mut probe = SessionProbe::new(&inner.config.session_id);
             values.record(&mut probe);
             if let Some(matched) = probe.found {
-                let mut ext = span.extensions_mut();
-                match ext.get_mut::<SpanSessions>() {
-                    Some(sessions) => match sessions.0.iter_mut().find(|(l, _)| *l == inner.id) {
-                        Some(slot) => slot.1 = matched,
-                        None => sessions.0.push((inner.id, matched)),
-                    },
-                    None => ext.insert(SpanSessions(smallvec::smallvec![(inner.id, matched)])),
-                }
+                PerLayer::set(&span, inner.id, matched);
             }
         }
         // Take the capture out while visiting: a value's Debug impl may log, and the event
         // it logs looks up this span's extensions.
-        let Some(mut capture) = take_capture(&span, inner.id) else { return };
+        let Some(mut capture) = PerLayer::<Box<SpanCapture>>::take(&span, inner.id) else { return };
         let SpanCapture { draft, text, .. } = &mut *capture;
         values.record(&mut FieldVisitor::new(draft, text, true));
-        let mut ext = span.extensions_mut();
-        match ext.get_mut::<SpanCaptures>() {
-            Some(captures) => captures.0.push((inner.id, capture)),
-            None => ext.insert(SpanCaptures(smallvec::smallvec![(inner.id, capture)])),
-        }
+        PerLayer::set(&span, inner.id, capture);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(inner) = &self.inner else { return };
         let Some(span) = ctx.span(&id) else { return };
-        let Some(capture) = take_capture(&span, inner.id) else { return };
+        let Some(capture) = PerLayer::<Box<SpanCapture>>::take(&span, inner.id) else { return };
         // A captured span is sent whatever its level: naming it is the request.
         if inner.config.sessionless || inner.span_session(&span) == Some(true) {
             inner.shared.push(capture.finish(span.name()));

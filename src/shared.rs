@@ -120,8 +120,7 @@ impl Shared {
     /// dropped, when the queue is full or the reporter has shut down.
     #[inline]
     pub(crate) fn push(&self, record: Record) -> bool {
-        if self.closed.load(Acquire) {
-            self.dropped_closed.fetch_add(1, Relaxed);
+        if self.refused_as_closed() {
             return false;
         }
         // SeqCst, with the load of the mark below: either the uploader's re-check after it
@@ -141,6 +140,16 @@ impl Shared {
             self.wake.notify_one();
         }
         true
+    }
+
+    /// Whether the reporter is closed, counting the refused event as dropped after shutdown.
+    #[inline]
+    fn refused_as_closed(&self) -> bool {
+        let closed = self.closed.load(Acquire);
+        if closed {
+            self.dropped_closed.fetch_add(1, Relaxed);
+        }
+        closed
     }
 
     /// Moves the wake mark to `flush_threshold` events past the `sealed` ones (in batches
@@ -266,8 +275,7 @@ impl Shared {
     /// Pushes an event that must not be lost to a full queue (a fatal error or panic, at most
     /// one per fatal path), unless the reporter is closed.
     pub(crate) fn push_critical(&self, record: Record) -> bool {
-        if self.closed.load(Acquire) {
-            self.dropped_closed.fetch_add(1, Relaxed);
+        if self.refused_as_closed() {
             return false;
         }
         self.push_unbounded(record);

@@ -221,7 +221,7 @@ impl Uploader {
                         // Cannot happen while `Shared` holds the sender (a leaked guard keeps
                         // the uploader running until the process ends); if it ever does, send
                         // what is queued and stop.
-                        let deadline = Instant::now() + self.config.http_timeout;
+                        let deadline = crate::handle::deadline_in(self.config.http_timeout);
                         self.shutdown(deadline).await;
                         return;
                     }
