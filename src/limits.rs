@@ -1,6 +1,8 @@
 //! Size limits that keep one bad value from making a batch unsendable, and the redaction of
 //! secret-looking field names.
 
+use smallvec::SmallVec;
+
 /// Longest string value, in bytes, kept in a field; longer ones are cut at a character
 /// boundary and end with [`TRUNCATION_MARKER`].
 pub const MAX_VALUE_BYTES: usize = 4 * 1024;
@@ -45,37 +47,49 @@ impl Default for Redactor {
 
 impl Redactor {
     pub(crate) fn new(patterns: impl IntoIterator<Item = String>) -> Self {
-        let patterns = patterns.into_iter().map(|p| words(&p)).filter(|p| !p.is_empty()).collect();
+        let patterns = patterns
+            .into_iter()
+            .map(|p| words(&p).iter().map(|w| w.to_lowercase()).collect::<Vec<_>>())
+            .filter(|p| !p.is_empty())
+            .collect();
         Redactor { patterns }
     }
 
-    /// Whether a field called `name` holds a secret.
+    /// Whether a field called `name` holds a secret. Allocates nothing for names of up to
+    /// eight words: it runs for every field of every event on the uploader thread.
     pub(crate) fn is_secret(&self, name: &str) -> bool {
         if self.patterns.is_empty() {
             return false;
         }
         let words = words(name);
-        self.patterns.iter().any(|p| words.windows(p.len()).any(|w| w == p.as_slice()))
+        self.patterns.iter().any(|p| {
+            words
+                .windows(p.len())
+                .any(|w| w.iter().zip(p).all(|(w, p)| w.chars().flat_map(char::to_lowercase).eq(p.chars())))
+        })
     }
 }
 
-/// The lower-cased words of a field name.
-fn words(name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut current = String::new();
+/// The words of a field name, as slices of it: split at characters that are not
+/// alphanumeric and where a lower-case letter or digit is followed by an upper-case one.
+fn words(name: &str) -> SmallVec<[&str; 8]> {
+    let mut out = SmallVec::new();
+    let mut start = None;
     let mut prev_lower = false;
-    for c in name.chars() {
+    for (i, c) in name.char_indices() {
         let boundary = !c.is_alphanumeric() || (c.is_uppercase() && prev_lower);
-        if boundary && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
+        if boundary {
+            if let Some(s) = start.take() {
+                out.push(&name[s..i]);
+            }
         }
-        if c.is_alphanumeric() {
-            current.extend(c.to_lowercase());
+        if c.is_alphanumeric() && start.is_none() {
+            start = Some(i);
         }
         prev_lower = c.is_lowercase() || c.is_ascii_digit();
     }
-    if !current.is_empty() {
-        out.push(current);
+    if let Some(s) = start {
+        out.push(&name[s..]);
     }
     out
 }
