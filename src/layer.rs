@@ -14,11 +14,11 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::builder::Builder;
 use crate::event::Severity;
-use crate::record::{Body, FieldSource, Record, Text};
+use crate::record::{Body, Record, Text};
 use crate::shared::Shared;
 use crate::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
 use crate::user_error::Classifier;
-use crate::visit::{Draft, ErrorField, FieldVisitor, SESSION_ID, SessionProbe};
+use crate::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
 
 /// The layer's share of the configuration.
 #[derive(Debug)]
@@ -171,25 +171,19 @@ impl Inner {
         ctx.event_span(event).and_then(|span| self.span_session(&span)).unwrap_or(false)
     }
 
-    /// Captures `event` in one walk of its fields. With `check`, the event has a
-    /// `session_id` field: the walk compares it and gives up on another session's event;
+    /// Captures `event` in one walk of its fields and queues it. With `check`, the event has
+    /// a `session_id` field: the walk compares it and gives up on another session's event;
     /// `in_span` decides when the field is declared but was not recorded.
-    fn capture(
-        &self,
-        event: &Event<'_>,
-        text: &mut String,
-        check: bool,
-        in_span: impl FnOnce() -> bool,
-    ) -> Option<Record> {
+    fn capture(&self, event: &Event<'_>, text: &mut String, check: bool, in_span: impl FnOnce() -> bool) {
         let meta = event.metadata();
-        let mut draft = Draft::default();
+        let mut draft = Draft::<EventFields>::default();
         let mut visitor = FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.errors);
         if check {
             visitor = visitor.checking_session(&self.config.session_id);
         }
         event.record(&mut visitor);
         if check && !draft.session.unwrap_or_else(in_span) {
-            return None;
+            return;
         }
         if let Some(error) = draft.error.take() {
             let ErrorField { record, .. } = *error;
@@ -198,7 +192,8 @@ impl Inner {
             if matches!(record.body, Body::Exception(_)) {
                 record.severity = draft.severity.unwrap_or_else(|| Severity::from(meta.level()));
             }
-            return Some(record);
+            self.shared.push(record);
+            return;
         }
         if draft.name.is_none() && (draft.message.is_none() || !is_default_event_name(meta.name())) {
             draft.name = Some(Text::Static(meta.name()));
@@ -206,13 +201,13 @@ impl Inner {
         let explicit = draft.severity;
         let fields = draft.pack(meta, text);
         let severity = explicit.unwrap_or_else(|| {
-            if fields.event_name("") == QUEUE_STATE_CHANGE {
+            if draft.event_name(text) == QUEUE_STATE_CHANGE {
                 queue_severity(&fields)
             } else {
                 Severity::from(meta.level())
             }
         });
-        Some(Record { time: SystemTime::now(), severity, body: Body::Packed(fields) })
+        self.shared.push(Record { time: SystemTime::now(), severity, body: Body::Packed(fields) });
     }
 
     fn captures_span(&self, name: &str) -> bool {
@@ -306,16 +301,13 @@ where
             return;
         }
         let in_span = || inner.span_in_session(event, &ctx);
-        let record = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut text) => {
                 text.clear();
-                inner.capture(event, &mut text, check, in_span)
+                inner.capture(event, &mut text, check, in_span);
             }
             // Re-entered from a Debug impl that logs: use a buffer of its own.
             Err(_) => inner.capture(event, &mut String::new(), check, in_span),
         });
-        if let Some(record) = record {
-            inner.shared.push(record);
-        }
     }
 }

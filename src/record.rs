@@ -1,14 +1,16 @@
 //! The record handed from the caller's thread to the uploader, and how the uploader turns it
 //! into wire JSON.
 //!
-//! A [`Record`] is built on the hot path, so it is shaped to cost one allocation at most: the
-//! fields live inline (up to [`INLINE_FIELDS`]) and every piece of text an event carries
-//! (strings, `Debug` output, the message) is packed into one `Box<str>` that fields point
-//! into by byte range. Serialization, redaction and size checks happen on the uploader thread.
+//! A [`Record`] is built on the hot path, so it is shaped to cost one allocation at most: an
+//! event's fields are packed as 10-byte entries, followed by every piece of text the event
+//! carries (strings, `Debug` output, the message), which entries point into by byte range.
+//! Up to [`INLINE_BYTES`] of that live in the record itself. Serialization, redaction and
+//! size checks happen on the uploader thread.
 
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use smallvec::SmallVec;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::event::{Severity, format_duration, format_timestamp};
@@ -16,6 +18,9 @@ use crate::limits::{MAX_EVENT_BYTES, Redactor};
 
 /// Fields a [`Draft`](crate::visit::Draft) holds on the stack before it spills to the heap.
 pub(crate) const INLINE_FIELDS: usize = 16;
+
+/// Bytes of fields and text a [`PackedFields`] holds without allocating.
+pub(crate) const INLINE_BYTES: usize = 64;
 
 /// Bytes per field in a [`PackedFields`] buffer: field index, kind, 8 bytes of payload.
 const ENTRY: usize = 10;
@@ -164,43 +169,79 @@ pub(crate) struct PackedFields {
     message: Option<Text>,
     count: u16,
     fields_dropped: u16,
-    /// `count` entries of [`ENTRY`] bytes, then the text.
-    buf: Box<[u8]>,
+    /// `count` entries of [`ENTRY`] bytes, then the text: inline up to [`INLINE_BYTES`].
+    buf: SmallVec<[u8; INLINE_BYTES]>,
+}
+
+/// One field of a [`PackedFields`]: its index in the callsite's field set, its kind, and
+/// 8 bytes of payload (the value, or the text range of a string).
+pub(crate) type Entry = [u8; ENTRY];
+
+/// Encodes and decodes [`Entry`]s.
+pub(crate) struct Entries;
+
+impl Entries {
+    pub(crate) fn encode(index: u8, val: Val) -> Entry {
+        let (kind, payload): (u8, u64) = match val {
+            Val::I64(v) => (0, v as u64),
+            Val::U64(v) => (1, v),
+            Val::F64(v) => (2, v.to_bits()),
+            Val::Bool(v) => (3, u64::from(v)),
+            Val::Str(Range(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
+            Val::BigInt(Range(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
+        };
+        let p = payload.to_le_bytes();
+        [index, kind, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]
+    }
+
+    fn decode(e: &[u8]) -> (u8, Val) {
+        let mut payload = [0u8; 8];
+        payload.copy_from_slice(&e[2..ENTRY]);
+        let p = u64::from_le_bytes(payload);
+        let range = Range((p >> 32) as u32, p as u32);
+        let val = match e[1] {
+            0 => Val::I64(p as i64),
+            1 => Val::U64(p),
+            2 => Val::F64(f64::from_bits(p)),
+            3 => Val::Bool(p != 0),
+            4 => Val::Str(range),
+            _ => Val::BigInt(range),
+        };
+        (e[0], val)
+    }
 }
 
 impl PackedFields {
-    /// Packs `fields` (with their index in `meta`'s field set) and `text`.
+    /// Packs `fields` and `text`.
     pub(crate) fn new(
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
         message: Option<Text>,
-        fields: impl ExactSizeIterator<Item = (u8, Val)>,
+        fields: &[Entry],
         fields_dropped: u32,
         text: &str,
     ) -> Self {
         let count = fields.len();
-        let mut buf = Vec::with_capacity(count * ENTRY + text.len());
-        for (index, val) in fields {
-            let (kind, payload): (u8, u64) = match val {
-                Val::I64(v) => (0, v as u64),
-                Val::U64(v) => (1, v),
-                Val::F64(v) => (2, v.to_bits()),
-                Val::Bool(v) => (3, u64::from(v)),
-                Val::Str(Range(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
-                Val::BigInt(Range(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
-            };
-            buf.push(index);
-            buf.push(kind);
-            buf.extend_from_slice(&payload.to_le_bytes());
-        }
-        buf.extend_from_slice(text.as_bytes());
+        let entries = fields.as_flattened();
+        let len = entries.len() + text.len();
+        let buf = if len <= INLINE_BYTES {
+            let mut bytes = [0u8; INLINE_BYTES];
+            bytes[..entries.len()].copy_from_slice(entries);
+            bytes[entries.len()..len].copy_from_slice(text.as_bytes());
+            SmallVec::from_buf_and_len(bytes, len)
+        } else {
+            let mut bytes = Vec::with_capacity(len);
+            bytes.extend_from_slice(entries);
+            bytes.extend_from_slice(text.as_bytes());
+            SmallVec::from_vec(bytes)
+        };
         PackedFields {
             meta,
             name,
             message,
             count: count as u16,
             fields_dropped: fields_dropped.min(u32::from(u16::MAX)) as u16,
-            buf: buf.into_boxed_slice(),
+            buf,
         }
     }
 
@@ -239,20 +280,8 @@ impl FieldSource for PackedFields {
     fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
         let names = self.meta.fields();
         self.buf[..self.text_start()].chunks_exact(ENTRY).map(move |e| {
-            let name = names.iter().nth(usize::from(e[0])).map_or("", |f| f.name());
-            let mut payload = [0u8; 8];
-            payload.copy_from_slice(&e[2..ENTRY]);
-            let p = u64::from_le_bytes(payload);
-            let range = Range((p >> 32) as u32, p as u32);
-            let val = match e[1] {
-                0 => Val::I64(p as i64),
-                1 => Val::U64(p),
-                2 => Val::F64(f64::from_bits(p)),
-                3 => Val::Bool(p != 0),
-                4 => Val::Str(range),
-                _ => Val::BigInt(range),
-            };
-            (name, val)
+            let (index, val) = Entries::decode(e);
+            (names.iter().nth(usize::from(index)).map_or("", |f| f.name()), val)
         })
     }
 }
@@ -479,7 +508,7 @@ mod tests {
 
     #[test]
     fn records_stay_compact() {
-        assert!(std::mem::size_of::<Record>() <= 112, "{}", std::mem::size_of::<Record>());
+        assert!(std::mem::size_of::<Record>() <= 160, "{}", std::mem::size_of::<Record>());
     }
 
     fn record(body: Body) -> Record {

@@ -8,7 +8,7 @@ use tracing::Level;
 use crate::event::Severity;
 use crate::record::{Body, FieldRecord, FieldSource, Range, Record, Text, Val};
 use crate::scrub::scrub_url;
-use crate::visit::Draft;
+use crate::visit::{Draft, NamedFields};
 
 /// The span names captured by default.
 pub const DEFAULT_CAPTURED_SPANS: &[&str] = &[HTTP_REQUEST, QUEUE_STATE_CHANGE];
@@ -27,7 +27,7 @@ pub(crate) struct SpanCapture {
     started: Instant,
     time: SystemTime,
     level: Level,
-    pub(crate) draft: Draft,
+    pub(crate) draft: Draft<NamedFields>,
     pub(crate) text: String,
 }
 

@@ -11,7 +11,7 @@ use crate::event::Severity;
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
-use crate::record::{FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val};
+use crate::record::{Entries, Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val};
 use crate::user_error::{Classifier, dyn_type_name};
 
 /// The field that scopes events to a session.
@@ -123,14 +123,52 @@ impl fmt::Write for Tee<'_, '_> {
     }
 }
 
-/// A [`FieldRecord`] being filled; its text goes to a caller-supplied buffer.
+/// Where a [`FieldVisitor`] puts field values.
+pub(crate) trait FieldStore: Default {
+    /// Adds `field`'s value, or with `replace` overwrites the value it had; false when the
+    /// store is full and the value was left out.
+    fn add(&mut self, field: &Field, val: Val, replace: bool) -> bool;
+}
+
+/// A captured span's fields: names kept, so that `http.request` normalisation can rename them.
+pub(crate) type NamedFields = SmallVec<[(&'static str, Val); INLINE_FIELDS]>;
+
+impl FieldStore for NamedFields {
+    fn add(&mut self, field: &Field, val: Val, replace: bool) -> bool {
+        let name = field.name();
+        if replace {
+            if let Some(slot) = self.iter_mut().find(|(k, _)| *k == name) {
+                slot.1 = val;
+                return true;
+            }
+        }
+        if self.len() >= MAX_FIELDS {
+            return false;
+        }
+        self.push((name, val));
+        true
+    }
+}
+
+/// An event's fields as [`PackedFields`] entries: a callsite has at most 32 fields, so they
+/// always fit on the stack.
+pub(crate) type EventFields = SmallVec<[Entry; 32]>;
+
+impl FieldStore for EventFields {
+    fn add(&mut self, field: &Field, val: Val, _replace: bool) -> bool {
+        // Events are recorded once: nothing to replace. A callsite's field index fits a byte.
+        self.push(Entries::encode(field.index() as u8, val));
+        true
+    }
+}
+
+/// A set of captured fields being filled; its text goes to a caller-supplied buffer.
 #[derive(Debug, Default)]
-pub(crate) struct Draft {
+pub(crate) struct Draft<S> {
     pub(crate) name: Option<Text>,
     pub(crate) message: Option<Text>,
     pub(crate) severity: Option<Severity>,
-    /// Each field's name, index in its callsite's field set, and value.
-    pub(crate) fields: SmallVec<[(&'static str, u8, Val); INLINE_FIELDS]>,
+    pub(crate) fields: S,
     pub(crate) fields_dropped: u32,
     /// The first error value recorded, already turned into its event.
     pub(crate) error: Option<Box<ErrorField>>,
@@ -145,28 +183,40 @@ pub(crate) struct ErrorField {
     pub(crate) record: Record,
 }
 
-impl Draft {
+impl<S> Draft<S> {
+    /// The event name so far: the `event_name` field, else the message, else `""`.
+    pub(crate) fn event_name<'t>(&self, text: &'t str) -> &'t str {
+        match self.name.or(self.message) {
+            Some(Text::Static(s)) => s,
+            Some(Text::Range(a, b)) => text.get(a as usize..b as usize).unwrap_or(""),
+            None => "",
+        }
+    }
+}
+
+impl Draft<NamedFields> {
     /// The finished span record.
     pub(crate) fn finish(self, text: &str) -> FieldRecord {
         FieldRecord {
             name: self.name,
             message: self.message,
-            fields: self.fields.iter().map(|&(key, _, val)| (key, val)).collect(),
+            fields: self.fields.into_vec(),
             fields_dropped: self.fields_dropped,
             text: text.into(),
         }
     }
+}
 
-    /// The finished event record, packed: one allocation for its fields and text.
+impl Draft<EventFields> {
+    /// The finished event record, packed: its fields and text in one buffer.
     pub(crate) fn pack(&self, meta: &'static tracing::Metadata<'static>, text: &str) -> PackedFields {
-        let fields = self.fields.iter().map(|&(_, index, val)| (index, val));
-        PackedFields::new(meta, self.name, self.message, fields, self.fields_dropped, text)
+        PackedFields::new(meta, self.name, self.message, &self.fields, self.fields_dropped, text)
     }
 }
 
 /// Visits fields into a [`Draft`].
-pub(crate) struct FieldVisitor<'a> {
-    pub(crate) draft: &'a mut Draft,
+pub(crate) struct FieldVisitor<'a, S> {
+    pub(crate) draft: &'a mut Draft<S>,
     text: &'a mut String,
     /// Text already in the buffer before this event (a span's earlier fields).
     base: usize,
@@ -178,8 +228,8 @@ pub(crate) struct FieldVisitor<'a> {
     session: Option<&'a str>,
 }
 
-impl<'a> FieldVisitor<'a> {
-    pub(crate) fn new(draft: &'a mut Draft, text: &'a mut String, replace: bool) -> Self {
+impl<'a, S: FieldStore> FieldVisitor<'a, S> {
+    pub(crate) fn new(draft: &'a mut Draft<S>, text: &'a mut String, replace: bool) -> Self {
         let base = if replace { 0 } else { text.len() };
         FieldVisitor { draft, text, base, replace, errors: None, session: None }
     }
@@ -254,19 +304,9 @@ impl<'a> FieldVisitor<'a> {
     }
 
     fn add(&mut self, field: &Field, val: Val) {
-        let name = field.name();
-        if self.replace {
-            if let Some(slot) = self.draft.fields.iter_mut().find(|(k, _, _)| *k == name) {
-                slot.2 = val;
-                return;
-            }
-        }
-        if self.draft.fields.len() >= MAX_FIELDS {
+        if !self.draft.fields.add(field, val, self.replace) {
             self.draft.fields_dropped += 1;
-            return;
         }
-        // A callsite has at most 32 fields, so the index fits.
-        self.draft.fields.push((name, field.index() as u8, val));
     }
 }
 
@@ -297,7 +337,7 @@ impl fmt::Write for Limited<'_> {
     }
 }
 
-impl Visit for FieldVisitor<'_> {
+impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.skipping() {
             return;
@@ -397,7 +437,7 @@ impl Visit for FieldVisitor<'_> {
     }
 }
 
-impl FieldVisitor<'_> {
+impl<S: FieldStore> FieldVisitor<'_, S> {
     fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
         if field.name() == SESSION_ID || self.skipping() {
             return;
