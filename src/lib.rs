@@ -129,7 +129,9 @@
 //!
 //! # Delivery
 //!
-//! Events wait in a lock-free queue bounded by `max_queue_size`; memory is taken as it fills.
+//! Events wait in per-thread lanes, bounded together by `max_queue_size`; memory is taken as
+//! they fill and given back once a lane has been idle for a few seconds. Each thread's events
+//! keep their order (`event_session_index` follows it).
 //! The uploader sends every `flush_interval`, and at once when `flush_threshold` events wait
 //! (even while other requests are in flight), in batches of up to `max_batch_size`, with up
 //! to `max_in_flight` requests at once.
@@ -197,6 +199,7 @@ mod error;
 mod event;
 mod guard;
 mod handle;
+mod lanes;
 mod layer;
 mod limits;
 mod record;

@@ -10,8 +10,8 @@
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use smallvec::SmallVec;
 use serde::ser::{SerializeMap, Serializer};
+use smallvec::SmallVec;
 
 use crate::event::{Severity, format_duration, format_timestamp};
 use crate::limits::{MAX_EVENT_BYTES, Redactor};

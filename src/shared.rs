@@ -1,11 +1,10 @@
-//! The hand-off between the threads that emit events and the uploader thread: a lock-free
-//! queue bounded by a counter, the counters behind [`Stats`], the drain watermark, and the
-//! control channel.
+//! The hand-off between the threads that emit events and the uploader thread: per-thread
+//! [`Lanes`] bounded by one counter, the counters behind [`Stats`], the drain watermark, and
+//! the control channel.
 //!
-//! The queue allocates in blocks as it grows and frees them as it drains, so an idle reporter
-//! holds no memory for its maximum size. The emitting thread does one atomic add, one push,
-//! one load of the wake mark and, once per `flush_threshold` waiting events, wakes the
-//! uploader.
+//! Lanes grow as they fill and shrink once drained, so an idle reporter holds no memory for
+//! its maximum size. The emitting thread does one atomic add, one push into its own lane, one
+//! load of the wake mark and, once per `flush_threshold` waiting events, wakes the uploader.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -16,6 +15,7 @@ use crossbeam_utils::CachePadded;
 use tokio::sync::{Notify, mpsc};
 
 use crate::event::Severity;
+use crate::lanes::Lanes;
 use crate::record::{Body, Record};
 use crate::stats::{Dropped, Stats};
 
@@ -54,7 +54,12 @@ struct WakeMark {
 /// State shared by the layer, handles, guard and uploader of one reporter.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    lanes: Lanes,
+    /// SESSION_END, and events pushed by a thread being torn down (which has no lane): taken
+    /// after the lanes.
     queue: SegQueue<Record>,
+    /// SESSION_START, taken before anything else.
+    start: Mutex<Option<Record>>,
     /// Events accepted and not yet delivered or dropped: in the queue, being batched, or in
     /// flight. Bounded by `max_queue`, so memory is bounded whatever the server does.
     held: CachePadded<AtomicUsize>,
@@ -90,7 +95,9 @@ impl Shared {
     ) -> (Shared, mpsc::UnboundedReceiver<Control>) {
         let (control, rx) = mpsc::unbounded_channel();
         let shared = Shared {
+            lanes: Lanes::default(),
             queue: SegQueue::new(),
+            start: Mutex::new(None),
             held: CachePadded::new(AtomicUsize::new(0)),
             dropped_full: CachePadded::new(AtomicU64::new(0)),
             dropped_closed: AtomicU64::new(0),
@@ -131,7 +138,7 @@ impl Shared {
             self.dropped_full.fetch_add(1, Relaxed);
             return false;
         }
-        self.queue.push(record);
+        self.enqueue(record);
         let mark = &*self.wake_mark;
         if before + 1 >= mark.at.load(SeqCst)
             && !mark.pending.load(Relaxed)
@@ -164,21 +171,21 @@ impl Shared {
         let at = sealed + self.threshold;
         mark.pending.store(false, Release);
         mark.at.store(at, SeqCst);
-        self.held.load(SeqCst) >= at && !self.queue.is_empty()
+        self.held.load(SeqCst) >= at && !(self.queue.is_empty() && self.lanes.is_empty())
     }
 
-    /// Pushes past the bound: for the session's own START and END, which must never be lost
-    /// to a full queue.
-    fn push_unbounded(&self, record: Record) {
-        self.held.fetch_add(1, AcqRel);
-        self.queue.push(record);
+    /// Puts an accepted record in the calling thread's lane.
+    #[inline]
+    fn enqueue(&self, record: Record) {
+        self.lanes.push(record, |record| self.queue.push(record));
     }
 
     pub(crate) fn push_session_start(&self) {
         if !self.sessionless {
             let record =
                 Record { time: SystemTime::now(), severity: Severity::Info, body: Body::SessionStart };
-            self.push_unbounded(record);
+            self.held.fetch_add(1, AcqRel);
+            *self.start.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
         }
     }
 
@@ -191,7 +198,9 @@ impl Shared {
         let duration = self.started.elapsed();
         let record =
             Record { time: SystemTime::now(), severity: Severity::Info, body: Body::SessionEnd { duration } };
-        self.push_unbounded(record);
+        // Past the bound, so that it is never lost to a full queue; after every lane.
+        self.held.fetch_add(1, AcqRel);
+        self.queue.push(record);
         true
     }
 
@@ -235,9 +244,17 @@ impl Shared {
         self.max_queue
     }
 
-    /// Takes up to `max` records from the queue, in order. They stay held until settled.
+    /// Takes up to `max` records: SESSION_START first, then each thread's in the order it
+    /// pushed them, then SESSION_END. They stay held until settled.
     pub(crate) fn take(&self, max: usize, mut each: impl FnMut(Record)) -> usize {
         let mut n = 0;
+        if max > 0 {
+            if let Some(start) = self.start.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                each(start);
+                n += 1;
+            }
+        }
+        n += self.lanes.drain(max - n, &mut each);
         while n < max {
             match self.queue.pop() {
                 Some(r) => {
@@ -278,7 +295,8 @@ impl Shared {
         if self.refused_as_closed() {
             return false;
         }
-        self.push_unbounded(record);
+        self.held.fetch_add(1, AcqRel);
+        self.enqueue(record);
         self.wake.notify_one();
         true
     }

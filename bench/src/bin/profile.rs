@@ -1,0 +1,76 @@
+//! Emits events of one shape through a reporter, for a profiler to look at:
+//! `profile <captured|in_span|other|none> [events]`.
+
+use std::hint::black_box;
+
+use tinker_telemetry_bench::{OTHER_SESSION, SESSION, Sink, builder, paced};
+use tracing_subscriber::prelude::*;
+
+#[inline(never)]
+fn emit_captured(i: u64) {
+    tracing::info!(
+        session_id = SESSION,
+        event_name = "train.step",
+        step = i,
+        loss = 0.731_f64,
+        model = "llama-3-8b"
+    );
+}
+
+#[inline(never)]
+fn emit_other(i: u64) {
+    tracing::info!(
+        session_id = OTHER_SESSION,
+        event_name = "train.step",
+        step = i,
+        loss = 0.731_f64,
+        model = "llama-3-8b"
+    );
+}
+
+#[inline(never)]
+fn emit_none(i: u64) {
+    tracing::info!(event_name = "train.step", step = i, loss = 0.731_f64, model = "llama-3-8b");
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "captured".into());
+    let n: u64 = args.next().map_or(200_000, |s| s.parse().expect("a count"));
+    let sink = Sink::start().expect("the sink starts");
+    let (layer, guard) = builder(&sink.base_url()).build().expect("the reporter builds");
+    let handle = guard.handle();
+    let backlog = || handle.stats().queued;
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let sched = || {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        let v: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        (v[0], v[1], v[2])
+    };
+    let before = sched();
+    let took = tracing::dispatcher::with_default(&dispatch, || match mode.as_str() {
+        "captured" => paced(n, &backlog, |i| emit_captured(black_box(i))),
+        "other" => paced(n, &backlog, |i| emit_other(black_box(i))),
+        "none" => paced(n, &backlog, |i| emit_none(black_box(i))),
+        "in_span" => {
+            let span = tracing::info_span!("session", session_id = SESSION);
+            let _in = span.enter();
+            paced(n, &backlog, |i| emit_none(black_box(i)))
+        }
+        other => panic!("unknown mode {other}"),
+    });
+    let after = sched();
+    eprintln!(
+        "on-cpu {:.1} ns/event, runqueue wait {:.1} ns/event, slices {}",
+        (after.0 - before.0) as f64 / n as f64,
+        (after.1 - before.1) as f64 / n as f64,
+        after.2 - before.2
+    );
+    drop(dispatch);
+    let report = guard.shutdown();
+    eprintln!(
+        "{mode}: {:.1} ns/event, delivered {}",
+        took.as_nanos() as f64 / n as f64,
+        report.stats.delivered
+    );
+}
