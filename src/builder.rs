@@ -368,6 +368,7 @@ impl Builder {
         let (shared, control) =
             Shared::new(self.max_queue_size, self.flush_threshold, session_id.into(), self.sessionless);
         let shared = Arc::new(shared);
+        crate::clock::calibrate_in_background();
         shared.push_session_start();
         let redactor = match self.redacted_fields {
             Some(names) => Redactor::new(names),

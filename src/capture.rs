@@ -7,8 +7,8 @@ use std::panic::{AssertUnwindSafe, PanicHookInfo, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::AcqRel;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
+use crate::clock::Stamp;
 use crate::event::Severity;
 use crate::handle::TelemetryHandle;
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
@@ -35,7 +35,7 @@ pub(crate) fn error_record(
     severity: Severity,
     context: Option<&str>,
 ) -> Record {
-    let time = SystemTime::now();
+    let time = Stamp::now();
     match classifier.user_error(err) {
         Some(info) => Record {
             time,
@@ -275,7 +275,7 @@ impl TelemetryHandle {
         traceback.push_str("\nBacktrace:\n");
         traceback.push_str(&std::backtrace::Backtrace::force_capture().to_string());
         let record = Record {
-            time: SystemTime::now(),
+            time: Stamp::now(),
             severity: Severity::Critical,
             body: Body::Exception(Box::new(ExceptionRecord {
                 error_type: "panic".into(),

@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use crate::clock::Stamp;
 use crate::event::Severity;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::record::{Body, Record};
@@ -86,7 +87,7 @@ impl TelemetryHandle {
     ) -> bool {
         let Some(shared) = &self.shared else { return false };
         let name = truncate_owned(event_name.into(), MAX_VALUE_BYTES).into_boxed_str();
-        shared.push(Record { time: SystemTime::now(), severity, body: Body::Json { name, data: event_data } })
+        shared.push(Record { time: Stamp::now(), severity, body: Body::Json { name, data: event_data } })
     }
 
     /// Asks the uploader to send everything queued now, without waiting for it.

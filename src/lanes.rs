@@ -160,8 +160,6 @@ impl Drop for Lanes {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
     use crate::event::Severity;
     use crate::record::Body;
@@ -169,7 +167,7 @@ mod tests {
     fn record(n: u64) -> Record {
         let data = serde_json::json!(n);
         Record {
-            time: SystemTime::now(),
+            time: crate::clock::Stamp::now(),
             severity: Severity::Info,
             body: Body::Json { name: "n".into(), data },
         }

@@ -4,7 +4,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::SystemTime;
 
 use smallvec::SmallVec;
 use tracing::span::{Attributes, Id, Record as SpanValues};
@@ -13,6 +12,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::builder::Builder;
+use crate::clock::Stamp;
 use crate::event::Severity;
 use crate::record::{Body, Record, Text};
 use crate::shared::Shared;
@@ -207,7 +207,7 @@ impl Inner {
                 Severity::from(meta.level())
             }
         });
-        self.shared.push(Record { time: SystemTime::now(), severity, body: Body::Packed(fields) });
+        self.shared.push(Record { time: Stamp::now(), severity, body: Body::Packed(fields) });
     }
 
     fn captures_span(&self, name: &str) -> bool {

@@ -195,6 +195,7 @@ struct ReadmeDoctests;
 
 mod builder;
 mod capture;
+mod clock;
 mod error;
 mod event;
 mod guard;

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use smallvec::SmallVec;
 
+use crate::clock::Stamp;
 use crate::event::{Severity, format_duration, format_timestamp};
 use crate::limits::{MAX_EVENT_BYTES, Redactor};
 
@@ -28,7 +29,7 @@ const ENTRY: usize = 10;
 /// One event waiting to be sent.
 #[derive(Debug)]
 pub(crate) struct Record {
-    pub(crate) time: SystemTime,
+    pub(crate) time: Stamp,
     pub(crate) severity: Severity,
     pub(crate) body: Body,
 }
@@ -292,11 +293,12 @@ impl FieldSource for PackedFields {
 /// its payload replaced by a marker saying how large it was.
 pub(crate) fn to_wire_json(
     record: &Record,
+    time: SystemTime,
     event_id: &uuid::Uuid,
     index: u64,
     redactor: &Redactor,
 ) -> Vec<u8> {
-    let event = WireEvent { record, event_id, index, redactor, elide: false };
+    let event = WireEvent { record, time, event_id, index, redactor, elide: false };
     let mut out = Vec::with_capacity(256);
     if serde_json::to_writer(&mut out, &event).is_ok() && out.len() <= MAX_EVENT_BYTES {
         return out;
@@ -312,6 +314,8 @@ pub(crate) fn to_wire_json(
 
 struct WireEvent<'a> {
     record: &'a Record,
+    /// When the event happened, on the wall clock.
+    time: SystemTime,
     event_id: &'a uuid::Uuid,
     index: u64,
     redactor: &'a Redactor,
@@ -336,7 +340,7 @@ impl Serialize for WireEvent<'_> {
         m.serialize_entry("event_id", self.event_id.hyphenated().encode_lower(&mut id))?;
         m.serialize_entry("event_session_index", &self.index)?;
         m.serialize_entry("severity", &r.severity)?;
-        m.serialize_entry("timestamp", &format_timestamp(r.time))?;
+        m.serialize_entry("timestamp", &format_timestamp(self.time))?;
         match &r.body {
             Body::SessionStart => {}
             Body::SessionEnd { duration } => {
@@ -512,12 +516,12 @@ mod tests {
     }
 
     fn record(body: Body) -> Record {
-        Record { time: SystemTime::UNIX_EPOCH, severity: Severity::Info, body }
+        Record { time: Stamp::from(SystemTime::UNIX_EPOCH), severity: Severity::Info, body }
     }
 
     fn wire(body: Body) -> serde_json::Value {
         let id = uuid::Uuid::nil();
-        let bytes = to_wire_json(&record(body), &id, 7, &Redactor::default());
+        let bytes = to_wire_json(&record(body), SystemTime::UNIX_EPOCH, &id, 7, &Redactor::default());
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -592,6 +596,7 @@ mod tests {
                 error_message: "m".repeat(MAX_EVENT_BYTES),
                 traceback: None,
             }))),
+            SystemTime::UNIX_EPOCH,
             &uuid::Uuid::nil(),
             0,
             &Redactor::default(),

@@ -8,12 +8,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 use tokio::sync::{Notify, mpsc};
 
+use crate::clock::Stamp;
 use crate::event::Severity;
 use crate::lanes::Lanes;
 use crate::record::{Body, Record};
@@ -182,8 +183,7 @@ impl Shared {
 
     pub(crate) fn push_session_start(&self) {
         if !self.sessionless {
-            let record =
-                Record { time: SystemTime::now(), severity: Severity::Info, body: Body::SessionStart };
+            let record = Record { time: Stamp::now(), severity: Severity::Info, body: Body::SessionStart };
             self.held.fetch_add(1, AcqRel);
             *self.start.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
         }
@@ -197,7 +197,7 @@ impl Shared {
         }
         let duration = self.started.elapsed();
         let record =
-            Record { time: SystemTime::now(), severity: Severity::Info, body: Body::SessionEnd { duration } };
+            Record { time: Stamp::now(), severity: Severity::Info, body: Body::SessionEnd { duration } };
         // Past the bound, so that it is never lost to a full queue; after every lane.
         self.held.fetch_add(1, AcqRel);
         self.queue.push(record);
@@ -378,7 +378,7 @@ mod tests {
     fn push(shared: &Shared, n: usize) {
         for _ in 0..n {
             let body = Body::Json { name: "x".into(), data: serde_json::Value::Null };
-            assert!(shared.push(Record { time: SystemTime::now(), severity: Severity::Info, body }));
+            assert!(shared.push(Record { time: Stamp::now(), severity: Severity::Info, body }));
         }
     }
 

@@ -1,7 +1,9 @@
 //! Captured spans: what the layer keeps while a captured span is open, and how it becomes an
 //! event when the span closes, with the `http.request` and `queue.state_change` conventions.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
+
+use crate::clock::Stamp;
 
 use tracing::Level;
 
@@ -25,7 +27,7 @@ const PAUSED_STATES: &[&str] = &["paused_rate_limit", "paused_capacity"];
 #[derive(Debug)]
 pub(crate) struct SpanCapture {
     started: Instant,
-    time: SystemTime,
+    time: Stamp,
     level: Level,
     pub(crate) draft: Draft<NamedFields>,
     pub(crate) text: String,
@@ -35,7 +37,7 @@ impl SpanCapture {
     pub(crate) fn new(level: Level) -> Self {
         SpanCapture {
             started: Instant::now(),
-            time: SystemTime::now(),
+            time: Stamp::now(),
             level,
             draft: Draft::default(),
             text: String::new(),

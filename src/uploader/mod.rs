@@ -14,11 +14,12 @@ mod transport;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::clock::{Anchor, Stamp};
 use crate::error::BuildError;
 use crate::event::{Severity, platform, process_uuid};
 use crate::limits::Redactor;
@@ -152,6 +153,8 @@ struct Uploader {
     start_in_flight: bool,
     /// Queue-full drops already reported with a `telemetry.dropped` event.
     reported_queue_full: u64,
+    /// What event timestamps are converted against; taken anew at each take.
+    anchor: Anchor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +193,7 @@ impl Uploader {
             unsettled: 0,
             start_in_flight: false,
             reported_queue_full: 0,
+            anchor: Anchor::now(),
         }
     }
 
@@ -259,6 +263,7 @@ impl Uploader {
             Take::WholeBatches if available + self.filling_len() >= threshold => available,
             Take::WholeBatches => available / batch * batch,
         };
+        self.anchor = Anchor::now();
         self.report_queue_full();
         if want > 0 {
             let shared = Arc::clone(&self.shared);
@@ -287,7 +292,7 @@ impl Uploader {
         self.reported_queue_full = dropped;
         let data = serde_json::json!({ "reason": "queue_full", "count": count, "total": dropped });
         let record = Record {
-            time: SystemTime::now(),
+            time: Stamp::now(),
             severity: Severity::Warning,
             body: Body::Json { name: "telemetry.dropped".into(), data },
         };
@@ -312,7 +317,8 @@ impl Uploader {
         let index = self.next_index;
         self.next_index += 1;
         let id = uuid::Uuid::new_v4();
-        let json = to_wire_json(&record, &id, index, &self.config.redactor).into_boxed_slice();
+        let time = self.anchor.wall(record.time);
+        let json = to_wire_json(&record, time, &id, index, &self.config.redactor).into_boxed_slice();
         let capacity = self.config.max_batch_size;
         let batch = self.filling.get_or_insert_with(|| Batch::new(index, capacity));
         batch.events.push(EventJson { json });
