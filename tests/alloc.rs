@@ -114,6 +114,11 @@ fn a_captured_event_costs_at_most_two_allocations() {
         let per_event = count as f64 / EVENTS as f64;
         println!("{case}: {per_event:.3} allocations per captured event");
         assert!(count <= 2 * EVENTS, "{case}: {per_event:.3} allocations per captured event, more than 2");
+        // Fields and text that fit in the record itself cost no allocation: what remains is
+        // the lane growing now and then.
+        if matches!(case, "own session_id" | "inherited from a span") {
+            assert!(count <= EVENTS / 20, "{case}: {per_event:.3} allocations per small captured event");
+        }
     }
 }
 
