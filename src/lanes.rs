@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -82,11 +82,13 @@ impl Queued {
 pub(crate) struct Lanes {
     id: u64,
     all: Mutex<Vec<Arc<Lane>>>,
+    /// Where the next drain starts.
+    next: AtomicUsize,
 }
 
 impl Default for Lanes {
     fn default() -> Self {
-        Lanes { id: NEXT_ID.fetch_add(1, Relaxed), all: Mutex::new(Vec::new()) }
+        Lanes { id: NEXT_ID.fetch_add(1, Relaxed), all: Mutex::new(Vec::new()), next: AtomicUsize::new(0) }
     }
 }
 
@@ -120,17 +122,27 @@ impl Lanes {
     /// them, into `each`; returns how many. Lanes of threads that have exited are dropped once
     /// empty.
     pub(crate) fn drain(&self, max: usize, mut each: impl FnMut(Record)) -> usize {
-        let lanes: Vec<Arc<Lane>> = self.registry().clone();
+        let mut lanes: Vec<Arc<Lane>> = self.registry().clone();
+        // A chunk from each lane in turn, starting one further on at each call: a busy thread
+        // cannot keep another's events waiting.
+        if !lanes.is_empty() {
+            let start = self.next.fetch_add(1, Relaxed) % lanes.len();
+            lanes.rotate_left(start);
+        }
         let mut chunk = Vec::new();
         let mut n = 0;
-        for lane in &lanes {
-            while n < max {
-                lane.lock().drain_into((max - n).min(DRAIN_CHUNK), &mut chunk);
-                if chunk.is_empty() {
+        loop {
+            let before = n;
+            for lane in &lanes {
+                if n >= max {
                     break;
                 }
+                lane.lock().drain_into((max - n).min(DRAIN_CHUNK), &mut chunk);
                 n += chunk.len();
                 chunk.drain(..).for_each(&mut each);
+            }
+            if n == before || n >= max {
+                break;
             }
         }
         drop(lanes);
@@ -153,7 +165,8 @@ impl Drop for Lanes {
     fn drop(&mut self) {
         for lane in self.registry().iter() {
             lane.retired.store(true, Relaxed);
-            lane.lock().records.clear();
+            // The thread may keep the lane a long while: give its room back too.
+            lane.lock().records = VecDeque::new();
         }
     }
 }
@@ -198,6 +211,25 @@ mod tests {
             assert_eq!(mine, (t * 1000..t * 1000 + 1000).collect::<Vec<_>>());
         }
         assert!(lanes.registry().is_empty(), "the exited threads' lanes are dropped once drained");
+    }
+
+    #[test]
+    fn a_busy_lane_does_not_starve_the_others() {
+        let lanes = Lanes::default();
+        std::thread::scope(|s| {
+            s.spawn(|| (0..2000).for_each(|i| lanes.push(record(i), |_| unreachable!())));
+        });
+        std::thread::scope(|s| {
+            s.spawn(|| lanes.push(record(5000), |_| unreachable!()));
+        });
+        for _ in 0..2 {
+            let mut seen = Vec::new();
+            lanes.drain(DRAIN_CHUNK + 1, |r| seen.push(number(&r)));
+            if seen.contains(&5000) {
+                return;
+            }
+        }
+        panic!("the quiet thread's event waited behind the busy one's");
     }
 
     #[test]

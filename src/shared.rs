@@ -248,11 +248,11 @@ impl Shared {
     /// pushed them, then SESSION_END. They stay held until settled.
     pub(crate) fn take(&self, max: usize, mut each: impl FnMut(Record)) -> usize {
         let mut n = 0;
-        if max > 0 {
-            if let Some(start) = self.start.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                each(start);
-                n += 1;
-            }
+        let start =
+            if max > 0 { self.start.lock().unwrap_or_else(PoisonError::into_inner).take() } else { None };
+        if let Some(start) = start {
+            each(start);
+            n += 1;
         }
         n += self.lanes.drain(max - n, &mut each);
         while n < max {
