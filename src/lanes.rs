@@ -195,13 +195,17 @@ mod tests {
 
     #[test]
     fn each_threads_records_come_out_in_order_and_once() {
-        let lanes = Lanes::default();
-        std::thread::scope(|s| {
-            for t in 0..4 {
-                let lanes = &lanes;
-                s.spawn(move || (0..1000).for_each(|i| lanes.push(record(t * 1000 + i), |_| unreachable!())));
-            }
-        });
+        let lanes = Arc::new(Lanes::default());
+        // Joined, not scoped: `join` returns once the thread's lane list is gone too.
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let lanes = Arc::clone(&lanes);
+                std::thread::spawn(move || {
+                    (0..1000).for_each(|i| lanes.push(record(t * 1000 + i), |_| unreachable!()));
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
         let mut seen = Vec::new();
         // In small takes, as the uploader does.
         while lanes.drain(7, |r| seen.push(number(&r))) > 0 {}
