@@ -184,7 +184,7 @@ impl Shared {
     pub(crate) fn push_session_start(&self) {
         if !self.sessionless {
             let record = Record { time: Stamp::now(), severity: Severity::Info, body: Body::SessionStart };
-            self.held.fetch_add(1, AcqRel);
+            self.hold_past_bound();
             *self.start.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
         }
     }
@@ -199,7 +199,7 @@ impl Shared {
         let record =
             Record { time: Stamp::now(), severity: Severity::Info, body: Body::SessionEnd { duration } };
         // Past the bound, so that it is never lost to a full queue; after every lane.
-        self.held.fetch_add(1, AcqRel);
+        self.hold_past_bound();
         self.queue.push(record);
         true
     }
@@ -215,8 +215,9 @@ impl Shared {
         self.held.load(Acquire)
     }
 
-    /// Counts an event the uploader made itself (a `telemetry.dropped` report) as accepted.
-    pub(crate) fn hold_synthetic(&self) {
+    /// Counts one event as accepted past the queue bound: SESSION_START and SESSION_END, a
+    /// fatal error, and the `telemetry.dropped` reports the uploader makes itself.
+    pub(crate) fn hold_past_bound(&self) {
         self.held.fetch_add(1, AcqRel);
     }
 
@@ -295,7 +296,7 @@ impl Shared {
         if self.refused_as_closed() {
             return false;
         }
-        self.held.fetch_add(1, AcqRel);
+        self.hold_past_bound();
         self.enqueue(record);
         self.wake.notify_one();
         true

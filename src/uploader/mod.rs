@@ -296,7 +296,7 @@ impl Uploader {
             severity: Severity::Warning,
             body: Body::Json { name: "telemetry.dropped".into(), data },
         };
-        self.shared.hold_synthetic();
+        self.shared.hold_past_bound();
         self.add(record);
         true
     }
