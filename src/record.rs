@@ -73,6 +73,16 @@ pub(crate) enum Text {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Range(pub(crate) u32, pub(crate) u32);
 
+impl Text {
+    /// The text this stands for, ranges resolved in `text`.
+    pub(crate) fn of(self, text: &str) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Range(a, b) => text.get(a as usize..b as usize).unwrap_or(""),
+        }
+    }
+}
+
 impl From<Range> for Text {
     fn from(r: Range) -> Self {
         Text::Range(r.0, r.1)
@@ -149,10 +159,7 @@ impl FieldSource for FieldRecord {
     }
 
     fn text(&self, t: impl Into<Text>) -> &str {
-        match t.into() {
-            Text::Static(s) => s,
-            Text::Range(a, b) => self.text.get(a as usize..b as usize).unwrap_or(""),
-        }
+        t.into().of(&self.text)
     }
 
     fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
@@ -178,38 +185,35 @@ pub(crate) struct PackedFields {
 /// 8 bytes of payload (the value, or the text range of a string).
 pub(crate) type Entry = [u8; ENTRY];
 
-/// Encodes and decodes [`Entry`]s.
-pub(crate) struct Entries;
+/// The entry for the field at `index` in its callsite's field set, holding `val`.
+pub(crate) fn encode_entry(index: u8, val: Val) -> Entry {
+    let (kind, payload): (u8, u64) = match val {
+        Val::I64(v) => (0, v as u64),
+        Val::U64(v) => (1, v),
+        Val::F64(v) => (2, v.to_bits()),
+        Val::Bool(v) => (3, u64::from(v)),
+        Val::Str(Range(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
+        Val::BigInt(Range(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
+    };
+    let p = payload.to_le_bytes();
+    [index, kind, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]
+}
 
-impl Entries {
-    pub(crate) fn encode(index: u8, val: Val) -> Entry {
-        let (kind, payload): (u8, u64) = match val {
-            Val::I64(v) => (0, v as u64),
-            Val::U64(v) => (1, v),
-            Val::F64(v) => (2, v.to_bits()),
-            Val::Bool(v) => (3, u64::from(v)),
-            Val::Str(Range(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
-            Val::BigInt(Range(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
-        };
-        let p = payload.to_le_bytes();
-        [index, kind, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]
-    }
-
-    fn decode(e: &[u8]) -> (u8, Val) {
-        let mut payload = [0u8; 8];
-        payload.copy_from_slice(&e[2..ENTRY]);
-        let p = u64::from_le_bytes(payload);
-        let range = Range((p >> 32) as u32, p as u32);
-        let val = match e[1] {
-            0 => Val::I64(p as i64),
-            1 => Val::U64(p),
-            2 => Val::F64(f64::from_bits(p)),
-            3 => Val::Bool(p != 0),
-            4 => Val::Str(range),
-            _ => Val::BigInt(range),
-        };
-        (e[0], val)
-    }
+/// The field index and value an entry holds.
+fn decode_entry(e: &[u8]) -> (u8, Val) {
+    let mut payload = [0u8; 8];
+    payload.copy_from_slice(&e[2..ENTRY]);
+    let p = u64::from_le_bytes(payload);
+    let range = Range((p >> 32) as u32, p as u32);
+    let val = match e[1] {
+        0 => Val::I64(p as i64),
+        1 => Val::U64(p),
+        2 => Val::F64(f64::from_bits(p)),
+        3 => Val::Bool(p != 0),
+        4 => Val::Str(range),
+        _ => Val::BigInt(range),
+    };
+    (e[0], val)
 }
 
 impl PackedFields {
@@ -281,7 +285,7 @@ impl FieldSource for PackedFields {
     fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
         let names = self.meta.fields();
         self.buf[..self.text_start()].chunks_exact(ENTRY).map(move |e| {
-            let (index, val) = Entries::decode(e);
+            let (index, val) = decode_entry(e);
             (names.iter().nth(usize::from(index)).map_or("", |f| f.name()), val)
         })
     }

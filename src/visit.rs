@@ -11,7 +11,9 @@ use crate::event::Severity;
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
-use crate::record::{Entries, Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val};
+use crate::record::{
+    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val, encode_entry,
+};
 use crate::user_error::{Classifier, dyn_type_name};
 
 /// The field that scopes events to a session.
@@ -157,7 +159,7 @@ pub(crate) type EventFields = SmallVec<[Entry; 32]>;
 impl FieldStore for EventFields {
     fn add(&mut self, field: &Field, val: Val, _replace: bool) -> bool {
         // Events are recorded once: nothing to replace. A callsite's field index fits a byte.
-        self.push(Entries::encode(field.index() as u8, val));
+        self.push(encode_entry(field.index() as u8, val));
         true
     }
 }
@@ -186,11 +188,7 @@ pub(crate) struct ErrorField {
 impl<S> Draft<S> {
     /// The event name so far: the `event_name` field, else the message, else `""`.
     pub(crate) fn event_name<'t>(&self, text: &'t str) -> &'t str {
-        match self.name.or(self.message) {
-            Some(Text::Static(s)) => s,
-            Some(Text::Range(a, b)) => text.get(a as usize..b as usize).unwrap_or(""),
-            None => "",
-        }
+        self.name.or(self.message).map_or("", |t| t.of(text))
     }
 }
 
@@ -414,10 +412,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
         }
         match self.errors {
             Some(classifier) if self.draft.error.is_none() => {
-                let context = self.draft.message.map(|m| match m {
-                    Text::Static(s) => s.to_owned(),
-                    Text::Range(a, b) => self.text[a as usize..b as usize].to_owned(),
-                });
+                let context = self.draft.message.map(|m| m.of(self.text).to_owned());
                 let error_type = dyn_type_name(value);
                 let severity = Severity::Error;
                 let record = error_record(classifier, value, error_type, severity, context.as_deref());
