@@ -15,7 +15,7 @@
 //! its anchor moves it with the clock.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering::AcqRel};
+use std::sync::atomic::{AtomicBool, Ordering::AcqRel, Ordering::Release};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
@@ -34,7 +34,7 @@ pub(crate) fn calibrate_in_background() {
     });
     if spawned.is_err() {
         // Events keep being stamped with `SystemTime::now()`; a later build tries again.
-        CALIBRATING.store(false, std::sync::atomic::Ordering::Release);
+        CALIBRATING.store(false, Release);
     }
 }
 

@@ -42,7 +42,8 @@ pub(crate) struct LayerConfig {
 ///
 /// Capturing costs the calling thread a field walk into a pre-sized record, at most one
 /// allocation for the event's text, and a push into the thread's own lane (an uncontended
-/// lock): serialization and I/O happen on the uploader thread. The layer never filters what other layers see.
+/// lock): serialization and I/O happen on the uploader thread. The layer never filters what
+/// other layers see.
 ///
 /// Create it with [`TinkerTelemetryLayer::builder`].
 ///

@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use crate::clock::Stamp;
-
 use tracing::Level;
 
+use crate::clock::Stamp;
 use crate::event::Severity;
 use crate::record::{Body, FieldRecord, FieldSource, Range, Record, Text, Val};
 use crate::scrub::scrub_url;
