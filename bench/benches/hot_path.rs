@@ -24,29 +24,11 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
     BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
 };
-use tinker_telemetry_bench::{OTHER_SESSION, SESSION, Sink, builder, paced};
+use tinker_telemetry_bench::{
+    OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, paced,
+};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
-
-/// The captured shape: `session_id` and 4 fields (two strings, an integer, a float).
-macro_rules! event_with_session {
-    ($session:expr, $i:expr) => {
-        tracing::info!(
-            session_id = $session,
-            event_name = "train.step",
-            step = $i,
-            loss = 0.731_f64,
-            model = "llama-3-8b"
-        )
-    };
-}
-
-/// The same 4 fields, without a `session_id`.
-macro_rules! event_without_session {
-    ($i:expr) => {
-        tracing::info!(event_name = "train.step", step = $i, loss = 0.731_f64, model = "llama-3-8b")
-    };
-}
 
 macro_rules! http_request_span {
     () => {

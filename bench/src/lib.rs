@@ -27,6 +27,29 @@ pub fn builder(base_url: &str) -> Builder {
         .flush_timeout(Duration::from_secs(30))
 }
 
+/// The event every benchmark emits: `session_id` and 4 fields (two strings, an integer, a
+/// float).
+#[macro_export]
+macro_rules! event_with_session {
+    ($session:expr, $i:expr) => {
+        tracing::info!(
+            session_id = $session,
+            event_name = "train.step",
+            step = $i,
+            loss = 0.731_f64,
+            model = "llama-3-8b"
+        )
+    };
+}
+
+/// The same 4 fields, without a `session_id`.
+#[macro_export]
+macro_rules! event_without_session {
+    ($i:expr) => {
+        tracing::info!(event_name = "train.step", step = $i, loss = 0.731_f64, model = "llama-3-8b")
+    };
+}
+
 /// Events emitted between two looks at the backlog.
 pub const CHUNK: u64 = 1_000;
 /// Backlog (events accepted and not yet settled) above which the producer waits, untimed...

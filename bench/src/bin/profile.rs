@@ -3,34 +3,24 @@
 
 use std::hint::black_box;
 
-use tinker_telemetry_bench::{OTHER_SESSION, SESSION, Sink, builder, paced};
+use tinker_telemetry_bench::{
+    OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, paced,
+};
 use tracing_subscriber::prelude::*;
 
 #[inline(never)]
 fn emit_captured(i: u64) {
-    tracing::info!(
-        session_id = SESSION,
-        event_name = "train.step",
-        step = i,
-        loss = 0.731_f64,
-        model = "llama-3-8b"
-    );
+    event_with_session!(SESSION, i);
 }
 
 #[inline(never)]
 fn emit_other(i: u64) {
-    tracing::info!(
-        session_id = OTHER_SESSION,
-        event_name = "train.step",
-        step = i,
-        loss = 0.731_f64,
-        model = "llama-3-8b"
-    );
+    event_with_session!(OTHER_SESSION, i);
 }
 
 #[inline(never)]
 fn emit_none(i: u64) {
-    tracing::info!(event_name = "train.step", step = i, loss = 0.731_f64, model = "llama-3-8b");
+    event_without_session!(i);
 }
 
 fn main() {
