@@ -1,5 +1,6 @@
 //! Emits events of one shape through a reporter, for a profiler to look at:
-//! `profile <captured|in_span|other|none> [events]`.
+//! `profile <captured|in_span|other|none|bare> [events]`
+//! (`bare`: the captured event's shape through a registry with no layer).
 
 use std::hint::black_box;
 
@@ -31,7 +32,11 @@ fn main() {
     let (layer, guard) = builder(&sink.base_url()).build().expect("the reporter builds");
     let handle = guard.handle();
     let backlog = || handle.stats().queued;
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let dispatch = if mode == "bare" {
+        tracing::Dispatch::new(tracing_subscriber::registry())
+    } else {
+        tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+    };
     let sched = || {
         let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
         let v: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
@@ -39,7 +44,7 @@ fn main() {
     };
     let before = sched();
     let took = tracing::dispatcher::with_default(&dispatch, || match mode.as_str() {
-        "captured" => paced(n, &backlog, |i| emit_captured(black_box(i))),
+        "captured" | "bare" => paced(n, &backlog, |i| emit_captured(black_box(i))),
         "other" => paced(n, &backlog, |i| emit_other(black_box(i))),
         "none" => paced(n, &backlog, |i| emit_none(black_box(i))),
         "in_span" => {
