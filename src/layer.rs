@@ -1,6 +1,6 @@
 //! The `tracing_subscriber::Layer` that turns the session's events into telemetry records.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -139,6 +139,13 @@ static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// Text of the event being captured, reused across events on this thread.
     static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(512));
+
+    /// Spans this thread is inside, counted by every enabled reporter layer on enter and
+    /// exit. While it is 0, no registry with such a layer has a span entered on this thread,
+    /// so an event without its own `session_id` has no span to inherit one from, and the
+    /// span lookup is skipped. A count thrown off (an exit without its enter) only ever errs
+    /// towards looking the span up.
+    static ENTERED: Cell<usize> = const { Cell::new(0) };
 }
 
 impl TinkerTelemetryLayer {
@@ -165,7 +172,19 @@ impl TinkerTelemetryLayer {
 
 impl Inner {
     /// Whether the event's nearest enclosing span belongs to this layer's session.
+    #[inline]
     fn span_in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if event.is_contextual() && ENTERED.get() == 0 {
+            return false;
+        }
+        self.event_span_in_session(event, ctx)
+    }
+
+    /// [`Inner::span_in_session`] past its fast path: the registry lookup.
+    fn event_span_in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -224,6 +243,20 @@ impl Inner {
     }
 }
 
+/// Whether the callsite declares a `session_id` field. Compares each name as a fixed-size
+/// array, which compiles to two loads instead of a call to `memcmp`.
+#[inline]
+fn has_session_field(meta: &tracing::Metadata<'_>) -> bool {
+    const WANT: &[u8; SESSION_ID.len()] = match SESSION_ID.as_bytes().first_chunk() {
+        Some(want) => want,
+        None => unreachable!(),
+    };
+    meta.fields().iter().any(|f| {
+        let name = f.name().as_bytes();
+        name.len() == WANT.len() && name.first_chunk() == Some(WANT)
+    })
+}
+
 /// tracing names events `event <file>:<line>` unless the macro was given `name:`.
 fn is_default_event_name(name: &str) -> bool {
     name.starts_with("event ")
@@ -279,6 +312,18 @@ where
         PerLayer::set(&span, inner.id, capture);
     }
 
+    fn on_enter(&self, _: &Id, _: Context<'_, S>) {
+        if self.inner.is_some() {
+            ENTERED.set(ENTERED.get().wrapping_add(1));
+        }
+    }
+
+    fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+        if self.inner.is_some() {
+            ENTERED.set(ENTERED.get().wrapping_sub(1));
+        }
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(inner) = &self.inner else { return };
         let Some(span) = ctx.span(&id) else { return };
@@ -297,7 +342,7 @@ where
         }
         // The event's own `session_id` wins, checked during the one walk of its fields;
         // without one, the nearest span decides before any field is visited.
-        let check = !inner.config.sessionless && meta.fields().field(SESSION_ID).is_some();
+        let check = !inner.config.sessionless && has_session_field(meta);
         if !inner.config.sessionless && !check && !inner.span_in_session(event, &ctx) {
             return;
         }

@@ -59,6 +59,25 @@ fn the_nearest_session_id_wins() {
 }
 
 #[test]
+fn an_explicit_parent_counts_whatever_span_is_entered() {
+    let events = captured(|| {
+        let ours = tracing::info_span!("ours", session_id = SESSION);
+        let theirs = tracing::info_span!("theirs", session_id = "another");
+        // No span entered at all on this thread.
+        tracing::info!(parent: &ours, "parent ours, nothing entered");
+        tracing::info!(parent: &theirs, "parent theirs, nothing entered");
+        theirs.in_scope(|| tracing::info!(parent: &ours, "parent ours, theirs entered"));
+        ours.in_scope(|| {
+            tracing::info!(parent: &theirs, "parent theirs, ours entered");
+            tracing::info!(parent: None, "root, ours entered");
+        });
+        // Entered and exited again: nothing enclosing any more.
+        tracing::info!("after the spans");
+    });
+    assert_eq!(names(&events), ["parent ours, nothing entered", "parent ours, theirs entered"]);
+}
+
+#[test]
 fn spans_entered_on_other_threads_and_instrumented_futures_keep_their_session() {
     let events = captured(|| {
         let span = tracing::info_span!("work", session_id = SESSION);
