@@ -76,6 +76,15 @@ fn benches(c: &mut Criterion) {
         });
     });
 
+    // The floor for any layer that reads a field value: tracing-core offers no way to read
+    // one field, so a layer must walk them all, here with a visitor that does nothing.
+    let walk = Dispatch::new(tracing_subscriber::registry().with(WalkFields));
+    tracing::dispatcher::with_default(&walk, || {
+        g.bench_function("floor/field_walk", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(OTHER_SESSION, black_box(i))))
+        });
+    });
+
     with_reporter("ignored_no_session", &sink, |d, backlog| {
         tracing::dispatcher::with_default(d, || {
             g.bench_function("tinker/ignored_no_session", |b| {
@@ -171,6 +180,42 @@ fn benches(c: &mut Criterion) {
     eprintln!("[opentelemetry] emitted {sent}, exported {got}, lost {}", sent.saturating_sub(got));
     let _ = provider.shutdown();
     g.finish();
+}
+
+/// A layer that walks every event's fields and keeps nothing.
+struct WalkFields;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WalkFields {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        event.record(&mut Ignore);
+    }
+}
+
+/// A visitor that ignores every value, typed or not.
+struct Ignore;
+
+impl tracing::field::Visit for Ignore {
+    fn record_str(&mut self, _: &tracing::field::Field, value: &str) {
+        black_box(value);
+    }
+
+    fn record_i64(&mut self, _: &tracing::field::Field, value: i64) {
+        black_box(value);
+    }
+
+    fn record_u64(&mut self, _: &tracing::field::Field, value: u64) {
+        black_box(value);
+    }
+
+    fn record_f64(&mut self, _: &tracing::field::Field, value: f64) {
+        black_box(value);
+    }
+
+    fn record_bool(&mut self, _: &tracing::field::Field, value: bool) {
+        black_box(value);
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
 }
 
 /// Discards every batch, counting its records.
