@@ -1,6 +1,6 @@
 //! The `tracing_subscriber::Layer` that turns the session's events into telemetry records.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -13,6 +13,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::builder::Builder;
 use crate::clock::Stamp;
+use crate::entered::{self, Enclosing};
 use crate::event::Severity;
 use crate::record::{Body, Record, Text};
 use crate::shared::Shared;
@@ -62,9 +63,17 @@ pub(crate) struct LayerConfig {
 /// });
 /// # Ok::<(), tinker_telemetry::BuildError>(())
 /// ```
-#[derive(Clone)]
 pub struct TinkerTelemetryLayer {
     inner: Option<Arc<Inner>>,
+    /// This instance in the threads' mirrors of their entered spans (see `entered`): a clone
+    /// may sit in another registry, whose spans it must not mistake for this one's.
+    instance: u64,
+}
+
+impl Clone for TinkerTelemetryLayer {
+    fn clone(&self) -> Self {
+        TinkerTelemetryLayer { inner: self.inner.clone(), instance: next_layer_id() }
+    }
 }
 
 struct Inner {
@@ -133,19 +142,17 @@ impl PerLayer<bool> {
     }
 }
 
-/// Tells reporter layers apart in [`PerLayer`] extensions.
+/// Tells reporter layers apart in [`PerLayer`] extensions, and layer instances apart in the
+/// mirrors of entered spans.
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_layer_id() -> u64 {
+    NEXT_LAYER_ID.fetch_add(1, Relaxed)
+}
 
 thread_local! {
     /// Text of the event being captured, reused across events on this thread.
     static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(512));
-
-    /// Spans this thread is inside, counted by every enabled reporter layer on enter and
-    /// exit. While it is 0, no registry with such a layer has a span entered on this thread,
-    /// so an event without its own `session_id` has no span to inherit one from, and the
-    /// span lookup is skipped. A count thrown off (an exit without its enter) only ever errs
-    /// towards looking the span up.
-    static ENTERED: Cell<usize> = const { Cell::new(0) };
 }
 
 impl TinkerTelemetryLayer {
@@ -155,12 +162,15 @@ impl TinkerTelemetryLayer {
     }
 
     pub(crate) fn enabled(config: LayerConfig, shared: Arc<Shared>) -> Self {
-        let id = NEXT_LAYER_ID.fetch_add(1, Relaxed);
-        TinkerTelemetryLayer { inner: Some(Arc::new(Inner { id, config, shared })) }
+        let id = next_layer_id();
+        TinkerTelemetryLayer {
+            inner: Some(Arc::new(Inner { id, config, shared })),
+            instance: next_layer_id(),
+        }
     }
 
     pub(crate) fn disabled() -> Self {
-        TinkerTelemetryLayer { inner: None }
+        TinkerTelemetryLayer { inner: None, instance: next_layer_id() }
     }
 
     /// Whether this layer sends anything (false when telemetry is disabled).
@@ -171,24 +181,36 @@ impl TinkerTelemetryLayer {
 }
 
 impl Inner {
-    /// Whether the event's nearest enclosing span belongs to this layer's session.
+    /// Whether the event's nearest enclosing span belongs to this layer's session. For a
+    /// contextual event the thread's mirror of entered spans (kept by layer `instance`)
+    /// answers, or names the span to look up once; otherwise the registry does.
     #[inline]
-    fn span_in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
+    fn span_in_session<S>(&self, instance: u64, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        if event.is_contextual() && ENTERED.get() == 0 {
-            return false;
+        if event.is_contextual() {
+            match entered::current(instance) {
+                Enclosing::None => return false,
+                Enclosing::Known(matched) => return matched,
+                Enclosing::Unknown(span) => return self.look_up_current(instance, span, ctx),
+                Enclosing::Unreliable => {}
+            }
         }
-        self.event_span_in_session(event, ctx)
+        ctx.event_span(event).and_then(|span| self.span_session(&span)).unwrap_or(false)
     }
 
-    /// [`Inner::span_in_session`] past its fast path: the registry lookup.
-    fn event_span_in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
+    /// Looks up whether `span`, the thread's current one, belongs to this layer's session,
+    /// and caches the answer in the thread's mirror.
+    fn look_up_current<S>(&self, instance: u64, span: u64, ctx: &Context<'_, S>) -> bool
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        ctx.event_span(event).and_then(|span| self.span_session(&span)).unwrap_or(false)
+        let epoch = entered::epoch();
+        let matched =
+            ctx.span(&Id::from_u64(span)).and_then(|span| self.span_session(&span)).unwrap_or(false);
+        entered::remember(instance, span, matched, epoch);
+        matched
     }
 
     /// Captures `event` in one walk of its fields and queues it. With `check`, the event has
@@ -302,6 +324,7 @@ where
             values.record(&mut probe);
             if let Some(matched) = probe.found {
                 PerLayer::set(&span, inner.id, matched);
+                entered::session_changed();
             }
         }
         // Take the capture out while visiting: a value's Debug impl may log, and the event
@@ -312,15 +335,15 @@ where
         PerLayer::set(&span, inner.id, capture);
     }
 
-    fn on_enter(&self, _: &Id, _: Context<'_, S>) {
-        if self.inner.is_some() {
-            ENTERED.set(ENTERED.get().wrapping_add(1));
+    fn on_enter(&self, id: &Id, _: Context<'_, S>) {
+        if self.inner.as_ref().is_some_and(|inner| !inner.config.sessionless) {
+            entered::enter(self.instance, id.into_u64());
         }
     }
 
-    fn on_exit(&self, _: &Id, _: Context<'_, S>) {
-        if self.inner.is_some() {
-            ENTERED.set(ENTERED.get().wrapping_sub(1));
+    fn on_exit(&self, id: &Id, _: Context<'_, S>) {
+        if self.inner.as_ref().is_some_and(|inner| !inner.config.sessionless) {
+            entered::exit(self.instance, id.into_u64());
         }
     }
 
@@ -343,10 +366,10 @@ where
         // The event's own `session_id` wins, checked during the one walk of its fields;
         // without one, the nearest span decides before any field is visited.
         let check = !inner.config.sessionless && has_session_field(meta);
-        if !inner.config.sessionless && !check && !inner.span_in_session(event, &ctx) {
+        if !inner.config.sessionless && !check && !inner.span_in_session(self.instance, event, &ctx) {
             return;
         }
-        let in_span = || inner.span_in_session(event, &ctx);
+        let in_span = || inner.span_in_session(self.instance, event, &ctx);
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut text) => {
                 text.clear();

@@ -196,6 +196,7 @@ struct ReadmeDoctests;
 mod builder;
 mod capture;
 mod clock;
+mod entered;
 mod error;
 mod event;
 mod guard;

@@ -78,6 +78,98 @@ fn an_explicit_parent_counts_whatever_span_is_entered() {
 }
 
 #[test]
+fn the_current_span_follows_the_registry_through_reentry_and_out_of_order_exits() {
+    let events = captured(|| {
+        let ours = tracing::info_span!("ours", session_id = SESSION);
+        let theirs = tracing::info_span!("theirs", session_id = "another");
+        let a = ours.enter();
+        tracing::info!("ours");
+        let b = theirs.enter();
+        tracing::info!("theirs");
+        // Entering a span already on the stack does not make it current again.
+        let c = ours.enter();
+        tracing::info!("ours again, theirs still current");
+        drop(c);
+        tracing::info!("theirs after re-entry");
+        drop(b);
+        tracing::info!("ours after theirs exited");
+        drop(a);
+        tracing::info!("nothing entered");
+        // Exiting out of order: the outer span goes, the inner stays current.
+        let a = ours.enter();
+        let b = theirs.enter();
+        drop(a);
+        tracing::info!("theirs, ours exited");
+        drop(b);
+        tracing::info!("nothing entered again");
+        let _a = ours.enter();
+        tracing::info!("ours, entered afresh");
+    });
+    assert_eq!(names(&events), ["ours", "ours after theirs exited", "ours, entered afresh"]);
+}
+
+#[test]
+fn a_session_recorded_while_the_span_is_entered_counts_from_then_on() {
+    let events = captured(|| {
+        let span = tracing::info_span!("late", session_id = tracing::field::Empty);
+        let _in = span.enter();
+        tracing::info!("before the session is known");
+        span.record("session_id", SESSION);
+        tracing::info!("after the session is known");
+        span.record("session_id", "another");
+        tracing::info!("after it changed to another");
+    });
+    assert_eq!(names(&events), ["after the session is known"]);
+}
+
+#[test]
+fn a_clone_of_the_layer_in_another_registry_keeps_to_that_registry_s_spans() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).build().unwrap();
+    let first = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+    let second = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    // Each registry numbers its spans from the same start: these two share an id.
+    let theirs =
+        tracing::dispatcher::with_default(&first, || tracing::info_span!("theirs", session_id = "another"));
+    let ours =
+        tracing::dispatcher::with_default(&second, || tracing::info_span!("ours", session_id = SESSION));
+    assert_eq!(theirs.id(), ours.id());
+    theirs.in_scope(|| {
+        tracing::dispatcher::with_default(&second, || tracing::info!("no span entered in this registry"));
+        tracing::dispatcher::with_default(&first, || tracing::info!("in theirs"));
+    });
+    ours.in_scope(|| tracing::dispatcher::with_default(&second, || tracing::info!("in ours")));
+    drop((theirs, ours, first, second));
+    assert!(guard.handle().wait_until_drained(PATIENCE));
+    drop(guard);
+    let events: Vec<Value> =
+        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    assert_eq!(names(&events), ["in ours"]);
+}
+
+#[test]
+fn under_a_per_layer_filter_the_nearest_span_the_layer_sees_decides() {
+    use tracing_subscriber::filter::LevelFilter;
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer.with_filter(LevelFilter::INFO));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("ours", session_id = SESSION).in_scope(|| {
+            // The layer never sees this span: its events belong to the span around it.
+            tracing::debug_span!("theirs", session_id = "another")
+                .in_scope(|| tracing::info!("through a hidden span"));
+            tracing::info_span!("theirs", session_id = "another")
+                .in_scope(|| tracing::info!("in a seen span"));
+        });
+    });
+    assert!(guard.handle().wait_until_drained(PATIENCE));
+    drop(guard);
+    let events: Vec<Value> =
+        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    assert_eq!(names(&events), ["through a hidden span"]);
+}
+
+#[test]
 fn spans_entered_on_other_threads_and_instrumented_futures_keep_their_session() {
     let events = captured(|| {
         let span = tracing::info_span!("work", session_id = SESSION);
