@@ -74,6 +74,10 @@ fn benches(c: &mut Criterion) {
         g.bench_function("bare_registry/http_request_span", |b| {
             b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(http_request_span!()))))
         });
+        let span = tracing::info_span!("session", session_id = SESSION);
+        g.bench_function("bare_registry/span_enter_exit", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(span.enter()))))
+        });
     });
 
     // The floor for any layer that reads a field value: tracing-core offers no way to read
@@ -115,6 +119,15 @@ fn benches(c: &mut Criterion) {
             let _in = session.enter();
             g.bench_function("tinker/captured_in_span", |b| {
                 b.iter_custom(|n| paced(n, backlog, |i| event_without_session!(black_box(i))))
+            });
+        });
+    });
+
+    with_reporter("span_enter_exit", &sink, |d, _| {
+        tracing::dispatcher::with_default(d, || {
+            let span = tracing::info_span!("session", session_id = SESSION);
+            g.bench_function("tinker/span_enter_exit", |b| {
+                b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(span.enter()))))
             });
         });
     });
