@@ -12,6 +12,14 @@
 //! the layer then moves a global epoch on, and cached answers from before are looked up again.
 //! Whenever the mirror cannot be kept (the thread's locals are torn down, or a re-entrant call
 //! finds it borrowed), it says so, and the caller asks the registry as before.
+//!
+//! A layer's clones share its mirror, so a clone swapped in through a reload handle knows the
+//! spans entered before it. Where the mirror and the registry can disagree, both involve a
+//! span stack that is already off: an `Entered` guard that is forgotten (the registry stops
+//! counting the span once it closes; the mirror keeps it until the thread exits it); a layer
+//! beneath this one that logs from its own `on_enter` or `on_exit` (the registry has moved,
+//! the mirror not yet); and one layer cloned into two registries whose spans are entered on
+//! the same thread (the mirror sees the spans of both).
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +39,7 @@ thread_local! {
 }
 
 struct Entry {
-    /// The layer instance that saw the span entered.
+    /// The reporter layer (its clones included) that saw the span entered.
     layer: u64,
     span: u64,
     /// The span was already on the stack when entered: not the current span (the registry's
@@ -103,7 +111,9 @@ fn current_entered(layer: u64) -> Enclosing {
 /// at `epoch` (read with [`epoch`] before the look-up).
 pub(crate) fn remember(layer: u64, span: u64, matched: bool, epoch: u64) {
     with_entries(|entries| {
-        if let Some(e) = entries.iter_mut().rev().find(|e| e.layer == layer && e.span == span) {
+        // The entry `current` reads: the non-duplicate one.
+        if let Some(e) = entries.iter_mut().rev().find(|e| e.layer == layer && e.span == span && !e.duplicate)
+        {
             e.session = Some((matched, epoch));
         }
     });

@@ -63,17 +63,9 @@ pub(crate) struct LayerConfig {
 /// });
 /// # Ok::<(), tinker_telemetry::BuildError>(())
 /// ```
+#[derive(Clone)]
 pub struct TinkerTelemetryLayer {
     inner: Option<Arc<Inner>>,
-    /// This instance in the threads' mirrors of their entered spans (see `entered`): a clone
-    /// may sit in another registry, whose spans it must not mistake for this one's.
-    instance: u64,
-}
-
-impl Clone for TinkerTelemetryLayer {
-    fn clone(&self) -> Self {
-        TinkerTelemetryLayer { inner: self.inner.clone(), instance: next_layer_id() }
-    }
 }
 
 struct Inner {
@@ -142,13 +134,10 @@ impl PerLayer<bool> {
     }
 }
 
-/// Tells reporter layers apart in [`PerLayer`] extensions, and layer instances apart in the
-/// mirrors of entered spans.
+/// Tells reporter layers apart in [`PerLayer`] extensions and in the threads' mirrors of
+/// their entered spans (clones share theirs, so that a clone swapped in by a reload handle
+/// knows the spans already entered).
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
-
-fn next_layer_id() -> u64 {
-    NEXT_LAYER_ID.fetch_add(1, Relaxed)
-}
 
 thread_local! {
     /// Text of the event being captured, reused across events on this thread.
@@ -162,15 +151,12 @@ impl TinkerTelemetryLayer {
     }
 
     pub(crate) fn enabled(config: LayerConfig, shared: Arc<Shared>) -> Self {
-        let id = next_layer_id();
-        TinkerTelemetryLayer {
-            inner: Some(Arc::new(Inner { id, config, shared })),
-            instance: next_layer_id(),
-        }
+        let id = NEXT_LAYER_ID.fetch_add(1, Relaxed);
+        TinkerTelemetryLayer { inner: Some(Arc::new(Inner { id, config, shared })) }
     }
 
     pub(crate) fn disabled() -> Self {
-        TinkerTelemetryLayer { inner: None, instance: next_layer_id() }
+        TinkerTelemetryLayer { inner: None }
     }
 
     /// Whether this layer sends anything (false when telemetry is disabled).
@@ -182,18 +168,18 @@ impl TinkerTelemetryLayer {
 
 impl Inner {
     /// Whether the event's nearest enclosing span belongs to this layer's session. For a
-    /// contextual event the thread's mirror of entered spans (kept by layer `instance`)
-    /// answers, or names the span to look up once; otherwise the registry does.
+    /// contextual event the thread's mirror of entered spans answers, or names the span to
+    /// look up once; otherwise the registry does.
     #[inline]
-    fn span_in_session<S>(&self, instance: u64, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
+    fn span_in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         if event.is_contextual() {
-            match entered::current(instance) {
+            match entered::current(self.id) {
                 Enclosing::None => return false,
                 Enclosing::Known(matched) => return matched,
-                Enclosing::Unknown(span) => return self.look_up_current(instance, span, ctx),
+                Enclosing::Unknown(span) => return self.look_up_current(span, ctx),
                 Enclosing::Unreliable => {}
             }
         }
@@ -202,14 +188,14 @@ impl Inner {
 
     /// Looks up whether `span`, the thread's current one, belongs to this layer's session,
     /// and caches the answer in the thread's mirror.
-    fn look_up_current<S>(&self, instance: u64, span: u64, ctx: &Context<'_, S>) -> bool
+    fn look_up_current<S>(&self, span: u64, ctx: &Context<'_, S>) -> bool
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let epoch = entered::epoch();
         let matched =
             ctx.span(&Id::from_u64(span)).and_then(|span| self.span_session(&span)).unwrap_or(false);
-        entered::remember(instance, span, matched, epoch);
+        entered::remember(self.id, span, matched, epoch);
         matched
     }
 
@@ -336,14 +322,16 @@ where
     }
 
     fn on_enter(&self, id: &Id, _: Context<'_, S>) {
-        if self.inner.as_ref().is_some_and(|inner| !inner.config.sessionless) {
-            entered::enter(self.instance, id.into_u64());
+        match &self.inner {
+            Some(inner) if !inner.config.sessionless => entered::enter(inner.id, id.into_u64()),
+            _ => {}
         }
     }
 
     fn on_exit(&self, id: &Id, _: Context<'_, S>) {
-        if self.inner.as_ref().is_some_and(|inner| !inner.config.sessionless) {
-            entered::exit(self.instance, id.into_u64());
+        match &self.inner {
+            Some(inner) if !inner.config.sessionless => entered::exit(inner.id, id.into_u64()),
+            _ => {}
         }
     }
 
@@ -366,10 +354,10 @@ where
         // The event's own `session_id` wins, checked during the one walk of its fields;
         // without one, the nearest span decides before any field is visited.
         let check = !inner.config.sessionless && has_session_field(meta);
-        if !inner.config.sessionless && !check && !inner.span_in_session(self.instance, event, &ctx) {
+        if !inner.config.sessionless && !check && !inner.span_in_session(event, &ctx) {
             return;
         }
-        let in_span = || inner.span_in_session(self.instance, event, &ctx);
+        let in_span = || inner.span_in_session(event, &ctx);
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut text) => {
                 text.clear();

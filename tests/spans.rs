@@ -123,28 +123,26 @@ fn a_session_recorded_while_the_span_is_entered_counts_from_then_on() {
 }
 
 #[test]
-fn a_clone_of_the_layer_in_another_registry_keeps_to_that_registry_s_spans() {
+fn a_layer_reloaded_while_a_span_is_entered_keeps_the_span_s_session() {
     let collector = Collector::start();
     let (layer, guard) = collector.builder(SESSION).build().unwrap();
-    let first = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
-    let second = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    // Each registry numbers its spans from the same start: these two share an id.
-    let theirs =
-        tracing::dispatcher::with_default(&first, || tracing::info_span!("theirs", session_id = "another"));
-    let ours =
-        tracing::dispatcher::with_default(&second, || tracing::info_span!("ours", session_id = SESSION));
-    assert_eq!(theirs.id(), ours.id());
-    theirs.in_scope(|| {
-        tracing::dispatcher::with_default(&second, || tracing::info!("no span entered in this registry"));
-        tracing::dispatcher::with_default(&first, || tracing::info!("in theirs"));
+    let (reloadable, handle) = tracing_subscriber::reload::Layer::new(Some(layer.clone()));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(reloadable), || {
+        let span = tracing::info_span!("ours", session_id = SESSION);
+        let entered = span.enter();
+        tracing::info!("before");
+        handle.reload(None).unwrap();
+        tracing::info!("while off");
+        handle.reload(Some(layer.clone())).unwrap();
+        tracing::info!("after, in the span entered before");
+        drop(entered);
+        tracing::info!("after the span was exited");
     });
-    ours.in_scope(|| tracing::dispatcher::with_default(&second, || tracing::info!("in ours")));
-    drop((theirs, ours, first, second));
     assert!(guard.handle().wait_until_drained(PATIENCE));
     drop(guard);
     let events: Vec<Value> =
         collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
-    assert_eq!(names(&events), ["in ours"]);
+    assert_eq!(names(&events), ["before", "after, in the span entered before"]);
 }
 
 #[test]
