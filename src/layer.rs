@@ -358,13 +358,18 @@ where
             return;
         }
         let in_span = || inner.span_in_session(event, &ctx);
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut text) => {
-                text.clear();
+        let mut in_span = Some(in_span);
+        let _ = SCRATCH.try_with(|scratch| {
+            // Re-entered from a Debug impl that logs: the fallback below uses a buffer of its own.
+            let Ok(mut text) = scratch.try_borrow_mut() else { return };
+            text.clear();
+            if let Some(in_span) = in_span.take() {
                 inner.capture(event, &mut text, check, in_span);
             }
-            // Re-entered from a Debug impl that logs: use a buffer of its own.
-            Err(_) => inner.capture(event, &mut String::new(), check, in_span),
         });
+        // Also for an event logged from a thread-local's destructor, once SCRATCH is gone.
+        if let Some(in_span) = in_span {
+            inner.capture(event, &mut String::new(), check, in_span);
+        }
     }
 }
