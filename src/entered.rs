@@ -36,6 +36,22 @@ thread_local! {
     /// Entries in `STACK`, readable without touching it (most events are emitted outside any
     /// span, and for them this one load is the whole look-up), or [`BROKEN`].
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// The last answer `current` gave, while no span has been entered or exited since: most
+    /// events in a span find it here without touching `STACK`.
+    static LAST: Cell<Last> = const { Cell::new(Last::NONE) };
+}
+
+#[derive(Clone, Copy)]
+struct Last {
+    /// The layer it was for; 0 (no layer has it) when there is none.
+    layer: u64,
+    epoch: u64,
+    /// `Known`'s answer, or `None` for [`Enclosing::None`].
+    matched: Option<bool>,
+}
+
+impl Last {
+    const NONE: Last = Last { layer: 0, epoch: 0, matched: None };
 }
 
 struct Entry {
@@ -86,13 +102,25 @@ pub(crate) fn current(layer: u64) -> Enclosing {
     match DEPTH.get() {
         0 => Enclosing::None,
         BROKEN => Enclosing::Unreliable,
-        _ => current_entered(layer),
+        _ => {
+            let epoch = epoch();
+            let last = LAST.get();
+            if last.layer == layer && last.epoch == epoch {
+                return last.matched.map_or(Enclosing::None, Enclosing::Known);
+            }
+            let answer = current_entered(layer, epoch);
+            match answer {
+                Enclosing::None => LAST.set(Last { layer, epoch, matched: None }),
+                Enclosing::Known(matched) => LAST.set(Last { layer, epoch, matched: Some(matched) }),
+                Enclosing::Unknown(_) | Enclosing::Unreliable => {}
+            }
+            answer
+        }
     }
 }
 
-/// [`current`] on a thread inside some span.
-fn current_entered(layer: u64) -> Enclosing {
-    let epoch = epoch();
+/// [`current`] on a thread inside some span, from the stack itself.
+fn current_entered(layer: u64, epoch: u64) -> Enclosing {
     STACK
         .try_with(|entries| {
             let Ok(entries) = entries.try_borrow() else { return Enclosing::Unreliable };
@@ -134,6 +162,7 @@ fn with_entries(f: impl FnOnce(&mut Vec<Entry>)) {
         Ok(mut entries) if DEPTH.get() != BROKEN => {
             f(&mut entries);
             DEPTH.set(entries.len());
+            LAST.set(Last::NONE);
             true
         }
         // Nothing here calls out while holding the borrow; should that change, the mirror

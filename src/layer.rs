@@ -170,7 +170,7 @@ impl Inner {
     /// Whether the event's nearest enclosing span belongs to this layer's session. For a
     /// contextual event the thread's mirror of entered spans answers, or names the span to
     /// look up once; otherwise the registry does.
-    #[inline]
+    #[inline(always)]
     fn span_in_session<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool
     where
         S: Subscriber + for<'a> LookupSpan<'a>,

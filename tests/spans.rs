@@ -114,6 +114,7 @@ fn a_session_recorded_while_the_span_is_entered_counts_from_then_on() {
         let span = tracing::info_span!("late", session_id = tracing::field::Empty);
         let _in = span.enter();
         tracing::info!("before the session is known");
+        tracing::info!("before, again (the answer cached)");
         span.record("session_id", SESSION);
         tracing::info!("after the session is known");
         span.record("session_id", "another");

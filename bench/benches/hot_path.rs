@@ -105,6 +105,16 @@ fn benches(c: &mut Criterion) {
         });
     });
 
+    with_reporter("ignored_other_session_span", &sink, |d, backlog| {
+        tracing::dispatcher::with_default(d, || {
+            let theirs = tracing::info_span!("session", session_id = OTHER_SESSION);
+            let _in = theirs.enter();
+            g.bench_function("tinker/ignored_other_session_span", |b| {
+                b.iter_custom(|n| paced(n, backlog, |i| event_without_session!(black_box(i))))
+            });
+        });
+    });
+
     with_reporter("captured", &sink, |d, backlog| {
         tracing::dispatcher::with_default(d, || {
             g.bench_function("tinker/captured", |b| {

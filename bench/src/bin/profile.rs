@@ -1,5 +1,5 @@
 //! Emits events of one shape through a reporter, for a profiler to look at:
-//! `profile <captured|in_span|other|none|bare> [events]`
+//! `profile <captured|in_span|other|other_span|none|bare> [events]`
 //! (`bare`: the captured event's shape through a registry with no layer).
 
 use std::hint::black_box;
@@ -47,6 +47,11 @@ fn main() {
         "captured" | "bare" => paced(n, &backlog, |i| emit_captured(black_box(i))),
         "other" => paced(n, &backlog, |i| emit_other(black_box(i))),
         "none" => paced(n, &backlog, |i| emit_none(black_box(i))),
+        "other_span" => {
+            let span = tracing::info_span!("session", session_id = OTHER_SESSION);
+            let _in = span.enter();
+            paced(n, &backlog, |i| emit_none(black_box(i)))
+        }
         "in_span" => {
             let span = tracing::info_span!("session", session_id = SESSION);
             let _in = span.enter();
