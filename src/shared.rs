@@ -268,6 +268,20 @@ impl Shared {
         n
     }
 
+    /// Once closed, takes every record left, including those of pushes that passed the closed
+    /// check just before the close and have not reached their lane yet: while `held` counts
+    /// more than the `unsettled` records the uploader has and those taken here, it waits for
+    /// them, up to `grace`. Returns how many it took; they are held until settled.
+    pub(crate) fn take_last(&self, unsettled: usize, grace: Duration, mut each: impl FnMut(Record)) -> usize {
+        let until = Instant::now() + grace;
+        let mut n = self.take(usize::MAX, &mut each);
+        while self.held() > unsettled + n && Instant::now() < until {
+            std::thread::sleep(Duration::from_micros(50));
+            n += self.take(usize::MAX, &mut each);
+        }
+        n
+    }
+
     pub(crate) fn dropped_queue_full(&self) -> u64 {
         self.dropped_full.load(Relaxed)
     }
@@ -374,6 +388,32 @@ mod tests {
                 () = std::future::ready(()) => false,
             }
         })
+    }
+
+    #[test]
+    fn the_last_take_waits_for_a_push_that_passed_the_closed_check_before_the_close() {
+        let (shared, _control) = Shared::new(100, 10, "s".into(), true);
+        push(&shared, 3);
+        // A push between its closed check and its lane: counted, not yet queued.
+        shared.held.fetch_add(1, SeqCst);
+        assert!(shared.close());
+        let record = || {
+            let body = Body::Json { name: "late".into(), data: serde_json::Value::Null };
+            Record { time: Stamp::now(), severity: Severity::Info, body }
+        };
+        let taken = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                shared.enqueue(record());
+            });
+            shared.take_last(0, Duration::from_secs(10), drop)
+        });
+        assert_eq!(taken, 4, "the three queued and the one still on its way");
+        assert!(!shared.push(record()), "a push after the close is refused");
+        // Without a push in flight it does not wait.
+        let started = Instant::now();
+        assert_eq!(shared.take_last(4, Duration::from_secs(10), drop), 0);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     fn push(shared: &Shared, n: usize) {

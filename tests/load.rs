@@ -154,6 +154,50 @@ fn eight_threads_at_the_queues_pace_deliver_every_event_exactly_once() {
 }
 
 #[test]
+fn threads_emitting_through_shutdown_leave_nothing_queued_and_every_event_accounted_for() {
+    let _alone = ALONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for round in 0..5 {
+        let collector = Collector::start();
+        // A small queue keeps the backlog at shutdown short: the rest is dropped as full.
+        let (layer, guard) = collector.builder(SESSION).max_queue_size(2_000).build().unwrap();
+        let handle = guard.handle();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let emitted = std::sync::atomic::AtomicU64::new(0);
+        let report = std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let (dispatch, stop, emitted) = (&dispatch, &stop, &emitted);
+                scope.spawn(move || {
+                    tracing::dispatcher::with_default(dispatch, || {
+                        let mut i = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            tracing::info!(session_id = SESSION, t, i, "work");
+                            i += 1;
+                        }
+                        emitted.fetch_add(i, std::sync::atomic::Ordering::Relaxed);
+                    });
+                });
+            }
+            std::thread::sleep(Duration::from_millis(30));
+            // Shut down while the four threads keep emitting.
+            let report = guard.shutdown();
+            std::thread::sleep(Duration::from_millis(10));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            report
+        });
+        let emitted = emitted.into_inner();
+        let s = handle.stats();
+        assert_eq!(s.queued, 0, "round {round}: nothing left counted as queued: {s:?}");
+        assert_eq!(s.accepted, emitted + 2, "round {round}: every event and START and END: {s:?}");
+        assert_eq!(s.accepted, s.delivered + s.dropped.total(), "round {round}: {s:?}");
+        assert!(s.dropped.after_shutdown > 0, "round {round}: the threads outlived the reporter: {s:?}");
+        assert!(report.drained || s.dropped.unsent_at_shutdown > 0, "round {round}: {report:?}");
+        let arrived = collector.accepted_events().len() as u64;
+        assert_eq!(arrived, s.delivered, "round {round}: what the server got is what was counted");
+    }
+}
+
+#[test]
 fn the_threshold_sends_at_once_while_another_request_is_slow() {
     // The first batch after SESSION_START hangs until its (long) timeout; the second must not
     // wait for it, there are free request slots.
