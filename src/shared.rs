@@ -128,12 +128,7 @@ impl Shared {
     /// dropped, when the queue is full or the reporter has shut down.
     #[inline]
     pub(crate) fn push(&self, record: Record) -> bool {
-        if self.refused_as_closed() {
-            return false;
-        }
-        // SeqCst, with the load of the mark below: either the uploader's re-check after it
-        // moved the mark sees this event, or this push sees the moved mark.
-        let before = self.held.fetch_add(1, SeqCst);
+        let Some(before) = self.admit() else { return false };
         if before >= self.max_queue {
             self.held.fetch_sub(1, Relaxed);
             self.dropped_full.fetch_add(1, Relaxed);
@@ -150,14 +145,23 @@ impl Shared {
         true
     }
 
-    /// Whether the reporter is closed, counting the refused event as dropped after shutdown.
+    /// Counts one event in `held`, then checks that the reporter is not closed; returns how
+    /// many were held before, or `None` (the event counted as dropped after shutdown).
+    ///
+    /// Counting first, all SeqCst with `close` and the reads of `held` in
+    /// [`take_last`](Shared::take_last): either this push sees the close, or the last take
+    /// sees the event coming and waits for it. The same increment, with the loads of the
+    /// wake mark in `push`, makes sure either the uploader's re-check after it moved the mark
+    /// sees this event, or the push sees the moved mark.
     #[inline]
-    fn refused_as_closed(&self) -> bool {
-        let closed = self.closed.load(Acquire);
-        if closed {
+    fn admit(&self) -> Option<usize> {
+        let before = self.held.fetch_add(1, SeqCst);
+        if self.closed.load(SeqCst) {
+            self.held.fetch_sub(1, SeqCst);
             self.dropped_closed.fetch_add(1, Relaxed);
+            return None;
         }
-        closed
+        Some(before)
     }
 
     /// Moves the wake mark to `flush_threshold` events past the `sealed` ones (in batches
@@ -192,14 +196,20 @@ impl Shared {
     /// Enqueues SESSION_END unless it already was: at most once per reporter. Returns whether
     /// this call enqueued it.
     pub(crate) fn end_session(&self) -> bool {
-        if self.sessionless || self.session_ended.swap(true, AcqRel) {
+        if self.sessionless {
+            return false;
+        }
+        // Held past the bound, so that it is never lost to a full queue, and before the claim:
+        // a shutdown that finds the session ended waits in its last take for this record.
+        self.hold_past_bound();
+        if self.session_ended.swap(true, SeqCst) {
+            self.held.fetch_sub(1, SeqCst);
             return false;
         }
         let duration = self.started.elapsed();
         let record =
             Record { time: Stamp::now(), severity: Severity::Info, body: Body::SessionEnd { duration } };
-        // Past the bound, so that it is never lost to a full queue; after every lane.
-        self.hold_past_bound();
+        // After every lane.
         self.queue.push(record);
         true
     }
@@ -207,7 +217,8 @@ impl Shared {
     /// Marks the reporter closed: later pushes are counted as dropped after shutdown. Returns
     /// false when it already was.
     pub(crate) fn close(&self) -> bool {
-        !self.closed.swap(true, AcqRel)
+        // SeqCst: see `admit`.
+        !self.closed.swap(true, SeqCst)
     }
 
     /// Events accepted and not yet settled.
@@ -215,10 +226,11 @@ impl Shared {
         self.held.load(Acquire)
     }
 
-    /// Counts one event as accepted past the queue bound: SESSION_START and SESSION_END, a
-    /// fatal error, and the `telemetry.dropped` reports the uploader makes itself.
+    /// Counts one event as accepted past the queue bound: SESSION_START and SESSION_END, and
+    /// the `telemetry.dropped` reports the uploader makes itself. (A fatal error is counted
+    /// by `admit`, past the bound too.) SeqCst: see `admit`.
     pub(crate) fn hold_past_bound(&self) {
-        self.held.fetch_add(1, AcqRel);
+        self.held.fetch_add(1, SeqCst);
     }
 
     /// Books `n` events as finished, adding them to `counter` (delivered or a drop reason).
@@ -275,7 +287,8 @@ impl Shared {
     pub(crate) fn take_last(&self, unsettled: usize, grace: Duration, mut each: impl FnMut(Record)) -> usize {
         let until = Instant::now() + grace;
         let mut n = self.take(usize::MAX, &mut each);
-        while self.held() > unsettled + n && Instant::now() < until {
+        // SeqCst: see `admit`.
+        while self.held.load(SeqCst) > unsettled + n && Instant::now() < until {
             std::thread::sleep(Duration::from_micros(50));
             n += self.take(usize::MAX, &mut each);
         }
@@ -307,10 +320,10 @@ impl Shared {
     /// Pushes an event that must not be lost to a full queue (a fatal error or panic, at most
     /// one per fatal path), unless the reporter is closed.
     pub(crate) fn push_critical(&self, record: Record) -> bool {
-        if self.refused_as_closed() {
+        // Past the bound: `admit`'s count, whatever it was.
+        if self.admit().is_none() {
             return false;
         }
-        self.hold_past_bound();
         self.enqueue(record);
         self.wake.notify_one();
         true
@@ -394,9 +407,10 @@ mod tests {
     fn the_last_take_waits_for_a_push_that_passed_the_closed_check_before_the_close() {
         let (shared, _control) = Shared::new(100, 10, "s".into(), true);
         push(&shared, 3);
-        // A push between its closed check and its lane: counted, not yet queued.
-        shared.held.fetch_add(1, SeqCst);
+        // A push admitted just before the close, on its way to its lane.
+        assert_eq!(shared.admit(), Some(3));
         assert!(shared.close());
+        assert_eq!(shared.admit(), None, "after the close a push is refused");
         let record = || {
             let body = Body::Json { name: "late".into(), data: serde_json::Value::Null };
             Record { time: Stamp::now(), severity: Severity::Info, body }
@@ -410,9 +424,27 @@ mod tests {
         });
         assert_eq!(taken, 4, "the three queued and the one still on its way");
         assert!(!shared.push(record()), "a push after the close is refused");
+        // SESSION_END claimed by another thread (a fatal path) that has not queued it yet:
+        // the shutdown's own claim fails, and its last take waits for the record.
+        shared.hold_past_bound();
+        shared.session_ended.store(true, SeqCst);
+        let taken = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                shared.queue.push(record());
+            });
+            shared.take_last(4, Duration::from_secs(10), drop)
+        });
+        assert_eq!(taken, 1, "the SESSION_END on its way");
+        shared.release(5);
+        let (ended, _control) = Shared::new(100, 10, "s".into(), false);
+        let before = ended.held();
+        assert!(ended.end_session());
+        assert!(!ended.end_session(), "once per reporter");
+        assert_eq!(ended.held(), before + 1, "the losing claim gives its count back");
         // Without a push in flight it does not wait.
         let started = Instant::now();
-        assert_eq!(shared.take_last(4, Duration::from_secs(10), drop), 0);
+        assert_eq!(shared.take_last(0, Duration::from_secs(10), drop), 0);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

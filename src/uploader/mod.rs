@@ -33,6 +33,8 @@ use deliver::{Deliverer, Settle};
 /// How long shutdown's last take waits for pushes that passed the closed check just before
 /// the close: a push takes well under a microsecond unless its thread is preempted.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(20);
+/// ... and how long it waits for them once the deadline has passed (the guard allows for it).
+const STRAGGLER_FLOOR: Duration = Duration::from_millis(2);
 
 /// What the uploader needs from the builder.
 pub(crate) struct UploadConfig {
@@ -438,7 +440,8 @@ impl Uploader {
         // Whatever reached the queue after SESSION_END (or after close) is not sent.
         self.ended = true;
         let shared = Arc::clone(&self.shared);
-        let grace = STRAGGLER_GRACE.min(deadline.saturating_duration_since(Instant::now()));
+        let grace =
+            STRAGGLER_GRACE.min(deadline.saturating_duration_since(Instant::now())).max(STRAGGLER_FLOOR);
         let late = shared.take_last(self.unsettled, grace, drop);
         shared.settle(&shared.counters.after_shutdown_taken, late as u64);
         shared.set_watermark(u64::MAX);
