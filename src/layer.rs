@@ -159,6 +159,12 @@ impl TinkerTelemetryLayer {
         TinkerTelemetryLayer { inner: None }
     }
 
+    /// The id under which this layer mirrors the spans each thread enters, when it needs to:
+    /// an enabled layer with a session.
+    fn mirrored(&self) -> Option<u64> {
+        self.inner.as_ref().filter(|inner| !inner.config.sessionless).map(|inner| inner.id)
+    }
+
     /// Whether this layer sends anything (false when telemetry is disabled).
     #[must_use]
     pub fn is_enabled(&self) -> bool {
@@ -322,16 +328,14 @@ where
     }
 
     fn on_enter(&self, id: &Id, _: Context<'_, S>) {
-        match &self.inner {
-            Some(inner) if !inner.config.sessionless => entered::enter(inner.id, id.into_u64()),
-            _ => {}
+        if let Some(layer) = self.mirrored() {
+            entered::enter(layer, id.into_u64());
         }
     }
 
     fn on_exit(&self, id: &Id, _: Context<'_, S>) {
-        match &self.inner {
-            Some(inner) if !inner.config.sessionless => entered::exit(inner.id, id.into_u64()),
-            _ => {}
+        if let Some(layer) = self.mirrored() {
+            entered::exit(layer, id.into_u64());
         }
     }
 
@@ -357,18 +361,17 @@ where
         if !inner.config.sessionless && !check && !inner.span_in_session(event, &ctx) {
             return;
         }
+        // Captures only references: a copy goes to whichever capture runs.
         let in_span = || inner.span_in_session(event, &ctx);
-        let mut in_span = Some(in_span);
-        let _ = SCRATCH.try_with(|scratch| {
-            // Re-entered from a Debug impl that logs: the fallback below uses a buffer of its own.
-            let Ok(mut text) = scratch.try_borrow_mut() else { return };
+        let captured = SCRATCH.try_with(|scratch| {
+            let Ok(mut text) = scratch.try_borrow_mut() else { return false };
             text.clear();
-            if let Some(in_span) = in_span.take() {
-                inner.capture(event, &mut text, check, in_span);
-            }
+            inner.capture(event, &mut text, check, in_span);
+            true
         });
-        // Also for an event logged from a thread-local's destructor, once SCRATCH is gone.
-        if let Some(in_span) = in_span {
+        // Re-entered from a Debug impl that logs, or logged from a thread-local's destructor
+        // once SCRATCH is gone: a buffer of its own.
+        if captured != Ok(true) {
             inner.capture(event, &mut String::new(), check, in_span);
         }
     }
