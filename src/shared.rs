@@ -411,10 +411,6 @@ mod tests {
         assert_eq!(shared.admit(), Some(3));
         assert!(shared.close());
         assert_eq!(shared.admit(), None, "after the close a push is refused");
-        let record = || {
-            let body = Body::Json { name: "late".into(), data: serde_json::Value::Null };
-            Record { time: Stamp::now(), severity: Severity::Info, body }
-        };
         let taken = std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(20));
@@ -448,10 +444,14 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
+    fn record() -> Record {
+        let body = Body::Json { name: "x".into(), data: serde_json::Value::Null };
+        Record { time: Stamp::now(), severity: Severity::Info, body }
+    }
+
     fn push(shared: &Shared, n: usize) {
         for _ in 0..n {
-            let body = Body::Json { name: "x".into(), data: serde_json::Value::Null };
-            assert!(shared.push(Record { time: Stamp::now(), severity: Severity::Info, body }));
+            assert!(shared.push(record()));
         }
     }
 
