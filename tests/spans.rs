@@ -17,6 +17,11 @@ fn captured(emit: impl FnOnce()) -> Vec<Value> {
     let collector = Collector::start();
     let (layer, guard) = collector.builder(SESSION).build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+    generic_events(&collector, guard)
+}
+
+/// Drains the reporter and shuts it down; returns the GENERIC_EVENTs that arrived, by index.
+fn generic_events(collector: &Collector, guard: tinker_telemetry::TelemetryGuard) -> Vec<Value> {
     assert!(guard.handle().wait_until_drained(PATIENCE));
     drop(guard);
     collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect()
@@ -139,10 +144,7 @@ fn a_layer_reloaded_while_a_span_is_entered_keeps_the_span_s_session() {
         drop(entered);
         tracing::info!("after the span was exited");
     });
-    assert!(guard.handle().wait_until_drained(PATIENCE));
-    drop(guard);
-    let events: Vec<Value> =
-        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    let events = generic_events(&collector, guard);
     assert_eq!(names(&events), ["before", "after, in the span entered before"]);
 }
 
@@ -161,10 +163,7 @@ fn under_a_per_layer_filter_the_nearest_span_the_layer_sees_decides() {
                 .in_scope(|| tracing::info!("in a seen span"));
         });
     });
-    assert!(guard.handle().wait_until_drained(PATIENCE));
-    drop(guard);
-    let events: Vec<Value> =
-        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    let events = generic_events(&collector, guard);
     assert_eq!(names(&events), ["through a hidden span"]);
 }
 
@@ -301,9 +300,7 @@ fn custom_span_names_and_non_captured_spans() {
             tracing::debug_span!("checkpoint.save", step = 8u64).in_scope(|| {});
         });
     });
-    drop(guard);
-    let events: Vec<Value> =
-        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    let events = generic_events(&collector, guard);
     assert_eq!(
         names(&events),
         ["checkpoint.save", "checkpoint.save"],
@@ -367,9 +364,7 @@ fn spans_named_by_other_http_crates_map_without_glue() {
             tracing::debug_span!("request", method = %"POST", uri = %"/v1/b?token=s3cr3t", version = ?"HTTP/1.1").in_scope(|| {});
         });
     });
-    drop(guard);
-    let events: Vec<Value> =
-        collector.accepted_by_index().into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect();
+    let events = generic_events(&collector, guard);
     assert_eq!(names(&events), ["http.request", "http.request"]);
     assert_eq!(events[0]["event_data"]["path"], "/v1/a");
     assert_eq!(events[0]["event_data"]["status"], 200);
