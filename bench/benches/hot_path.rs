@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
     BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
@@ -59,6 +60,20 @@ fn with_reporter(name: &str, sink: &Sink, bench: impl FnOnce(&Dispatch, &(dyn Fn
         s.dropped.queue_full,
         report.drained
     );
+}
+
+/// Benchmarks `tinker/{name}`: an event without a `session_id`, inside an entered span of
+/// `session`.
+fn event_in_span(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink, name: &str, session: &str) {
+    with_reporter(name, sink, |d, backlog| {
+        tracing::dispatcher::with_default(d, || {
+            let span = tracing::info_span!("session", session_id = session);
+            let _in = span.enter();
+            g.bench_function(format!("tinker/{name}"), |b| {
+                b.iter_custom(|n| paced(n, backlog, |i| event_without_session!(black_box(i))))
+            });
+        });
+    });
 }
 
 fn benches(c: &mut Criterion) {
@@ -105,15 +120,7 @@ fn benches(c: &mut Criterion) {
         });
     });
 
-    with_reporter("ignored_other_session_span", &sink, |d, backlog| {
-        tracing::dispatcher::with_default(d, || {
-            let theirs = tracing::info_span!("session", session_id = OTHER_SESSION);
-            let _in = theirs.enter();
-            g.bench_function("tinker/ignored_other_session_span", |b| {
-                b.iter_custom(|n| paced(n, backlog, |i| event_without_session!(black_box(i))))
-            });
-        });
-    });
+    event_in_span(&mut g, &sink, "ignored_other_session_span", OTHER_SESSION);
 
     with_reporter("captured", &sink, |d, backlog| {
         tracing::dispatcher::with_default(d, || {
@@ -123,15 +130,7 @@ fn benches(c: &mut Criterion) {
         });
     });
 
-    with_reporter("captured_in_span", &sink, |d, backlog| {
-        tracing::dispatcher::with_default(d, || {
-            let session = tracing::info_span!("session", session_id = SESSION);
-            let _in = session.enter();
-            g.bench_function("tinker/captured_in_span", |b| {
-                b.iter_custom(|n| paced(n, backlog, |i| event_without_session!(black_box(i))))
-            });
-        });
-    });
+    event_in_span(&mut g, &sink, "captured_in_span", SESSION);
 
     with_reporter("span_enter_exit", &sink, |d, _| {
         tracing::dispatcher::with_default(d, || {

@@ -47,13 +47,9 @@ fn main() {
         "captured" | "bare" => paced(n, &backlog, |i| emit_captured(black_box(i))),
         "other" => paced(n, &backlog, |i| emit_other(black_box(i))),
         "none" => paced(n, &backlog, |i| emit_none(black_box(i))),
-        "other_span" => {
-            let span = tracing::info_span!("session", session_id = OTHER_SESSION);
-            let _in = span.enter();
-            paced(n, &backlog, |i| emit_none(black_box(i)))
-        }
-        "in_span" => {
-            let span = tracing::info_span!("session", session_id = SESSION);
+        "in_span" | "other_span" => {
+            let session = if mode == "in_span" { SESSION } else { OTHER_SESSION };
+            let span = tracing::info_span!("session", session_id = session);
             let _in = span.enter();
             paced(n, &backlog, |i| emit_none(black_box(i)))
         }
