@@ -1,7 +1,6 @@
 //! Configuration: the [`Builder`], its defaults, and the validation `build()` does.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -462,7 +461,7 @@ impl Builder {
                     "must be printable ASCII without spaces (it is sent as an HTTP header)",
                 ));
             }
-            if endpoint.scheme() == "http" && !is_loopback(&endpoint) {
+            if endpoint.scheme() == "http" && !crate::scrub::is_loopback(&endpoint) {
                 return Err(BuildError::invalid(
                     "base_url",
                     "plain http:// is only allowed to a loopback host; use https:// so the API key is not sent in clear",
@@ -521,17 +520,6 @@ fn shown_base_url(base: &str) -> String {
     match reqwest::Url::parse(base.trim()) {
         Ok(url) if url.has_host() => crate::scrub::scrub_url(url.as_str()),
         _ => "<not a URL>".to_owned(),
-    }
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
     }
 }
 

@@ -1,4 +1,7 @@
-//! Removing credentials and query strings from URLs before they are shown or sent.
+//! URL helpers: removing credentials and query strings before a URL is shown or sent, and
+//! telling loopback endpoints apart.
+
+use std::net::IpAddr;
 
 /// `url` without user name, password, query or fragment. Text that does not parse as a URL
 /// keeps only what comes before the first `?` or `#`, with any `user:pass@` removed.
@@ -24,9 +27,22 @@ pub(crate) fn scrub_url(url: &str) -> String {
     }
 }
 
+/// Whether `url` points at this machine: `localhost` (and `*.localhost`), 127.0.0.0/8 or
+/// `::1`. Plain `http://` is allowed only there, and no proxy is ever used to reach it.
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::scrub_url;
+    use super::{is_loopback, scrub_url};
 
     #[test]
     fn credentials_query_and_fragment_are_removed() {
@@ -37,5 +53,22 @@ mod tests {
         assert_eq!(scrub_url("/v1/models?key=1"), "/v1/models");
         assert_eq!(scrub_url("u:p@host/path?q"), "host/path");
         assert_eq!(scrub_url("http://[::1]:80/a"), "http://[::1]/a");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for url in [
+            "http://127.0.0.1:1",
+            "http://127.9.9.9",
+            "http://localhost:8080/x/",
+            "http://[::1]:9",
+            "http://api.localhost",
+        ] {
+            assert!(is_loopback(&url::Url::parse(url).unwrap()), "{url}");
+        }
+        for url in ["http://example.com", "https://10.0.0.1", "http://localhost.example.com", "http://[::2]"]
+        {
+            assert!(!is_loopback(&url::Url::parse(url).unwrap()), "{url}");
+        }
     }
 }
