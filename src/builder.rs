@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tracing::Level;
 
-use crate::error::BuildError;
+use crate::errors::build::BuildError;
+use crate::errors::classify::{Classifier, HttpStatusError, read_status};
 use crate::guard::TelemetryGuard;
 use crate::handle::TelemetryHandle;
 use crate::layer::{LayerConfig, TinkerTelemetryLayer};
@@ -14,7 +15,6 @@ use crate::limits::Redactor;
 use crate::shared::Shared;
 use crate::span::DEFAULT_CAPTURED_SPANS;
 use crate::uploader::{self, UploadConfig};
-use crate::user_error::{Classifier, HttpStatusError, read_status};
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
 /// gives one.

@@ -9,11 +9,11 @@ use std::sync::atomic::Ordering::AcqRel;
 use std::task::{Context, Poll};
 
 use crate::clock::Stamp;
+use crate::errors::report::{ReportableError, error_record};
 use crate::event::Severity;
 use crate::handle::TelemetryHandle;
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
 use crate::record::{Body, ExceptionRecord, Record};
-use crate::user_error::{Classifier, ReportableError, exception_record, user_error_data};
 
 thread_local! {
     /// The reporters whose panic hook reported the panic unwinding through this thread, so
@@ -24,30 +24,6 @@ thread_local! {
 
 fn clear_reported_panics() {
     PANIC_REPORTED_BY.with(|r| r.borrow_mut().clear());
-}
-
-/// The record for an error: `user_error` (WARNING) for user errors, else
-/// UNHANDLED_EXCEPTION with `severity`.
-pub(crate) fn error_record(
-    classifier: &Classifier,
-    err: &(dyn std::error::Error + 'static),
-    error_type: String,
-    severity: Severity,
-    context: Option<&str>,
-) -> Record {
-    let time = Stamp::now();
-    match classifier.user_error(err) {
-        Some(info) => Record {
-            time,
-            severity: Severity::Warning,
-            body: Body::Json { name: "user_error".into(), data: user_error_data(&error_type, err, info) },
-        },
-        None => Record {
-            time,
-            severity,
-            body: Body::Exception(Box::new(exception_record(error_type, err, context))),
-        },
-    }
 }
 
 impl TelemetryHandle {

@@ -7,12 +7,12 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 use crate::clock::Stamp;
+use crate::errors::classify::Classifier;
 use crate::event::Severity;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::record::{Body, Record};
 use crate::shared::{Control, Shared, remaining};
 use crate::stats::Stats;
-use crate::user_error::Classifier;
 
 /// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery and
 /// read the counters. `Clone + Send + Sync`; get one from [`TelemetryGuard::handle`].

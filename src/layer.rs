@@ -14,11 +14,11 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::builder::Builder;
 use crate::clock::Stamp;
 use crate::entered::{self, Enclosing};
+use crate::errors::classify::Classifier;
 use crate::event::Severity;
 use crate::record::{Body, Record, Text};
 use crate::shared::Shared;
 use crate::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
-use crate::user_error::Classifier;
 use crate::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
 
 /// The layer's share of the configuration.

@@ -197,7 +197,7 @@ mod builder;
 mod capture;
 mod clock;
 mod entered;
-mod error;
+mod errors;
 mod event;
 mod guard;
 mod handle;
@@ -210,7 +210,6 @@ mod shared;
 mod span;
 mod stats;
 mod uploader;
-mod user_error;
 mod visit;
 
 pub use builder::{
@@ -220,7 +219,9 @@ pub use builder::{
     MAX_BATCH_SIZE_LIMIT,
 };
 pub use capture::{CaptureExt, Captured};
-pub use error::BuildError;
+pub use errors::build::BuildError;
+pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};
+pub use errors::report::ReportableError;
 pub use event::{ParseSeverityError, Severity};
 pub use guard::{ShutdownReport, TelemetryGuard};
 pub use handle::TelemetryHandle;
@@ -232,6 +233,3 @@ pub use limits::{
 pub use span::DEFAULT_CAPTURED_SPANS;
 pub use stats::{Dropped, Stats};
 pub use uploader::retry::RETRY_AFTER_CAP;
-pub use user_error::{
-    HttpError, HttpStatusError, MAX_CAUSES, ReportableError, is_user_error, is_user_status,
-};

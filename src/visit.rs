@@ -6,7 +6,8 @@ use std::fmt::{self, Write as _};
 use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
-use crate::capture::error_record;
+use crate::errors::classify::Classifier;
+use crate::errors::report::{dyn_type_name, error_record};
 use crate::event::Severity;
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
@@ -14,7 +15,6 @@ use crate::limits::{
 use crate::record::{
     Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val, encode_entry,
 };
-use crate::user_error::{Classifier, dyn_type_name};
 
 /// The field that scopes events to a session.
 pub(crate) const SESSION_ID: &str = "session_id";

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::{Anchor, Stamp};
-use crate::error::BuildError;
+use crate::errors::build::BuildError;
 use crate::event::{Severity, platform, process_uuid};
 use crate::limits::Redactor;
 use crate::record::{Body, Record, to_wire_json};
