@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use tracing::Level;
 
+use crate::delivery::redact::Redactor;
+use crate::delivery::thread;
+use crate::delivery::uploader::UploadConfig;
 use crate::errors::build::BuildError;
 use crate::errors::classify::{Classifier, HttpStatusError, read_status};
 use crate::guard::TelemetryGuard;
 use crate::handle::TelemetryHandle;
 use crate::layer::{LayerConfig, TinkerTelemetryLayer};
-use crate::limits::Redactor;
 use crate::shared::Shared;
 use crate::span::DEFAULT_CAPTURED_SPANS;
-use crate::uploader::{self, UploadConfig};
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
 /// gives one.
@@ -385,7 +386,7 @@ impl Builder {
             max_in_flight: self.max_in_flight,
             redactor,
         };
-        let thread = uploader::start(config, Arc::clone(&shared), control)?;
+        let thread = thread::start(config, Arc::clone(&shared), control)?;
         let handle = TelemetryHandle::enabled(
             Arc::clone(&shared),
             self.flush_timeout,

@@ -10,10 +10,10 @@ use std::task::{Context, Poll};
 
 use crate::clock::Stamp;
 use crate::errors::report::{ReportableError, error_record};
-use crate::event::Severity;
 use crate::handle::TelemetryHandle;
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
 use crate::record::{Body, ExceptionRecord, Record};
+use crate::severity::Severity;
 
 thread_local! {
     /// The reporters whose panic hook reported the panic unwinding through this thread, so

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Stamp;
 use crate::errors::classify::Classifier;
-use crate::event::Severity;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::record::{Body, Record};
+use crate::severity::Severity;
 use crate::shared::{Control, Shared, remaining};
 use crate::stats::Stats;
 

@@ -174,8 +174,8 @@ impl Drop for Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Severity;
     use crate::record::Body;
+    use crate::severity::Severity;
 
     fn record(n: u64) -> Record {
         let data = serde_json::json!(n);

@@ -196,9 +196,9 @@ struct ReadmeDoctests;
 mod builder;
 mod capture;
 mod clock;
+mod delivery;
 mod entered;
 mod errors;
-mod event;
 mod guard;
 mod handle;
 mod lanes;
@@ -206,10 +206,10 @@ mod layer;
 mod limits;
 mod record;
 mod scrub;
+mod severity;
 mod shared;
 mod span;
 mod stats;
-mod uploader;
 mod visit;
 
 pub use builder::{
@@ -219,10 +219,10 @@ pub use builder::{
     MAX_BATCH_SIZE_LIMIT,
 };
 pub use capture::{CaptureExt, Captured};
+pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
 pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};
 pub use errors::report::ReportableError;
-pub use event::{ParseSeverityError, Severity};
 pub use guard::{ShutdownReport, TelemetryGuard};
 pub use handle::TelemetryHandle;
 pub use layer::TinkerTelemetryLayer;
@@ -230,6 +230,6 @@ pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
     TRUNCATION_MARKER,
 };
+pub use severity::{ParseSeverityError, Severity};
 pub use span::DEFAULT_CAPTURED_SPANS;
 pub use stats::{Dropped, Stats};
-pub use uploader::retry::RETRY_AFTER_CAP;

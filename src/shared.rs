@@ -15,9 +15,9 @@ use crossbeam_utils::CachePadded;
 use tokio::sync::{Notify, mpsc};
 
 use crate::clock::Stamp;
-use crate::event::Severity;
 use crate::lanes::Lanes;
 use crate::record::{Body, Record};
+use crate::severity::Severity;
 use crate::stats::{Dropped, Stats};
 
 /// A message to the uploader that must not wait behind queued events.

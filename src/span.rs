@@ -6,9 +6,9 @@ use std::time::Instant;
 use tracing::Level;
 
 use crate::clock::Stamp;
-use crate::event::Severity;
 use crate::record::{Body, FieldRecord, FieldSource, Range, Record, Text, Val};
 use crate::scrub::scrub_url;
+use crate::severity::Severity;
 use crate::visit::{Draft, NamedFields};
 
 /// The span names captured by default.

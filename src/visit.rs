@@ -8,13 +8,13 @@ use tracing::field::{Field, Visit};
 
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
-use crate::event::Severity;
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
 use crate::record::{
     Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val, encode_entry,
 };
+use crate::severity::Severity;
 
 /// The field that scopes events to a session.
 pub(crate) const SESSION_ID: &str = "session_id";

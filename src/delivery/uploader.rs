@@ -1,15 +1,6 @@
-//! The uploader: a dedicated OS thread running a current-thread tokio runtime that owns the
-//! HTTP client. It takes events from the queue, serializes them, batches them and sends
-//! several batches at once, retrying what can succeed and counting what cannot.
-//!
-//! The thread and every thread its runtime starts run under
-//! [`tracing::subscriber::NoSubscriber`], so the HTTP stack's own tracing output never
-//! reaches this (or any) layer and cannot cause more requests.
-
-mod batch;
-mod deliver;
-pub(crate) mod retry;
-mod transport;
+//! The uploader: takes records from the hand-off, serializes them into batches, sends up to
+//! `max_in_flight` batches at once, and books every event's fate. Runs on the uploader
+//! thread ([`super::thread`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,16 +10,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::batch::{Batch, Envelope, EventJson};
+use super::redact::Redactor;
+use super::send::{Deliverer, Settle};
+use super::transport::Transport;
+use super::wire::{platform, process_uuid, to_wire_json};
 use crate::clock::{Anchor, Stamp};
-use crate::errors::build::BuildError;
-use crate::event::{Severity, platform, process_uuid};
-use crate::limits::Redactor;
-use crate::record::{Body, Record, to_wire_json};
+use crate::record::{Body, Record};
+use crate::severity::Severity;
 use crate::shared::{Control, Shared};
 use crate::stats::Stats;
-
-use batch::{Batch, Envelope, EventJson};
-use deliver::{Deliverer, Settle};
 
 /// How long shutdown's last take waits for pushes that passed the closed check just before
 /// the close: a push takes well under a microsecond unless its thread is preempted.
@@ -64,68 +55,6 @@ impl std::fmt::Debug for UploadConfig {
     }
 }
 
-thread_local! {
-    static SILENCED: std::cell::RefCell<Option<tracing::subscriber::DefaultGuard>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Makes `NoSubscriber` this thread's default for the rest of its life.
-fn silence_this_thread() {
-    let guard = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
-    SILENCED.with(|s| *s.borrow_mut() = Some(guard));
-}
-
-/// Starts the uploader thread. Returns once its HTTP client is built, or with the reason it
-/// could not be.
-pub(crate) fn start(
-    config: UploadConfig,
-    shared: Arc<Shared>,
-    control: mpsc::UnboundedReceiver<Control>,
-) -> Result<std::thread::JoinHandle<()>, BuildError> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), BuildError>>(1);
-    let thread = std::thread::Builder::new()
-        .name("tinker-telemetry".into())
-        .spawn(move || {
-            silence_this_thread();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .thread_name("tinker-telemetry-blocking")
-                .on_thread_start(silence_this_thread)
-                .build();
-            let runtime = match runtime {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(BuildError::Runtime(e)));
-                    return;
-                }
-            };
-            let transport = match transport::Transport::new(config.endpoint.clone(), &config.api_key) {
-                Ok(t) => t,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(BuildError::Client(Box::new(e))));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let uploader = Uploader::new(config, shared, transport);
-            runtime.block_on(uploader.run(control));
-            // Do not wait for a blocking DNS lookup that may never return.
-            runtime.shutdown_background();
-        })
-        .map_err(BuildError::Runtime)?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(thread),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
-        }
-        Err(_) => {
-            let _ = thread.join();
-            Err(BuildError::Runtime(std::io::Error::other("the uploader thread exited during start-up")))
-        }
-    }
-}
-
 /// A batch being sent, as the uploader tracks it.
 #[derive(Debug)]
 struct InFlight {
@@ -135,7 +64,7 @@ struct InFlight {
     settled: Arc<AtomicU64>,
 }
 
-struct Uploader {
+pub(super) struct Uploader {
     shared: Arc<Shared>,
     config: UploadConfig,
     deliverer: Arc<Deliverer>,
@@ -172,7 +101,7 @@ enum Take {
 }
 
 impl Uploader {
-    fn new(config: UploadConfig, shared: Arc<Shared>, transport: transport::Transport) -> Self {
+    pub(super) fn new(config: UploadConfig, shared: Arc<Shared>, transport: Transport) -> Self {
         let envelope =
             Envelope::new(&shared.session_id, platform(), process_uuid(), env!("CARGO_PKG_VERSION"));
         let (shutdown_tx, shutdown_rx) = watch::channel(None);
@@ -203,7 +132,7 @@ impl Uploader {
         }
     }
 
-    async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
+    pub(super) async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
         let mut timer = tokio::time::interval(self.config.flush_interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shared = Arc::clone(&self.shared);
