@@ -13,8 +13,8 @@ use crate::errors::build::BuildError;
 use crate::errors::classify::{Classifier, HttpStatusError, read_status};
 use crate::guard::TelemetryGuard;
 use crate::handle::TelemetryHandle;
+use crate::handoff::Handoff;
 use crate::layer::{LayerConfig, TinkerTelemetryLayer};
-use crate::shared::Shared;
 use crate::span::DEFAULT_CAPTURED_SPANS;
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
@@ -365,11 +365,11 @@ impl Builder {
             let handle = TelemetryHandle::disabled(session_id);
             return Ok((TinkerTelemetryLayer::disabled(), TelemetryGuard::disabled(handle)));
         }
-        let (shared, control) =
-            Shared::new(self.max_queue_size, self.flush_threshold, session_id.into(), self.sessionless);
-        let shared = Arc::new(shared);
+        let (handoff, control) =
+            Handoff::new(self.max_queue_size, self.flush_threshold, session_id.into(), self.sessionless);
+        let handoff = Arc::new(handoff);
         crate::clock::calibrate_in_background();
-        shared.push_session_start();
+        handoff.push_session_start();
         let redactor = match self.redacted_fields {
             Some(names) => Redactor::new(names),
             None => Redactor::default(),
@@ -386,13 +386,13 @@ impl Builder {
             max_in_flight: self.max_in_flight,
             redactor,
         };
-        let thread = thread::start(config, Arc::clone(&shared), control)?;
+        let thread = thread::start(config, Arc::clone(&handoff), control)?;
         let handle = TelemetryHandle::enabled(
-            Arc::clone(&shared),
+            Arc::clone(&handoff),
             self.flush_timeout,
             Arc::clone(&layer_config.errors),
         );
-        let layer = TinkerTelemetryLayer::enabled(layer_config, shared);
+        let layer = TinkerTelemetryLayer::enabled(layer_config, handoff);
         Ok((layer, TelemetryGuard::enabled(handle, thread)))
     }
 

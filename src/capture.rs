@@ -58,9 +58,9 @@ impl TelemetryHandle {
     /// Queues the event for `err` and asks for a send. A fatal error's event is queued past
     /// the queue's bound: it must not be the one event a full queue loses.
     fn queue_exception<E: ReportableError + ?Sized>(&self, err: &E, severity: Severity, fatal: bool) -> bool {
-        let Some(shared) = self.shared() else { return false };
+        let Some(handoff) = self.handoff() else { return false };
         let record = error_record(&self.errors, err.as_error(), err.error_type(), severity, None);
-        let queued = if fatal { shared.push_critical(record) } else { shared.push(record) };
+        let queued = if fatal { handoff.push_critical(record) } else { handoff.push(record) };
         self.flush();
         queued
     }
@@ -135,9 +135,9 @@ impl TelemetryHandle {
     /// Ends the session: no more events are taken, SESSION_END is queued unless it already
     /// was.
     fn end_session(&self) {
-        if let Some(shared) = self.shared() {
-            shared.close();
-            shared.end_session();
+        if let Some(handoff) = self.handoff() {
+            handoff.close();
+            handoff.end_session();
         }
     }
 
@@ -241,7 +241,7 @@ impl TelemetryHandle {
 
     /// UNHANDLED_EXCEPTION `CRITICAL` for a panic, SESSION_END, and a bounded drain.
     fn report_panic(&self, message: &str, location: Option<String>) {
-        let Some(shared) = self.shared() else { return };
+        let Some(handoff) = self.handoff() else { return };
         let thread = std::thread::current();
         let name = thread.name().unwrap_or("<unnamed>");
         let mut traceback = match location {
@@ -259,7 +259,7 @@ impl TelemetryHandle {
                 traceback: Some(truncate_owned(traceback, MAX_EVENT_TEXT_BYTES)),
             })),
         };
-        shared.push_critical(record);
+        handoff.push_critical(record);
         self.end_session_and_drain();
     }
 

@@ -5,9 +5,9 @@ use std::sync::mpsc::sync_channel;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::handle::{TelemetryHandle, deadline_in};
-use crate::shared::{Control, remaining};
-use crate::stats::Stats;
+use crate::handle::TelemetryHandle;
+use crate::handoff::control::{Control, deadline_in, remaining};
+use crate::handoff::stats::Stats;
 
 /// How long past the drain deadline the guard waits for the uploader's answer, for the
 /// uploader's own bookkeeping after it gave up on what was left.
@@ -84,15 +84,15 @@ impl TelemetryGuard {
         let Some(thread) = self.thread.take() else {
             return ShutdownReport { stats: self.handle.stats(), drained: true };
         };
-        let Some(shared) = self.handle.shared().cloned() else {
+        let Some(handoff) = self.handle.handoff().cloned() else {
             return ShutdownReport { stats: Stats::default(), drained: true };
         };
-        shared.close();
-        shared.end_session();
+        handoff.close();
+        handoff.end_session();
         let deadline = deadline_in(self.handle.flush_timeout);
         let (reply, answer) = sync_channel(1);
-        if !shared.send_control(Control::Shutdown { deadline, reply }) {
-            let stats = shared.stats();
+        if !handoff.send_control(Control::Shutdown { deadline, reply }) {
+            let stats = handoff.stats();
             return ShutdownReport { stats, drained: stats.queued == 0 };
         }
         match answer.recv_timeout(remaining(deadline) + ANSWER_GRACE) {
@@ -103,7 +103,7 @@ impl TelemetryGuard {
                 ShutdownReport { stats, drained }
             }
             // The uploader is stuck past the deadline: leave its thread behind.
-            Err(_) => ShutdownReport { stats: shared.stats(), drained: false },
+            Err(_) => ShutdownReport { stats: handoff.stats(), drained: false },
         }
     }
 }

@@ -4,15 +4,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::clock::Stamp;
 use crate::errors::classify::Classifier;
+use crate::handoff::Handoff;
+use crate::handoff::control::{Control, deadline_in, remaining};
+use crate::handoff::stats::Stats;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::record::{Body, Record};
 use crate::severity::Severity;
-use crate::shared::{Control, Shared, remaining};
-use crate::stats::Stats;
 
 /// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery and
 /// read the counters. `Clone + Send + Sync`; get one from [`TelemetryGuard::handle`].
@@ -22,7 +23,7 @@ use crate::stats::Stats;
 /// [`TelemetryGuard::handle`]: crate::TelemetryGuard::handle
 #[derive(Clone)]
 pub struct TelemetryHandle {
-    shared: Option<Arc<Shared>>,
+    handoff: Option<Arc<Handoff>>,
     session_id: Arc<str>,
     pub(crate) flush_timeout: Duration,
     pub(crate) errors: Arc<Classifier>,
@@ -34,21 +35,21 @@ impl fmt::Debug for TelemetryHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TelemetryHandle")
             .field("session_id", &self.session_id)
-            .field("enabled", &self.shared.is_some())
+            .field("enabled", &self.handoff.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl TelemetryHandle {
-    pub(crate) fn enabled(shared: Arc<Shared>, flush_timeout: Duration, errors: Arc<Classifier>) -> Self {
-        let session_id = Arc::from(&*shared.session_id);
+    pub(crate) fn enabled(handoff: Arc<Handoff>, flush_timeout: Duration, errors: Arc<Classifier>) -> Self {
+        let session_id = Arc::from(&*handoff.session_id);
         let panic_hook = Arc::new(AtomicBool::new(false));
-        TelemetryHandle { shared: Some(shared), session_id, flush_timeout, errors, panic_hook }
+        TelemetryHandle { handoff: Some(handoff), session_id, flush_timeout, errors, panic_hook }
     }
 
     pub(crate) fn disabled(session_id: String) -> Self {
         TelemetryHandle {
-            shared: None,
+            handoff: None,
             session_id: session_id.into(),
             flush_timeout: Duration::ZERO,
             errors: Arc::default(),
@@ -56,8 +57,8 @@ impl TelemetryHandle {
         }
     }
 
-    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
-        self.shared.as_ref()
+    pub(crate) fn handoff(&self) -> Option<&Arc<Handoff>> {
+        self.handoff.as_ref()
     }
 
     /// Queues a `GENERIC_EVENT` named `event_name` with `event_data` as its payload.
@@ -85,15 +86,15 @@ impl TelemetryHandle {
         event_data: serde_json::Value,
         severity: Severity,
     ) -> bool {
-        let Some(shared) = &self.shared else { return false };
+        let Some(handoff) = &self.handoff else { return false };
         let name = truncate_owned(event_name.into(), MAX_VALUE_BYTES).into_boxed_str();
-        shared.push(Record { time: Stamp::now(), severity, body: Body::Json { name, data: event_data } })
+        handoff.push(Record { time: Stamp::now(), severity, body: Body::Json { name, data: event_data } })
     }
 
     /// Asks the uploader to send everything queued now, without waiting for it.
     pub fn flush(&self) {
-        if let Some(shared) = &self.shared {
-            shared.request_flush();
+        if let Some(handoff) = &self.handoff {
+            handoff.request_flush();
         }
     }
 
@@ -103,24 +104,24 @@ impl TelemetryHandle {
     ///
     /// Blocks the calling thread; in async code run it with `tokio::task::spawn_blocking`.
     pub fn wait_until_drained(&self, timeout: Duration) -> bool {
-        let Some(shared) = &self.shared else { return true };
+        let Some(handoff) = &self.handoff else { return true };
         let deadline = deadline_in(timeout);
         let (tx, rx) = sync_channel(1);
-        if !shared.send_control(Control::Flush(Some(tx))) {
+        if !handoff.send_control(Control::Flush(Some(tx))) {
             // The uploader has stopped: drained if it settled everything before it did.
-            return shared.stats().queued == 0;
+            return handoff.stats().queued == 0;
         }
         match rx.recv_timeout(remaining(deadline)) {
-            Ok(target) => shared.wait_watermark(target, deadline),
+            Ok(target) => handoff.wait_watermark(target, deadline),
             Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => shared.stats().queued == 0,
+            Err(RecvTimeoutError::Disconnected) => handoff.stats().queued == 0,
         }
     }
 
     /// The reporter's counters now. See [`Stats`] for what they mean.
     #[must_use]
     pub fn stats(&self) -> Stats {
-        self.shared.as_ref().map(|s| s.stats()).unwrap_or_default()
+        self.handoff.as_ref().map(|s| s.stats()).unwrap_or_default()
     }
 
     /// The session this reporter belongs to (a generated UUID for a session-less reporter).
@@ -131,21 +132,12 @@ impl TelemetryHandle {
 
     /// Tells reporters apart (0 when disabled).
     pub(crate) fn reporter_id(&self) -> usize {
-        self.shared.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
+        self.handoff.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
     }
 
     /// Whether telemetry is enabled for this reporter.
     #[must_use]
     pub fn is_enabled(&self) -> bool {
-        self.shared.is_some()
+        self.handoff.is_some()
     }
-}
-
-/// `timeout` from now, or a far-off instant when that is past what `Instant` can hold (so
-/// `Duration::MAX` means "wait as long as it takes" instead of overflowing).
-pub(crate) fn deadline_in(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(now)
 }

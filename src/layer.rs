@@ -15,9 +15,9 @@ use crate::builder::Builder;
 use crate::clock::Stamp;
 use crate::entered::{self, Enclosing};
 use crate::errors::classify::Classifier;
+use crate::handoff::Handoff;
 use crate::record::{Body, Record, Text};
 use crate::severity::Severity;
-use crate::shared::Shared;
 use crate::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
 use crate::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
 
@@ -71,7 +71,7 @@ pub struct TinkerTelemetryLayer {
 struct Inner {
     id: u64,
     config: LayerConfig,
-    shared: Arc<Shared>,
+    handoff: Arc<Handoff>,
 }
 
 impl fmt::Debug for TinkerTelemetryLayer {
@@ -150,9 +150,9 @@ impl TinkerTelemetryLayer {
         Builder::default()
     }
 
-    pub(crate) fn enabled(config: LayerConfig, shared: Arc<Shared>) -> Self {
+    pub(crate) fn enabled(config: LayerConfig, handoff: Arc<Handoff>) -> Self {
         let id = NEXT_LAYER_ID.fetch_add(1, Relaxed);
-        TinkerTelemetryLayer { inner: Some(Arc::new(Inner { id, config, shared })) }
+        TinkerTelemetryLayer { inner: Some(Arc::new(Inner { id, config, handoff })) }
     }
 
     pub(crate) fn disabled() -> Self {
@@ -226,7 +226,7 @@ impl Inner {
             if matches!(record.body, Body::Exception(_)) {
                 record.severity = draft.severity.unwrap_or_else(|| Severity::from(meta.level()));
             }
-            self.shared.push(record);
+            self.handoff.push(record);
             return;
         }
         if draft.name.is_none() && (draft.message.is_none() || !is_default_event_name(meta.name())) {
@@ -241,7 +241,7 @@ impl Inner {
                 Severity::from(meta.level())
             }
         });
-        self.shared.push(Record { time: Stamp::now(), severity, body: Body::Packed(fields) });
+        self.handoff.push(Record { time: Stamp::now(), severity, body: Body::Packed(fields) });
     }
 
     fn captures_span(&self, name: &str) -> bool {
@@ -345,7 +345,7 @@ where
         let Some(capture) = PerLayer::<Box<SpanCapture>>::take(&span, inner.id) else { return };
         // A captured span is sent whatever its level: naming it is the request.
         if inner.config.sessionless || inner.span_session(&span) == Some(true) {
-            inner.shared.push(capture.finish(span.name()));
+            inner.handoff.push(capture.finish(span.name()));
         }
     }
 

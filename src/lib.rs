@@ -201,15 +201,13 @@ mod entered;
 mod errors;
 mod guard;
 mod handle;
-mod lanes;
+mod handoff;
 mod layer;
 mod limits;
 mod record;
 mod scrub;
 mod severity;
-mod shared;
 mod span;
-mod stats;
 mod visit;
 
 pub use builder::{
@@ -225,6 +223,7 @@ pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error
 pub use errors::report::ReportableError;
 pub use guard::{ShutdownReport, TelemetryGuard};
 pub use handle::TelemetryHandle;
+pub use handoff::stats::{Dropped, Stats};
 pub use layer::TinkerTelemetryLayer;
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
@@ -232,4 +231,3 @@ pub use limits::{
 };
 pub use severity::{ParseSeverityError, Severity};
 pub use span::DEFAULT_CAPTURED_SPANS;
-pub use stats::{Dropped, Stats};

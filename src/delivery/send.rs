@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use super::batch::{Envelope, EventJson, idempotency_key};
 use super::retry::{Verdict, backoff, classify};
 use super::transport::{Answer, Transport};
-use crate::shared::{Shared, remaining};
+use crate::handoff::Handoff;
+use crate::handoff::control::remaining;
 
 /// Everything a send task needs; shared by all of them.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ pub(super) struct Deliverer {
 /// Where a send task books the fate of its events.
 #[derive(Debug)]
 pub(super) struct Settle {
-    pub(super) shared: Arc<Shared>,
+    pub(super) handoff: Arc<Handoff>,
     /// Events of this batch already booked, so an abort books only the rest.
     pub(super) settled: Arc<AtomicU64>,
 }
@@ -44,7 +45,7 @@ enum Fate {
 
 impl Settle {
     fn book(&self, fate: Fate, n: usize) {
-        let c = &self.shared.counters;
+        let c = &self.handoff.counters;
         let counter = match fate {
             Fate::Delivered => {
                 c.batches_sent.fetch_add(1, Relaxed);
@@ -55,7 +56,7 @@ impl Settle {
             Fate::TooLarge => &c.too_large,
             Fate::UnsentAtShutdown => &c.unsent_at_shutdown,
         };
-        self.shared.count(counter, n as u64);
+        self.handoff.count(counter, n as u64);
         self.settled.fetch_add(n as u64, Relaxed);
     }
 }
@@ -119,7 +120,7 @@ impl Deliverer {
                 });
             }
             retries += 1;
-            settle.shared.counters.retries.fetch_add(1, Relaxed);
+            settle.handoff.counters.retries.fetch_add(1, Relaxed);
             if shutdown.borrow().is_some() {
                 // Shutting down: no more waiting, one last attempt.
                 last_chance = true;

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use super::transport;
 use super::uploader::{UploadConfig, Uploader};
 use crate::errors::build::BuildError;
-use crate::shared::{Control, Shared};
+use crate::handoff::Handoff;
+use crate::handoff::control::Control;
 
 thread_local! {
     static SILENCED: std::cell::RefCell<Option<tracing::subscriber::DefaultGuard>> =
@@ -26,7 +27,7 @@ fn silence_this_thread() {
 /// could not be.
 pub(crate) fn start(
     config: UploadConfig,
-    shared: Arc<Shared>,
+    handoff: Arc<Handoff>,
     control: mpsc::UnboundedReceiver<Control>,
 ) -> Result<std::thread::JoinHandle<()>, BuildError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), BuildError>>(1);
@@ -54,7 +55,7 @@ pub(crate) fn start(
                 }
             };
             let _ = ready_tx.send(Ok(()));
-            let uploader = Uploader::new(config, shared, transport);
+            let uploader = Uploader::new(config, handoff, transport);
             runtime.block_on(uploader.run(control));
             // Do not wait for a blocking DNS lookup that may never return.
             runtime.shutdown_background();

@@ -16,10 +16,11 @@ use super::send::{Deliverer, Settle};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
 use crate::clock::{Anchor, Stamp};
+use crate::handoff::Handoff;
+use crate::handoff::control::Control;
+use crate::handoff::stats::Stats;
 use crate::record::{Body, Record};
 use crate::severity::Severity;
-use crate::shared::{Control, Shared};
-use crate::stats::Stats;
 
 /// How long shutdown's last take waits for pushes that passed the closed check just before
 /// the close: a push takes well under a microsecond unless its thread is preempted.
@@ -65,7 +66,7 @@ struct InFlight {
 }
 
 pub(super) struct Uploader {
-    shared: Arc<Shared>,
+    handoff: Arc<Handoff>,
     config: UploadConfig,
     deliverer: Arc<Deliverer>,
     shutdown_tx: watch::Sender<Option<Instant>>,
@@ -101,9 +102,9 @@ enum Take {
 }
 
 impl Uploader {
-    pub(super) fn new(config: UploadConfig, shared: Arc<Shared>, transport: Transport) -> Self {
+    pub(super) fn new(config: UploadConfig, handoff: Arc<Handoff>, transport: Transport) -> Self {
         let envelope =
-            Envelope::new(&shared.session_id, platform(), process_uuid(), env!("CARGO_PKG_VERSION"));
+            Envelope::new(&handoff.session_id, platform(), process_uuid(), env!("CARGO_PKG_VERSION"));
         let (shutdown_tx, shutdown_rx) = watch::channel(None);
         let deliverer = Arc::new(Deliverer {
             transport,
@@ -114,7 +115,7 @@ impl Uploader {
             shutdown: shutdown_rx,
         });
         Uploader {
-            shared,
+            handoff,
             config,
             deliverer,
             shutdown_tx,
@@ -135,7 +136,7 @@ impl Uploader {
     pub(super) async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
         let mut timer = tokio::time::interval(self.config.flush_interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shared = Arc::clone(&self.shared);
+        let handoff = Arc::clone(&self.handoff);
         loop {
             self.dispatch();
             tokio::select! {
@@ -143,7 +144,7 @@ impl Uploader {
                 command = control.recv() => match command {
                     Some(Control::Flush(reply)) => {
                         if reply.is_none() {
-                            self.shared.flush_taken();
+                            self.handoff.flush_taken();
                         }
                         self.take(Take::All);
                         self.dispatch();
@@ -157,10 +158,10 @@ impl Uploader {
                         return;
                     }
                     None => {
-                        // Cannot happen while `Shared` holds the sender (a leaked guard keeps
+                        // Cannot happen while `Handoff` holds the sender (a leaked guard keeps
                         // the uploader running until the process ends); if it ever does, send
                         // what is queued and stop.
-                        let deadline = crate::handle::deadline_in(self.config.http_timeout);
+                        let deadline = crate::handoff::control::deadline_in(self.config.http_timeout);
                         self.shutdown(deadline).await;
                         return;
                     }
@@ -170,7 +171,7 @@ impl Uploader {
                     // What finished no longer counts towards the wake mark: move it.
                     self.take(Take::WholeBatches);
                 }
-                () = shared.wake.notified() => self.take(Take::WholeBatches),
+                () = handoff.wake.notified() => self.take(Take::WholeBatches),
                 _ = timer.tick() => self.take(Take::All),
             }
         }
@@ -178,7 +179,7 @@ impl Uploader {
 
     /// Events still in the queue: held, but not yet taken.
     fn in_queue(&self) -> usize {
-        self.shared.held().saturating_sub(self.unsettled)
+        self.handoff.held().saturating_sub(self.unsettled)
     }
 
     /// Events being filled into a batch, not sealed yet.
@@ -201,16 +202,16 @@ impl Uploader {
         self.anchor = Anchor::now();
         self.report_queue_full();
         if want > 0 {
-            let shared = Arc::clone(&self.shared);
-            shared.take(want, |record| self.add(record));
+            let handoff = Arc::clone(&self.handoff);
+            handoff.take(want, |record| self.add(record));
         }
         if how == Take::All {
             self.seal();
         }
         let sealed = self.unsettled - self.filling_len();
-        if self.shared.rearm_wake(sealed) {
+        if self.handoff.rearm_wake(sealed) {
             // Events crossed the new mark while it moved: come back for them.
-            self.shared.wake.notify_one();
+            self.handoff.wake.notify_one();
         }
         self.publish_watermark();
     }
@@ -218,8 +219,10 @@ impl Uploader {
     /// Sends a `telemetry.dropped` event for queue-full drops not yet reported, once the
     /// queue has room again. Returns whether it made one.
     fn report_queue_full(&mut self) -> bool {
-        let dropped = self.shared.dropped_queue_full();
-        if dropped == self.reported_queue_full || self.ended || self.shared.held() >= self.shared.max_queue()
+        let dropped = self.handoff.dropped_queue_full();
+        if dropped == self.reported_queue_full
+            || self.ended
+            || self.handoff.held() >= self.handoff.max_queue()
         {
             return false;
         }
@@ -231,7 +234,7 @@ impl Uploader {
             severity: Severity::Warning,
             body: Body::Json { name: "telemetry.dropped".into(), data },
         };
-        self.shared.hold_past_bound();
+        self.handoff.hold_past_bound();
         self.add(record);
         true
     }
@@ -239,7 +242,7 @@ impl Uploader {
     /// Serializes one record into the batch being filled.
     fn add(&mut self, record: Record) {
         if self.ended {
-            self.shared.settle(&self.shared.counters.after_shutdown_taken, 1);
+            self.handoff.settle(&self.handoff.counters.after_shutdown_taken, 1);
             return;
         }
         self.unsettled += 1;
@@ -296,7 +299,7 @@ impl Uploader {
             };
             self.start_in_flight = batch.has_start;
             let deliverer = Arc::clone(&self.deliverer);
-            let settle = Settle { shared: Arc::clone(&self.shared), settled };
+            let settle = Settle { handoff: Arc::clone(&self.handoff), settled };
             let handle = self.tasks.spawn(async move { deliverer.deliver(batch.events, &settle).await });
             self.in_flight.insert(handle.id(), info);
         }
@@ -313,9 +316,9 @@ impl Uploader {
         if unsettled > 0 {
             // Aborted at the drain deadline, or the send task failed: what it had not settled
             // could not be sent.
-            self.shared.count(&self.shared.counters.unsent_at_shutdown, unsettled);
+            self.handoff.count(&self.handoff.counters.unsent_at_shutdown, unsettled);
         }
-        self.shared.release(info.len);
+        self.handoff.release(info.len);
         self.unsettled -= info.len as usize;
         // Room came back: say how much was lost while there was none.
         if self.report_queue_full() {
@@ -337,7 +340,7 @@ impl Uploader {
         let filling = self.filling.as_ref().map(|b| b.first_index);
         let oldest = self.outstanding.keys().next().copied();
         let mark = [filling, oldest].into_iter().flatten().min().unwrap_or(self.next_index);
-        self.shared.set_watermark(mark);
+        self.handoff.set_watermark(mark);
     }
 
     /// Sends everything left, stopping at `deadline`.
@@ -359,7 +362,7 @@ impl Uploader {
                         self.finished(done);
                     }
                     let unsent: u64 = self.pending.drain(..).map(|b| b.len() as u64).sum();
-                    self.shared.settle(&self.shared.counters.unsent_at_shutdown, unsent);
+                    self.handoff.settle(&self.handoff.counters.unsent_at_shutdown, unsent);
                     self.unsettled -= unsent as usize;
                     self.outstanding.clear();
                     break;
@@ -368,12 +371,12 @@ impl Uploader {
         }
         // Whatever reached the queue after SESSION_END (or after close) is not sent.
         self.ended = true;
-        let shared = Arc::clone(&self.shared);
+        let handoff = Arc::clone(&self.handoff);
         let grace =
             STRAGGLER_GRACE.min(deadline.saturating_duration_since(Instant::now())).max(STRAGGLER_FLOOR);
-        let late = shared.take_last(self.unsettled, grace, drop);
-        shared.settle(&shared.counters.after_shutdown_taken, late as u64);
-        shared.set_watermark(u64::MAX);
-        shared.stats()
+        let late = handoff.take_last(self.unsettled, grace, drop);
+        handoff.settle(&handoff.counters.after_shutdown_taken, late as u64);
+        handoff.set_watermark(u64::MAX);
+        handoff.stats()
     }
 }

@@ -1,4 +1,7 @@
-//! Counters a reporter keeps about what it did with its events.
+//! Counters a reporter keeps about what it did with its events: those the uploader writes,
+//! and the [`Stats`] snapshot users read.
+
+use std::sync::atomic::AtomicU64;
 
 /// What happened to a reporter's events so far.
 ///
@@ -61,4 +64,17 @@ impl Dropped {
             + self.after_shutdown
             + self.unsent_at_shutdown
     }
+}
+
+/// Counters written by the uploader thread.
+#[derive(Debug, Default)]
+pub(crate) struct UploadCounters {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) retries_exhausted: AtomicU64,
+    pub(crate) too_large: AtomicU64,
+    pub(crate) unsent_at_shutdown: AtomicU64,
+    pub(crate) after_shutdown_taken: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) batches_sent: AtomicU64,
 }

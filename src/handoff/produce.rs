@@ -1,0 +1,121 @@
+//! The producer's view of the hand-off: what the emitting threads, the handle and the guard
+//! call. Nothing here blocks: a push is an atomic add, a push into the thread's own lane and,
+//! once per `flush_threshold` waiting events, a wake-up.
+
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering::*;
+
+use super::Handoff;
+use super::control::Control;
+use crate::clock::Stamp;
+use crate::record::{Body, Record};
+use crate::severity::Severity;
+
+impl Handoff {
+    /// Hands a record to the uploader without blocking. Returns false, counting the record as
+    /// dropped, when the queue is full or the reporter has shut down.
+    #[inline]
+    pub(crate) fn push(&self, record: Record) -> bool {
+        let Some(before) = self.admit() else { return false };
+        if before >= self.max_queue {
+            self.held.fetch_sub(1, Relaxed);
+            self.dropped_full.fetch_add(1, Relaxed);
+            return false;
+        }
+        self.enqueue(record);
+        let mark = &*self.wake_mark;
+        if before + 1 >= mark.at.load(SeqCst)
+            && !mark.pending.load(Relaxed)
+            && !mark.pending.swap(true, AcqRel)
+        {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Counts one event in `held`, then checks that the reporter is not closed; returns how
+    /// many were held before, or `None` (the event counted as dropped after shutdown).
+    ///
+    /// Counting first, all SeqCst with `close` and the reads of `held` in
+    /// [`take_last`](Handoff::take_last): either this push sees the close, or the last take
+    /// sees the event coming and waits for it. The same increment, with the loads of the
+    /// wake mark in `push`, makes sure either the uploader's re-check after it moved the mark
+    /// sees this event, or the push sees the moved mark.
+    #[inline]
+    pub(super) fn admit(&self) -> Option<usize> {
+        let before = self.held.fetch_add(1, SeqCst);
+        if self.closed.load(SeqCst) {
+            self.held.fetch_sub(1, SeqCst);
+            self.dropped_closed.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(before)
+    }
+
+    /// Puts an accepted record in the calling thread's lane.
+    #[inline]
+    pub(super) fn enqueue(&self, record: Record) {
+        self.lanes.push(record, |record| self.queue.push(record));
+    }
+
+    /// Pushes an event that must not be lost to a full queue (a fatal error or panic, at most
+    /// one per fatal path), unless the reporter is closed.
+    pub(crate) fn push_critical(&self, record: Record) -> bool {
+        // Past the bound: `admit`'s count, whatever it was.
+        if self.admit().is_none() {
+            return false;
+        }
+        self.enqueue(record);
+        self.wake.notify_one();
+        true
+    }
+
+    pub(crate) fn push_session_start(&self) {
+        if !self.sessionless {
+            let record = Record { time: Stamp::now(), severity: Severity::Info, body: Body::SessionStart };
+            self.hold_past_bound();
+            *self.start.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
+        }
+    }
+
+    /// Enqueues SESSION_END unless it already was: at most once per reporter. Returns whether
+    /// this call enqueued it.
+    pub(crate) fn end_session(&self) -> bool {
+        if self.sessionless {
+            return false;
+        }
+        // Held past the bound, so that it is never lost to a full queue, and before the claim:
+        // a shutdown that finds the session ended waits in its last take for this record.
+        self.hold_past_bound();
+        if self.session_ended.swap(true, SeqCst) {
+            self.held.fetch_sub(1, SeqCst);
+            return false;
+        }
+        let duration = self.started.elapsed();
+        let record =
+            Record { time: Stamp::now(), severity: Severity::Info, body: Body::SessionEnd { duration } };
+        // After every lane.
+        self.queue.push(record);
+        true
+    }
+
+    /// Marks the reporter closed: later pushes are counted as dropped after shutdown. Returns
+    /// false when it already was.
+    pub(crate) fn close(&self) -> bool {
+        // SeqCst: see `admit`.
+        !self.closed.swap(true, SeqCst)
+    }
+
+    pub(crate) fn send_control(&self, c: Control) -> bool {
+        self.control.send(c).is_ok()
+    }
+
+    /// Asks for a send of everything queued, unless such a request is already waiting: a
+    /// storm of flushes (one per logged error) costs the uploader one take, and the control
+    /// channel one message.
+    pub(crate) fn request_flush(&self) {
+        if !self.flush_requested.swap(true, AcqRel) && !self.send_control(Control::Flush(None)) {
+            self.flush_requested.store(false, Release);
+        }
+    }
+}
