@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use tracing::Level;
 
+use crate::api::guard::TelemetryGuard;
+use crate::api::handle::TelemetryHandle;
+use crate::capture::layer::{LayerConfig, TinkerTelemetryLayer};
+use crate::capture::span::DEFAULT_CAPTURED_SPANS;
 use crate::delivery::redact::Redactor;
 use crate::delivery::thread;
 use crate::delivery::uploader::UploadConfig;
 use crate::errors::build::BuildError;
 use crate::errors::classify::{Classifier, HttpStatusError, read_status};
-use crate::guard::TelemetryGuard;
-use crate::handle::TelemetryHandle;
 use crate::handoff::Handoff;
-use crate::layer::{LayerConfig, TinkerTelemetryLayer};
-use crate::span::DEFAULT_CAPTURED_SPANS;
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
 /// gives one.
@@ -368,7 +368,7 @@ impl Builder {
         let (handoff, control) =
             Handoff::new(self.max_queue_size, self.flush_threshold, session_id.into(), self.sessionless);
         let handoff = Arc::new(handoff);
-        crate::clock::calibrate_in_background();
+        crate::capture::clock::calibrate_in_background();
         handoff.push_session_start();
         let redactor = match self.redacted_fields {
             Some(names) => Redactor::new(names),

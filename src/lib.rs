@@ -193,41 +193,34 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod api;
 mod builder;
 mod capture;
-mod clock;
 mod delivery;
-mod entered;
 mod errors;
-mod guard;
-mod handle;
 mod handoff;
-mod layer;
 mod limits;
-mod record;
 mod scrub;
 mod severity;
-mod span;
-mod visit;
 
+pub use api::future::{CaptureExt, Captured};
+pub use api::guard::{ShutdownReport, TelemetryGuard};
+pub use api::handle::TelemetryHandle;
 pub use builder::{
     Builder, DEFAULT_BASE_URL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED,
     MAX_BATCH_SIZE_LIMIT,
 };
-pub use capture::{CaptureExt, Captured};
+pub use capture::layer::TinkerTelemetryLayer;
+pub use capture::span::DEFAULT_CAPTURED_SPANS;
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
 pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};
 pub use errors::report::ReportableError;
-pub use guard::{ShutdownReport, TelemetryGuard};
-pub use handle::TelemetryHandle;
 pub use handoff::stats::{Dropped, Stats};
-pub use layer::TinkerTelemetryLayer;
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
     TRUNCATION_MARKER,
 };
 pub use severity::{ParseSeverityError, Severity};
-pub use span::DEFAULT_CAPTURED_SPANS;

@@ -15,11 +15,11 @@ use super::redact::Redactor;
 use super::send::{Deliverer, Settle};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
-use crate::clock::{Anchor, Stamp};
+use crate::capture::clock::{Anchor, Stamp};
+use crate::capture::record::{Body, Record};
 use crate::handoff::Handoff;
 use crate::handoff::control::Control;
 use crate::handoff::stats::Stats;
-use crate::record::{Body, Record};
 use crate::severity::Severity;
 
 /// How long shutdown's last take waits for pushes that passed the closed check just before

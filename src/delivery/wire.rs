@@ -12,8 +12,8 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use super::redact::Redactor;
+use crate::capture::record::{Body, FieldSource, Record, Val};
 use crate::limits::{MAX_EVENT_BYTES, REDACTED};
-use crate::record::{Body, FieldSource, Record, Val};
 
 /// Serializes one record as a wire event object.
 ///
@@ -289,8 +289,8 @@ pub(crate) fn process_uuid() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Stamp;
-    use crate::record::{ExceptionRecord, FieldRecord, Range, Text};
+    use crate::capture::clock::Stamp;
+    use crate::capture::record::{ExceptionRecord, FieldRecord, Range, Text};
     use crate::severity::Severity;
 
     fn record(body: Body) -> Record {

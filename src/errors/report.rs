@@ -5,9 +5,9 @@ use std::error::Error;
 use std::fmt::{self, Write as _};
 
 use super::classify::{Classifier, HttpError, UserErrorInfo, chain};
-use crate::clock::Stamp;
+use crate::capture::clock::Stamp;
+use crate::capture::record::{Body, ExceptionRecord, Record};
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
-use crate::record::{Body, ExceptionRecord, Record};
 use crate::severity::Severity;
 
 /// An error that telemetry can report: any sized `std::error::Error + 'static`, and the

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::record::Record;
+use crate::capture::record::Record;
 
 /// Records moved out of a lane per lock, so that the emitting thread never waits long.
 const DRAIN_CHUNK: usize = 256;
@@ -174,13 +174,13 @@ impl Drop for Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Body;
+    use crate::capture::record::Body;
     use crate::severity::Severity;
 
     fn record(n: u64) -> Record {
         let data = serde_json::json!(n);
         Record {
-            time: crate::clock::Stamp::now(),
+            time: crate::capture::clock::Stamp::now(),
             severity: Severity::Info,
             body: Body::Json { name: "n".into(), data },
         }

@@ -20,7 +20,7 @@ use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 use tokio::sync::{Notify, mpsc};
 
-use crate::record::Record;
+use crate::capture::record::Record;
 use control::Control;
 use lanes::Lanes;
 use stats::{Dropped, Stats, UploadCounters};
@@ -149,8 +149,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::clock::Stamp;
-    use crate::record::Body;
+    use crate::capture::clock::Stamp;
+    use crate::capture::record::Body;
     use crate::severity::Severity;
 
     /// Whether a wake-up is waiting for the uploader (and consumes it).

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering::*;
 
 use super::Handoff;
 use super::control::Control;
-use crate::clock::Stamp;
-use crate::record::{Body, Record};
+use crate::capture::clock::Stamp;
+use crate::capture::record::{Body, Record};
 use crate::severity::Severity;
 
 impl Handoff {

@@ -1,30 +1,14 @@
-//! Exception capture on the handle: logging errors, the fatal path, capture helpers for
-//! closures and futures, and the panic hook.
+//! Errors through the handle: logging them, the fatal path, and capture helpers for closures
+//! and futures. Runs on the caller's thread.
 
-use std::cell::RefCell;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, PanicHookInfo, catch_unwind, resume_unwind};
-use std::pin::Pin;
-use std::sync::atomic::Ordering::AcqRel;
-use std::task::{Context, Poll};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use crate::clock::Stamp;
+use super::future::Captured;
+use super::handle::TelemetryHandle;
+use super::panic::clear_reported_panics;
 use crate::errors::report::{ReportableError, error_record};
-use crate::handle::TelemetryHandle;
-use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
-use crate::record::{Body, ExceptionRecord, Record};
 use crate::severity::Severity;
-
-thread_local! {
-    /// The reporters whose panic hook reported the panic unwinding through this thread, so
-    /// that their capture helpers that catch it do not report it again. Cleared whenever a
-    /// capture helper starts.
-    static PANIC_REPORTED_BY: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-fn clear_reported_panics() {
-    PANIC_REPORTED_BY.with(|r| r.borrow_mut().clear());
-}
 
 impl TelemetryHandle {
     /// Queues one event for `err` and asks the uploader to send soon; never blocks.
@@ -127,14 +111,14 @@ impl TelemetryHandle {
 
     /// [`end_session`](Self::end_session), then waits for everything queued to be delivered
     /// or dropped, at most `flush_timeout`: the tail of every fatal path.
-    fn end_session_and_drain(&self) -> bool {
+    pub(super) fn end_session_and_drain(&self) -> bool {
         self.end_session();
         self.wait_until_drained(self.flush_timeout)
     }
 
     /// Ends the session: no more events are taken, SESSION_END is queued unless it already
     /// was.
-    fn end_session(&self) {
+    pub(super) fn end_session(&self) {
         if let Some(handoff) = self.handoff() {
             handoff.close();
             handoff.end_session();
@@ -229,187 +213,4 @@ impl TelemetryHandle {
     {
         Captured::new(self, future, Severity::Error, false)
     }
-
-    /// Reports a panic caught by a capture helper, unless the panic hook already did.
-    fn report_caught_panic(&self, payload: &(dyn std::any::Any + Send)) {
-        let id = self.reporter_id();
-        if PANIC_REPORTED_BY.with(|r| std::mem::take(&mut *r.borrow_mut()).contains(&id)) {
-            return;
-        }
-        self.report_panic(payload_message(payload), None);
-    }
-
-    /// UNHANDLED_EXCEPTION `CRITICAL` for a panic, SESSION_END, and a bounded drain.
-    fn report_panic(&self, message: &str, location: Option<String>) {
-        let Some(handoff) = self.handoff() else { return };
-        let thread = std::thread::current();
-        let name = thread.name().unwrap_or("<unnamed>");
-        let mut traceback = match location {
-            Some(at) => format!("thread '{name}' panicked at {at}"),
-            None => format!("thread '{name}' panicked"),
-        };
-        traceback.push_str("\nBacktrace:\n");
-        traceback.push_str(&std::backtrace::Backtrace::force_capture().to_string());
-        let record = Record {
-            time: Stamp::now(),
-            severity: Severity::Critical,
-            body: Body::Exception(Box::new(ExceptionRecord {
-                error_type: "panic".into(),
-                error_message: truncate_owned(message.to_owned(), MAX_VALUE_BYTES),
-                traceback: Some(truncate_owned(traceback, MAX_EVENT_TEXT_BYTES)),
-            })),
-        };
-        handoff.push_critical(record);
-        self.end_session_and_drain();
-    }
-
-    /// Installs a panic hook that reports a panic on any thread as an UNHANDLED_EXCEPTION
-    /// (severity `CRITICAL`, with the payload, location, thread name and a backtrace), ends
-    /// the session and drains synchronously (at most `flush_timeout`) before the previous
-    /// hook runs, so the events reach the server even when the program then aborts
-    /// (`panic = "abort"`). The previous hook is kept and called after.
-    ///
-    /// Idempotent per reporter: returns true when this call installed the hook, false when it
-    /// was already installed or telemetry is disabled.
-    ///
-    /// # Panics
-    /// When called while the thread is panicking (as [`std::panic::set_hook`] does).
-    pub fn install_panic_hook(&self) -> bool {
-        if !self.is_enabled() || self.panic_hook.swap(true, AcqRel) {
-            return false;
-        }
-        let handle = self.clone();
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            handle.report_panic_hook(info);
-            previous(info);
-        }));
-        true
-    }
-
-    fn report_panic_hook(&self, info: &PanicHookInfo<'_>) {
-        // A panic on the uploader's own threads cannot wait for the uploader.
-        if std::thread::current().name().is_some_and(|n| n.starts_with("tinker-telemetry")) {
-            return;
-        }
-        let id = self.reporter_id();
-        PANIC_REPORTED_BY.with(|r| r.borrow_mut().push(id));
-        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-        self.report_panic(payload_message(info.payload()), location);
-    }
 }
-
-/// A panic's message: its `&str` or `String` payload.
-fn payload_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("Box<dyn Any>")
-}
-
-pin_project_lite::pin_project! {
-    /// A future whose `Err` output is logged and whose panics are reported; see
-    /// [`TelemetryHandle::capture_async`] and [`CaptureExt`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Captured<F: Future> {
-        #[pin]
-        inner: F,
-        handle: Option<TelemetryHandle>,
-        severity: Severity,
-        fatal: bool,
-        drain: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
-        output: Option<F::Output>,
-    }
-}
-
-impl<F: Future> std::fmt::Debug for Captured<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Captured")
-            .field("severity", &self.severity)
-            .field("fatal", &self.fatal)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F: Future> Captured<F> {
-    fn new(handle: &TelemetryHandle, inner: F, severity: Severity, fatal: bool) -> Self {
-        let handle = handle.is_enabled().then(|| handle.clone());
-        Captured { inner, handle, severity, fatal, drain: None, output: None }
-    }
-}
-
-impl<F, T, E> Future for Captured<F>
-where
-    F: Future<Output = Result<T, E>>,
-    E: ReportableError,
-{
-    type Output = Result<T, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Some(drain) = this.drain.as_mut() {
-            if drain.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            *this.drain = None;
-            if let Some(out) = this.output.take() {
-                return Poll::Ready(out);
-            }
-        }
-        let Some(handle) = this.handle.as_ref() else { return this.inner.poll(cx) };
-        clear_reported_panics();
-        let polled = catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)));
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(value))) => Poll::Ready(Ok(value)),
-            Ok(Poll::Ready(Err(err))) if *this.fatal => {
-                let mut drain: Pin<Box<dyn Future<Output = bool> + Send>> =
-                    Box::pin(handle.log_fatal_exception_async(&err, *this.severity));
-                if drain.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(err));
-                }
-                *this.drain = Some(drain);
-                *this.output = Some(Err(err));
-                Poll::Pending
-            }
-            Ok(Poll::Ready(Err(err))) => {
-                handle.log_exception(&err, *this.severity);
-                Poll::Ready(Err(err))
-            }
-            Err(payload) => {
-                handle.report_caught_panic(&*payload);
-                resume_unwind(payload)
-            }
-        }
-    }
-}
-
-/// Capture helpers as methods on futures that output a `Result`.
-///
-/// # Examples
-/// ```
-/// use tinker_telemetry::CaptureExt;
-/// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
-/// #     .session_id("s").enabled(false).build()?;
-/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-/// let handle = guard.handle();
-/// let out = rt.block_on(async { Ok::<_, std::io::Error>(7) }.capture(&handle));
-/// assert_eq!(out.unwrap(), 7);
-/// # Ok::<(), tinker_telemetry::BuildError>(())
-/// ```
-pub trait CaptureExt: Future + Sized {
-    /// Logs an `Err` output (severity `ERROR`) and reports a panic as fatal; see
-    /// [`TelemetryHandle::capture_async`].
-    fn capture(self, handle: &TelemetryHandle) -> Captured<Self> {
-        Captured::new(handle, self, Severity::Error, false)
-    }
-
-    /// Like [`capture`](CaptureExt::capture), with an `Err` taking the fatal path (severity
-    /// `CRITICAL`); the drain is awaited without blocking the executor.
-    fn capture_fatal(self, handle: &TelemetryHandle) -> Captured<Self> {
-        Captured::new(handle, self, Severity::Critical, true)
-    }
-}
-
-impl<F: Future> CaptureExt for F {}

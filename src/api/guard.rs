@@ -5,7 +5,7 @@ use std::sync::mpsc::sync_channel;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::handle::TelemetryHandle;
+use crate::api::handle::TelemetryHandle;
 use crate::handoff::control::{Control, deadline_in, remaining};
 use crate::handoff::stats::Stats;
 

@@ -6,13 +6,13 @@ use std::fmt::{self, Write as _};
 use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
+use crate::capture::record::{
+    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val, encode_entry,
+};
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
-};
-use crate::record::{
-    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val, encode_entry,
 };
 use crate::severity::Severity;
 

@@ -12,14 +12,14 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::builder::Builder;
-use crate::clock::Stamp;
-use crate::entered::{self, Enclosing};
+use crate::capture::clock::Stamp;
+use crate::capture::entered::{self, Enclosing};
+use crate::capture::record::{Body, Record, Text};
+use crate::capture::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
+use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
-use crate::record::{Body, Record, Text};
 use crate::severity::Severity;
-use crate::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
-use crate::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
 
 /// The layer's share of the configuration.
 #[derive(Debug)]

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::clock::Stamp;
+use crate::capture::clock::Stamp;
 use crate::severity::Severity;
 
-/// Fields a [`Draft`](crate::visit::Draft) holds on the stack before it spills to the heap.
+/// Fields a [`Draft`](crate::capture::visit::Draft) holds on the stack before it spills to the heap.
 pub(crate) const INLINE_FIELDS: usize = 16;
 
 /// Bytes of fields and text a [`PackedFields`] holds without allocating.

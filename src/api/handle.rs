@@ -6,13 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
-use crate::clock::Stamp;
+use crate::capture::clock::Stamp;
+use crate::capture::record::{Body, Record};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::control::{Control, deadline_in, remaining};
 use crate::handoff::stats::Stats;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
-use crate::record::{Body, Record};
 use crate::severity::Severity;
 
 /// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery and

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use tracing::Level;
 
-use crate::clock::Stamp;
-use crate::record::{Body, FieldRecord, FieldSource, Range, Record, Text, Val};
+use crate::capture::clock::Stamp;
+use crate::capture::record::{Body, FieldRecord, FieldSource, Range, Record, Text, Val};
+use crate::capture::visit::{Draft, NamedFields};
 use crate::scrub::scrub_url;
 use crate::severity::Severity;
-use crate::visit::{Draft, NamedFields};
 
 /// The span names captured by default.
 pub const DEFAULT_CAPTURED_SPANS: &[&str] = &[HTTP_REQUEST, QUEUE_STATE_CHANGE];

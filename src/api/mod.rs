@@ -1,0 +1,8 @@
+//! The user-facing side: the guard that ends the session, the handle that logs, flushes and
+//! reads the counters, and exception and panic capture. Runs on the caller's threads.
+
+pub(crate) mod exceptions;
+pub(crate) mod future;
+pub(crate) mod guard;
+pub(crate) mod handle;
+pub(crate) mod panic;
