@@ -194,8 +194,8 @@
 struct ReadmeDoctests;
 
 mod api;
-mod builder;
 mod capture;
+mod config;
 mod delivery;
 mod errors;
 mod handoff;
@@ -206,14 +206,15 @@ mod severity;
 pub use api::future::{CaptureExt, Captured};
 pub use api::guard::{ShutdownReport, TelemetryGuard};
 pub use api::handle::TelemetryHandle;
-pub use builder::{
-    Builder, DEFAULT_BASE_URL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT,
+pub use capture::layer::TinkerTelemetryLayer;
+pub use capture::span::DEFAULT_CAPTURED_SPANS;
+pub use config::builder::Builder;
+pub use config::defaults::{
+    DEFAULT_BASE_URL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED,
     MAX_BATCH_SIZE_LIMIT,
 };
-pub use capture::layer::TinkerTelemetryLayer;
-pub use capture::span::DEFAULT_CAPTURED_SPANS;
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
 pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};

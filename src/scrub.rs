@@ -27,6 +27,15 @@ pub(crate) fn scrub_url(url: &str) -> String {
     }
 }
 
+/// How `Debug` shows a base URL: without credentials or query, and not at all when it is
+/// not a URL (it might be a key pasted into the wrong option).
+pub(crate) fn shown_base_url(base: &str) -> String {
+    match reqwest::Url::parse(base.trim()) {
+        Ok(url) if url.has_host() => scrub_url(url.as_str()),
+        _ => "<not a URL>".to_owned(),
+    }
+}
+
 /// Whether `url` points at this machine: `localhost` (and `*.localhost`), 127.0.0.0/8 or
 /// `::1`. Plain `http://` is allowed only there, and no proxy is ever used to reach it.
 pub(crate) fn is_loopback(url: &url::Url) -> bool {

@@ -43,7 +43,7 @@ impl TelemetryHandle {
     /// the queue's bound: it must not be the one event a full queue loses.
     fn queue_exception<E: ReportableError + ?Sized>(&self, err: &E, severity: Severity, fatal: bool) -> bool {
         let Some(handoff) = self.handoff() else { return false };
-        let record = error_record(&self.errors, err.as_error(), err.error_type(), severity, None);
+        let record = error_record(&self.classifier, err.as_error(), err.error_type(), severity, None);
         let queued = if fatal { handoff.push_critical(record) } else { handoff.push(record) };
         self.flush();
         queued
@@ -194,7 +194,7 @@ impl TelemetryHandle {
 
     /// Wraps a future like [`capture`](Self::capture) wraps a closure: an `Err` output is
     /// logged and returned; a panic while polling is reported as fatal and resumed. The
-    /// extension trait [`CaptureExt`] offers the same as a method on futures.
+    /// extension trait [`CaptureExt`](crate::CaptureExt) offers the same as a method on futures.
     ///
     /// # Examples
     /// ```

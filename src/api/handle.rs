@@ -26,7 +26,7 @@ pub struct TelemetryHandle {
     handoff: Option<Arc<Handoff>>,
     session_id: Arc<str>,
     pub(crate) flush_timeout: Duration,
-    pub(crate) errors: Arc<Classifier>,
+    pub(crate) classifier: Arc<Classifier>,
     /// Whether this reporter's panic hook is installed.
     pub(crate) panic_hook: Arc<AtomicBool>,
 }
@@ -41,10 +41,14 @@ impl fmt::Debug for TelemetryHandle {
 }
 
 impl TelemetryHandle {
-    pub(crate) fn enabled(handoff: Arc<Handoff>, flush_timeout: Duration, errors: Arc<Classifier>) -> Self {
+    pub(crate) fn enabled(
+        handoff: Arc<Handoff>,
+        flush_timeout: Duration,
+        classifier: Arc<Classifier>,
+    ) -> Self {
         let session_id = Arc::from(&*handoff.session_id);
         let panic_hook = Arc::new(AtomicBool::new(false));
-        TelemetryHandle { handoff: Some(handoff), session_id, flush_timeout, errors, panic_hook }
+        TelemetryHandle { handoff: Some(handoff), session_id, flush_timeout, classifier, panic_hook }
     }
 
     pub(crate) fn disabled(session_id: String) -> Self {
@@ -52,7 +56,7 @@ impl TelemetryHandle {
             handoff: None,
             session_id: session_id.into(),
             flush_timeout: Duration::ZERO,
-            errors: Arc::default(),
+            classifier: Arc::default(),
             panic_hook: Arc::default(),
         }
     }

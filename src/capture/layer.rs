@@ -11,7 +11,6 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::builder::Builder;
 use crate::capture::clock::Stamp;
 use crate::capture::entered::{self, Enclosing};
 use crate::capture::record::{Body, Record, Text};
@@ -30,13 +29,13 @@ pub(crate) struct LayerConfig {
     /// Span names that become events when they close.
     pub(crate) capture_spans: Box<[Box<str>]>,
     /// How error fields are classified.
-    pub(crate) errors: Arc<Classifier>,
+    pub(crate) classifier: Arc<Classifier>,
 }
 
 /// A [`tracing_subscriber::Layer`] that sends the events of one Tinker session to the
 /// Tinker telemetry endpoint.
 ///
-/// An event is captured when its level is at least [`Builder::min_level`] and its own
+/// An event is captured when its level is at least [`Builder::min_level`](crate::Builder::min_level) and its own
 /// `session_id` field, or else the nearest enclosing span's, equals the layer's session (a
 /// session-less layer captures every event). The event becomes a `GENERIC_EVENT`; see the
 /// crate docs for how fields map to the wire.
@@ -46,7 +45,7 @@ pub(crate) struct LayerConfig {
 /// lock): serialization and I/O happen on the uploader thread. The layer never filters what
 /// other layers see.
 ///
-/// Create it with [`TinkerTelemetryLayer::builder`].
+/// Create it with [`TinkerTelemetryLayer::builder`](crate::TinkerTelemetryLayer::builder).
 ///
 /// # Examples
 /// ```
@@ -145,11 +144,6 @@ thread_local! {
 }
 
 impl TinkerTelemetryLayer {
-    /// Starts configuring a layer; see [`Builder`].
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-
     pub(crate) fn enabled(config: LayerConfig, handoff: Arc<Handoff>) -> Self {
         let id = NEXT_LAYER_ID.fetch_add(1, Relaxed);
         TinkerTelemetryLayer { inner: Some(Arc::new(Inner { id, config, handoff })) }
@@ -211,7 +205,7 @@ impl Inner {
     fn capture(&self, event: &Event<'_>, text: &mut String, check: bool, in_span: impl FnOnce() -> bool) {
         let meta = event.metadata();
         let mut draft = Draft::<EventFields>::default();
-        let mut visitor = FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.errors);
+        let mut visitor = FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.classifier);
         if check {
             visitor = visitor.checking_session(&self.config.session_id);
         }

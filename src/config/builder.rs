@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use tracing::Level;
 
+use super::defaults::{
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES,
+    DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
+};
 use crate::api::guard::TelemetryGuard;
 use crate::api::handle::TelemetryHandle;
 use crate::capture::layer::{LayerConfig, TinkerTelemetryLayer};
@@ -16,39 +21,6 @@ use crate::delivery::uploader::UploadConfig;
 use crate::errors::build::BuildError;
 use crate::errors::classify::{Classifier, HttpStatusError, read_status};
 use crate::handoff::Handoff;
-
-/// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
-/// gives one.
-pub const DEFAULT_BASE_URL: &str = "https://tinker.thinkingmachines.dev/services/tinker-prod";
-/// Default for [`Builder::flush_interval`]: 10 s.
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
-/// Default for [`Builder::flush_threshold`]: 100 events.
-pub const DEFAULT_FLUSH_THRESHOLD: usize = 100;
-/// Default for [`Builder::flush_timeout`]: 30 s.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default for [`Builder::http_timeout`]: 5 s.
-pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default for [`Builder::max_retries`]: 3.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
-/// Default for [`Builder::retry_base_delay`]: 1 s.
-pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_secs(1);
-/// Default for [`Builder::max_queue_size`]: 10,000 events.
-pub const DEFAULT_MAX_QUEUE_SIZE: usize = 10_000;
-/// Default for [`Builder::max_batch_size`]: 100 events, also the most the server takes.
-pub const DEFAULT_MAX_BATCH_SIZE: usize = 100;
-/// The largest batch the server accepts.
-pub const MAX_BATCH_SIZE_LIMIT: usize = 100;
-/// Default for [`Builder::max_in_flight`]: 4 requests.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
-/// Default for [`Builder::min_level`]: `INFO`.
-pub const DEFAULT_MIN_LEVEL: Level = Level::INFO;
-
-/// The environment variable that turns telemetry off (`0`, `false`, `no`, `off`).
-pub const ENV_ENABLED: &str = "TINKER_TELEMETRY";
-/// The environment variable read when no API key is given.
-pub const ENV_API_KEY: &str = "TINKER_API_KEY";
-/// The environment variable read when no base URL is given.
-pub const ENV_BASE_URL: &str = "TINKER_BASE_URL";
 
 /// Configures a [`TinkerTelemetryLayer`]; [`build`](Builder::build) checks everything and
 /// starts the uploader.
@@ -73,24 +45,31 @@ pub const ENV_BASE_URL: &str = "TINKER_BASE_URL";
 #[derive(Clone)]
 #[must_use = "a Builder does nothing until `build()` is called"]
 pub struct Builder {
-    session_id: Option<String>,
-    sessionless: bool,
-    api_key: Option<String>,
-    base_url: Option<String>,
-    enabled: Option<bool>,
-    flush_interval: Duration,
-    flush_threshold: usize,
-    flush_timeout: Duration,
-    http_timeout: Duration,
-    max_retries: u32,
-    retry_base_delay: Duration,
-    max_queue_size: usize,
-    max_batch_size: usize,
-    max_in_flight: usize,
-    min_level: Level,
-    redacted_fields: Option<Vec<String>>,
-    capture_spans: Vec<String>,
-    errors: Classifier,
+    pub(super) session_id: Option<String>,
+    pub(super) sessionless: bool,
+    pub(super) api_key: Option<String>,
+    pub(super) base_url: Option<String>,
+    pub(super) enabled: Option<bool>,
+    pub(super) flush_interval: Duration,
+    pub(super) flush_threshold: usize,
+    pub(super) flush_timeout: Duration,
+    pub(super) http_timeout: Duration,
+    pub(super) max_retries: u32,
+    pub(super) retry_base_delay: Duration,
+    pub(super) max_queue_size: usize,
+    pub(super) max_batch_size: usize,
+    pub(super) max_in_flight: usize,
+    pub(super) min_level: Level,
+    pub(super) redacted_fields: Option<Vec<String>>,
+    pub(super) capture_spans: Vec<String>,
+    pub(super) classifier: Classifier,
+}
+
+impl TinkerTelemetryLayer {
+    /// Starts configuring a layer; see [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
 }
 
 impl Default for Builder {
@@ -113,7 +92,7 @@ impl Default for Builder {
             min_level: DEFAULT_MIN_LEVEL,
             redacted_fields: None,
             capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
-            errors: Classifier::default(),
+            classifier: Classifier::default(),
         }
     }
 }
@@ -124,7 +103,7 @@ impl fmt::Debug for Builder {
             .field("session_id", &self.session_id)
             .field("sessionless", &self.sessionless)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .field("base_url", &self.base_url.as_deref().map(shown_base_url))
+            .field("base_url", &self.base_url.as_deref().map(crate::scrub::shown_base_url))
             .field("enabled", &self.enabled)
             .field("flush_interval", &self.flush_interval)
             .field("flush_threshold", &self.flush_threshold)
@@ -138,7 +117,7 @@ impl fmt::Debug for Builder {
             .field("min_level", &self.min_level)
             .field("redacted_fields", &self.redacted_fields)
             .field("capture_spans", &self.capture_spans)
-            .field("errors", &self.errors)
+            .field("classifier", &self.classifier)
             .finish()
     }
 }
@@ -168,7 +147,7 @@ impl Builder {
     }
 
     /// Where the Tinker API lives; events go to `{base_url}/api/v1/telemetry`. Default: the
-    /// `TINKER_BASE_URL` environment variable, else [`DEFAULT_BASE_URL`]. An empty value counts
+    /// `TINKER_BASE_URL` environment variable, else [`DEFAULT_BASE_URL`](crate::DEFAULT_BASE_URL). An empty value counts
     /// as unset and a trailing `/` is dropped.
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = Some(base_url.into());
@@ -233,7 +212,7 @@ impl Builder {
         self
     }
 
-    /// Most events in one request, 1 to [`MAX_BATCH_SIZE_LIMIT`]. Default:
+    /// Most events in one request, 1 to [`MAX_BATCH_SIZE_LIMIT`](crate::MAX_BATCH_SIZE_LIMIT). Default:
     /// [`DEFAULT_MAX_BATCH_SIZE`] (100).
     pub fn max_batch_size(mut self, events: usize) -> Self {
         self.max_batch_size = events;
@@ -309,7 +288,7 @@ impl Builder {
     where
         E: HttpStatusError + std::error::Error + 'static,
     {
-        self.errors.readers.push(read_status::<E>);
+        self.classifier.readers.push(read_status::<E>);
         self
     }
 
@@ -327,7 +306,7 @@ impl Builder {
     where
         F: Fn(&(dyn std::error::Error + 'static)) -> Option<bool> + Send + Sync + 'static,
     {
-        self.errors.custom = Some(Arc::new(rule));
+        self.classifier.custom = Some(Arc::new(rule));
         self
     }
 
@@ -341,7 +320,7 @@ impl Builder {
     /// `sessionless`); no API key is set while enabled, or it cannot be sent as a header;
     /// `base_url` does not parse as an `http` or `https` URL, or is plain `http` to a host that
     /// is not loopback while an API key would be sent; a size, count or interval is zero;
-    /// `max_batch_size` exceeds [`MAX_BATCH_SIZE_LIMIT`] or `max_queue_size`;
+    /// `max_batch_size` exceeds [`MAX_BATCH_SIZE_LIMIT`](crate::MAX_BATCH_SIZE_LIMIT) or `max_queue_size`;
     /// `flush_threshold` exceeds `max_queue_size`. Also when the uploader thread or its HTTP
     /// client cannot be started.
     pub fn build(self) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
@@ -353,13 +332,14 @@ impl Builder {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         let checked = self.check(env)?;
-        let Checked { enabled, session_id, endpoint, api_key } = checked;
+        let (enabled, session_id, endpoint, api_key) =
+            (checked.enabled, checked.session_id, checked.endpoint, checked.api_key);
         let layer_config = LayerConfig {
             session_id: session_id.clone().into(),
             sessionless: self.sessionless,
             min_level: self.min_level,
             capture_spans: self.capture_spans.iter().map(|s| s.as_str().into()).collect(),
-            errors: Arc::new(self.errors),
+            classifier: Arc::new(self.classifier),
         };
         if !enabled {
             let handle = TelemetryHandle::disabled(session_id);
@@ -390,248 +370,9 @@ impl Builder {
         let handle = TelemetryHandle::enabled(
             Arc::clone(&handoff),
             self.flush_timeout,
-            Arc::clone(&layer_config.errors),
+            Arc::clone(&layer_config.classifier),
         );
         let layer = TinkerTelemetryLayer::enabled(layer_config, handoff);
         Ok((layer, TelemetryGuard::enabled(handle, thread)))
-    }
-
-    fn check(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Checked, BuildError> {
-        let enabled = self.enabled.unwrap_or_else(|| env(ENV_ENABLED).is_none_or(|v| env_flag(&v)));
-        let nonzero = |option: &'static str, zero: bool| {
-            if zero { Err(BuildError::invalid(option, "must be greater than zero")) } else { Ok(()) }
-        };
-        nonzero("flush_interval", self.flush_interval.is_zero())?;
-        nonzero("flush_threshold", self.flush_threshold == 0)?;
-        nonzero("flush_timeout", self.flush_timeout.is_zero())?;
-        nonzero("http_timeout", self.http_timeout.is_zero())?;
-        nonzero("retry_base_delay", self.retry_base_delay.is_zero())?;
-        nonzero("max_queue_size", self.max_queue_size == 0)?;
-        nonzero("max_batch_size", self.max_batch_size == 0)?;
-        nonzero("max_in_flight", self.max_in_flight == 0)?;
-        if self.max_batch_size > MAX_BATCH_SIZE_LIMIT {
-            return Err(BuildError::invalid(
-                "max_batch_size",
-                format!("{} is above the server's limit of {MAX_BATCH_SIZE_LIMIT}", self.max_batch_size),
-            ));
-        }
-        if self.max_batch_size > self.max_queue_size {
-            return Err(BuildError::invalid(
-                "max_batch_size",
-                format!("{} is above max_queue_size ({})", self.max_batch_size, self.max_queue_size),
-            ));
-        }
-        if self.flush_threshold > self.max_queue_size {
-            return Err(BuildError::invalid(
-                "flush_threshold",
-                format!(
-                    "{} is above max_queue_size ({}), so it could never be reached",
-                    self.flush_threshold, self.max_queue_size
-                ),
-            ));
-        }
-        let session_id = if self.sessionless {
-            uuid::Uuid::new_v4().hyphenated().to_string()
-        } else {
-            match self.session_id.as_deref().map(str::trim) {
-                Some(id) if !id.is_empty() => id.to_owned(),
-                Some(_) => return Err(BuildError::invalid("session_id", "must not be empty")),
-                None => {
-                    return Err(BuildError::Missing {
-                        option: "session_id",
-                        hint: "call `.session_id(..)`, or `.sessionless()` to report without a session",
-                    });
-                }
-            }
-        };
-        let base = non_empty(self.base_url.clone())
-            .or_else(|| non_empty(env(ENV_BASE_URL)))
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        let endpoint = endpoint(&base)?;
-        let api_key = non_empty(self.api_key.clone()).or_else(|| non_empty(env(ENV_API_KEY)));
-        if enabled {
-            let Some(key) = &api_key else {
-                return Err(BuildError::Missing {
-                    option: "api_key",
-                    hint: "call `.api_key(..)` or set TINKER_API_KEY",
-                });
-            };
-            if !key.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(BuildError::invalid(
-                    "api_key",
-                    "must be printable ASCII without spaces (it is sent as an HTTP header)",
-                ));
-            }
-            if endpoint.scheme() == "http" && !crate::scrub::is_loopback(&endpoint) {
-                return Err(BuildError::invalid(
-                    "base_url",
-                    "plain http:// is only allowed to a loopback host; use https:// so the API key is not sent in clear",
-                ));
-            }
-        }
-        Ok(Checked { enabled, session_id, endpoint, api_key })
-    }
-}
-
-struct Checked {
-    enabled: bool,
-    session_id: String,
-    endpoint: reqwest::Url,
-    api_key: Option<String>,
-}
-
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-/// `TINKER_TELEMETRY`'s meaning: off for `0`, `false`, `no`, `off` (any case, trimmed), on
-/// for anything else, including empty.
-fn env_flag(value: &str) -> bool {
-    let v = value.trim();
-    !["0", "false", "no", "off"].iter().any(|off| v.eq_ignore_ascii_case(off))
-}
-
-fn endpoint(base: &str) -> Result<reqwest::Url, BuildError> {
-    let base = base.trim_end_matches('/');
-    // The text is not echoed: a key pasted into the wrong option must not end up in a log.
-    let url =
-        reqwest::Url::parse(base).map_err(|e| BuildError::invalid("base_url", format!("not a URL ({e})")))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(BuildError::invalid(
-            "base_url",
-            format!("scheme must be http or https, not {}", url.scheme()),
-        ));
-    }
-    if url.host().is_none() {
-        return Err(BuildError::invalid("base_url", "has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(BuildError::invalid("base_url", "must not have a query or fragment"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(BuildError::invalid("base_url", "must not carry credentials; use api_key"));
-    }
-    reqwest::Url::parse(&format!("{base}/api/v1/telemetry"))
-        .map_err(|e| BuildError::invalid("base_url", format!("cannot append the telemetry path: {e}")))
-}
-
-/// How `Debug` shows a base URL: without credentials or query, and not at all when it is
-/// not a URL (it might be a key pasted into the wrong option).
-fn shown_base_url(base: &str) -> String {
-    match reqwest::Url::parse(base.trim()) {
-        Ok(url) if url.has_host() => crate::scrub::scrub_url(url.as_str()),
-        _ => "<not a URL>".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env_none(_: &str) -> Option<String> {
-        None
-    }
-
-    fn base() -> Builder {
-        Builder::default().session_id("s-1").api_key("tml-test")
-    }
-
-    fn option_of(b: Builder) -> &'static str {
-        b.check(&env_none).err().and_then(|e| e.option()).unwrap_or("none")
-    }
-
-    #[test]
-    fn every_bad_option_is_named() {
-        assert_eq!(option_of(Builder::default().api_key("k")), "session_id");
-        assert_eq!(option_of(base().session_id("  ")), "session_id");
-        assert_eq!(option_of(Builder::default().session_id("s")), "api_key");
-        assert_eq!(option_of(base().api_key("tml bad")), "api_key");
-        assert_eq!(option_of(base().base_url("not a url")), "base_url");
-        assert_eq!(option_of(base().base_url("ftp://x")), "base_url");
-        assert_eq!(option_of(base().base_url("http://example.com")), "base_url");
-        assert_eq!(option_of(base().base_url("https://u:p@example.com")), "base_url");
-        assert_eq!(option_of(base().base_url("https://example.com?x=1")), "base_url");
-        assert_eq!(option_of(base().flush_interval(Duration::ZERO)), "flush_interval");
-        assert_eq!(option_of(base().flush_threshold(0)), "flush_threshold");
-        assert_eq!(option_of(base().flush_timeout(Duration::ZERO)), "flush_timeout");
-        assert_eq!(option_of(base().http_timeout(Duration::ZERO)), "http_timeout");
-        assert_eq!(option_of(base().retry_base_delay(Duration::ZERO)), "retry_base_delay");
-        assert_eq!(option_of(base().max_queue_size(0)), "max_queue_size");
-        assert_eq!(option_of(base().max_batch_size(0)), "max_batch_size");
-        assert_eq!(option_of(base().max_batch_size(101)), "max_batch_size");
-        assert_eq!(option_of(base().max_queue_size(50).max_batch_size(60)), "max_batch_size");
-        assert_eq!(
-            option_of(base().max_queue_size(50).max_batch_size(50).flush_threshold(51)),
-            "flush_threshold"
-        );
-        assert_eq!(option_of(base().max_in_flight(0)), "max_in_flight");
-        assert_eq!(option_of(base()), "none");
-    }
-
-    #[test]
-    fn plain_http_is_fine_to_loopback_and_when_disabled() {
-        for url in
-            ["http://127.0.0.1:1", "http://localhost:8080/x/", "http://[::1]:9", "http://api.localhost"]
-        {
-            assert_eq!(option_of(base().base_url(url)), "none", "{url}");
-        }
-        assert_eq!(option_of(base().base_url("http://example.com").enabled(false)), "none");
-        // Disabled needs no key.
-        assert_eq!(option_of(Builder::default().session_id("s").enabled(false)), "none");
-    }
-
-    #[test]
-    fn environment_supplies_defaults_and_the_builder_wins() {
-        let env = |name: &str| match name {
-            ENV_API_KEY => Some("tml-env".to_owned()),
-            ENV_BASE_URL => Some("https://env.example/base/".to_owned()),
-            ENV_ENABLED => Some(" OFF ".to_owned()),
-            _ => None,
-        };
-        let c = Builder::default().session_id("s").check(&env).unwrap();
-        assert!(!c.enabled);
-        assert_eq!(c.api_key.as_deref(), Some("tml-env"));
-        assert_eq!(c.endpoint.as_str(), "https://env.example/base/api/v1/telemetry");
-        let c = Builder::default()
-            .session_id("s")
-            .api_key("tml-mine")
-            .base_url("")
-            .enabled(true)
-            .check(&env)
-            .unwrap();
-        assert!(c.enabled);
-        assert_eq!(c.api_key.as_deref(), Some("tml-mine"));
-        assert_eq!(c.endpoint.as_str(), "https://env.example/base/api/v1/telemetry");
-        let c = Builder::default().session_id("s").api_key("k").check(&env_none).unwrap();
-        assert_eq!(c.endpoint.as_str(), format!("{DEFAULT_BASE_URL}/api/v1/telemetry"));
-    }
-
-    #[test]
-    fn telemetry_flag_values() {
-        for off in ["0", "false", "NO", " off "] {
-            assert!(!env_flag(off), "{off}");
-        }
-        for on in ["", "1", "true", "YES", "on", "anything"] {
-            assert!(env_flag(on), "{on}");
-        }
-    }
-
-    #[test]
-    fn sessionless_gets_a_plain_uuid() {
-        let c = Builder::default().sessionless().api_key("k").check(&env_none).unwrap();
-        assert!(uuid::Uuid::parse_str(&c.session_id).is_ok(), "{}", c.session_id);
-    }
-
-    #[test]
-    fn debug_never_shows_the_key() {
-        let shown = format!("{:?}", base().api_key("tml-SECRET-123"));
-        assert!(!shown.contains("SECRET"), "{shown}");
-        // Even when it is pasted into the wrong option.
-        let misplaced = base().api_key("tml-SECRET-123").base_url("tml-SECRET-123");
-        let err = misplaced.clone().check(&env_none).err().unwrap();
-        let shown = format!("{misplaced:?} {err} {err:?}");
-        assert!(!shown.contains("SECRET"), "{shown}");
-        let shown = format!("{:?}", base().base_url("https://u:SECRET@example.com/x?k=SECRET"));
-        assert!(!shown.contains("SECRET") && shown.contains("https://example.com/x"), "{shown}");
     }
 }

@@ -1,0 +1,240 @@
+//! What `build()` checks: every option's value, the environment's, and the endpoint URL.
+//! Errors name the option and never echo a value that might be a key.
+
+use super::builder::Builder;
+use super::defaults::{DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, MAX_BATCH_SIZE_LIMIT};
+use crate::errors::build::BuildError;
+
+impl Builder {
+    pub(super) fn check(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Checked, BuildError> {
+        let enabled = self.enabled.unwrap_or_else(|| env(ENV_ENABLED).is_none_or(|v| env_flag(&v)));
+        let nonzero = |option: &'static str, zero: bool| {
+            if zero { Err(BuildError::invalid(option, "must be greater than zero")) } else { Ok(()) }
+        };
+        nonzero("flush_interval", self.flush_interval.is_zero())?;
+        nonzero("flush_threshold", self.flush_threshold == 0)?;
+        nonzero("flush_timeout", self.flush_timeout.is_zero())?;
+        nonzero("http_timeout", self.http_timeout.is_zero())?;
+        nonzero("retry_base_delay", self.retry_base_delay.is_zero())?;
+        nonzero("max_queue_size", self.max_queue_size == 0)?;
+        nonzero("max_batch_size", self.max_batch_size == 0)?;
+        nonzero("max_in_flight", self.max_in_flight == 0)?;
+        if self.max_batch_size > MAX_BATCH_SIZE_LIMIT {
+            return Err(BuildError::invalid(
+                "max_batch_size",
+                format!("{} is above the server's limit of {MAX_BATCH_SIZE_LIMIT}", self.max_batch_size),
+            ));
+        }
+        if self.max_batch_size > self.max_queue_size {
+            return Err(BuildError::invalid(
+                "max_batch_size",
+                format!("{} is above max_queue_size ({})", self.max_batch_size, self.max_queue_size),
+            ));
+        }
+        if self.flush_threshold > self.max_queue_size {
+            return Err(BuildError::invalid(
+                "flush_threshold",
+                format!(
+                    "{} is above max_queue_size ({}), so it could never be reached",
+                    self.flush_threshold, self.max_queue_size
+                ),
+            ));
+        }
+        let session_id = if self.sessionless {
+            uuid::Uuid::new_v4().hyphenated().to_string()
+        } else {
+            match self.session_id.as_deref().map(str::trim) {
+                Some(id) if !id.is_empty() => id.to_owned(),
+                Some(_) => return Err(BuildError::invalid("session_id", "must not be empty")),
+                None => {
+                    return Err(BuildError::Missing {
+                        option: "session_id",
+                        hint: "call `.session_id(..)`, or `.sessionless()` to report without a session",
+                    });
+                }
+            }
+        };
+        let base = non_empty(self.base_url.clone())
+            .or_else(|| non_empty(env(ENV_BASE_URL)))
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let endpoint = endpoint(&base)?;
+        let api_key = non_empty(self.api_key.clone()).or_else(|| non_empty(env(ENV_API_KEY)));
+        if enabled {
+            let Some(key) = &api_key else {
+                return Err(BuildError::Missing {
+                    option: "api_key",
+                    hint: "call `.api_key(..)` or set TINKER_API_KEY",
+                });
+            };
+            if !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(BuildError::invalid(
+                    "api_key",
+                    "must be printable ASCII without spaces (it is sent as an HTTP header)",
+                ));
+            }
+            if endpoint.scheme() == "http" && !crate::scrub::is_loopback(&endpoint) {
+                return Err(BuildError::invalid(
+                    "base_url",
+                    "plain http:// is only allowed to a loopback host; use https:// so the API key is not sent in clear",
+                ));
+            }
+        }
+        Ok(Checked { enabled, session_id, endpoint, api_key })
+    }
+}
+
+pub(super) struct Checked {
+    pub(super) enabled: bool,
+    pub(super) session_id: String,
+    pub(super) endpoint: reqwest::Url,
+    pub(super) api_key: Option<String>,
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// `TINKER_TELEMETRY`'s meaning: off for `0`, `false`, `no`, `off` (any case, trimmed), on
+/// for anything else, including empty.
+fn env_flag(value: &str) -> bool {
+    let v = value.trim();
+    !["0", "false", "no", "off"].iter().any(|off| v.eq_ignore_ascii_case(off))
+}
+
+fn endpoint(base: &str) -> Result<reqwest::Url, BuildError> {
+    let base = base.trim_end_matches('/');
+    // The text is not echoed: a key pasted into the wrong option must not end up in a log.
+    let url =
+        reqwest::Url::parse(base).map_err(|e| BuildError::invalid("base_url", format!("not a URL ({e})")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(BuildError::invalid(
+            "base_url",
+            format!("scheme must be http or https, not {}", url.scheme()),
+        ));
+    }
+    if url.host().is_none() {
+        return Err(BuildError::invalid("base_url", "has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(BuildError::invalid("base_url", "must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(BuildError::invalid("base_url", "must not carry credentials; use api_key"));
+    }
+    reqwest::Url::parse(&format!("{base}/api/v1/telemetry"))
+        .map_err(|e| BuildError::invalid("base_url", format!("cannot append the telemetry path: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn env_none(_: &str) -> Option<String> {
+        None
+    }
+
+    fn base() -> Builder {
+        Builder::default().session_id("s-1").api_key("tml-test")
+    }
+
+    fn option_of(b: Builder) -> &'static str {
+        b.check(&env_none).err().and_then(|e| e.option()).unwrap_or("none")
+    }
+
+    #[test]
+    fn every_bad_option_is_named() {
+        assert_eq!(option_of(Builder::default().api_key("k")), "session_id");
+        assert_eq!(option_of(base().session_id("  ")), "session_id");
+        assert_eq!(option_of(Builder::default().session_id("s")), "api_key");
+        assert_eq!(option_of(base().api_key("tml bad")), "api_key");
+        assert_eq!(option_of(base().base_url("not a url")), "base_url");
+        assert_eq!(option_of(base().base_url("ftp://x")), "base_url");
+        assert_eq!(option_of(base().base_url("http://example.com")), "base_url");
+        assert_eq!(option_of(base().base_url("https://u:p@example.com")), "base_url");
+        assert_eq!(option_of(base().base_url("https://example.com?x=1")), "base_url");
+        assert_eq!(option_of(base().flush_interval(Duration::ZERO)), "flush_interval");
+        assert_eq!(option_of(base().flush_threshold(0)), "flush_threshold");
+        assert_eq!(option_of(base().flush_timeout(Duration::ZERO)), "flush_timeout");
+        assert_eq!(option_of(base().http_timeout(Duration::ZERO)), "http_timeout");
+        assert_eq!(option_of(base().retry_base_delay(Duration::ZERO)), "retry_base_delay");
+        assert_eq!(option_of(base().max_queue_size(0)), "max_queue_size");
+        assert_eq!(option_of(base().max_batch_size(0)), "max_batch_size");
+        assert_eq!(option_of(base().max_batch_size(101)), "max_batch_size");
+        assert_eq!(option_of(base().max_queue_size(50).max_batch_size(60)), "max_batch_size");
+        assert_eq!(
+            option_of(base().max_queue_size(50).max_batch_size(50).flush_threshold(51)),
+            "flush_threshold"
+        );
+        assert_eq!(option_of(base().max_in_flight(0)), "max_in_flight");
+        assert_eq!(option_of(base()), "none");
+    }
+
+    #[test]
+    fn plain_http_is_fine_to_loopback_and_when_disabled() {
+        for url in
+            ["http://127.0.0.1:1", "http://localhost:8080/x/", "http://[::1]:9", "http://api.localhost"]
+        {
+            assert_eq!(option_of(base().base_url(url)), "none", "{url}");
+        }
+        assert_eq!(option_of(base().base_url("http://example.com").enabled(false)), "none");
+        // Disabled needs no key.
+        assert_eq!(option_of(Builder::default().session_id("s").enabled(false)), "none");
+    }
+
+    #[test]
+    fn environment_supplies_defaults_and_the_builder_wins() {
+        let env = |name: &str| match name {
+            ENV_API_KEY => Some("tml-env".to_owned()),
+            ENV_BASE_URL => Some("https://env.example/base/".to_owned()),
+            ENV_ENABLED => Some(" OFF ".to_owned()),
+            _ => None,
+        };
+        let c = Builder::default().session_id("s").check(&env).unwrap();
+        assert!(!c.enabled);
+        assert_eq!(c.api_key.as_deref(), Some("tml-env"));
+        assert_eq!(c.endpoint.as_str(), "https://env.example/base/api/v1/telemetry");
+        let c = Builder::default()
+            .session_id("s")
+            .api_key("tml-mine")
+            .base_url("")
+            .enabled(true)
+            .check(&env)
+            .unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.api_key.as_deref(), Some("tml-mine"));
+        assert_eq!(c.endpoint.as_str(), "https://env.example/base/api/v1/telemetry");
+        let c = Builder::default().session_id("s").api_key("k").check(&env_none).unwrap();
+        assert_eq!(c.endpoint.as_str(), format!("{DEFAULT_BASE_URL}/api/v1/telemetry"));
+    }
+
+    #[test]
+    fn telemetry_flag_values() {
+        for off in ["0", "false", "NO", " off "] {
+            assert!(!env_flag(off), "{off}");
+        }
+        for on in ["", "1", "true", "YES", "on", "anything"] {
+            assert!(env_flag(on), "{on}");
+        }
+    }
+
+    #[test]
+    fn sessionless_gets_a_plain_uuid() {
+        let c = Builder::default().sessionless().api_key("k").check(&env_none).unwrap();
+        assert!(uuid::Uuid::parse_str(&c.session_id).is_ok(), "{}", c.session_id);
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let shown = format!("{:?}", base().api_key("tml-SECRET-123"));
+        assert!(!shown.contains("SECRET"), "{shown}");
+        // Even when it is pasted into the wrong option.
+        let misplaced = base().api_key("tml-SECRET-123").base_url("tml-SECRET-123");
+        let err = misplaced.clone().check(&env_none).err().unwrap();
+        let shown = format!("{misplaced:?} {err} {err:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        let shown = format!("{:?}", base().base_url("https://u:SECRET@example.com/x?k=SECRET"));
+        assert!(!shown.contains("SECRET") && shown.contains("https://example.com/x"), "{shown}");
+    }
+}
