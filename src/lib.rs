@@ -200,8 +200,8 @@ mod delivery;
 mod errors;
 mod handoff;
 mod limits;
-mod scrub;
 mod severity;
+mod urls;
 
 pub use api::future::{CaptureExt, Captured};
 pub use api::guard::{ShutdownReport, TelemetryGuard};

@@ -67,7 +67,7 @@ pub(crate) enum Text {
 /// A byte range of `FieldRecord::text`: the compact form field values use, so that a field
 /// takes 32 bytes inline.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Range(pub(crate) u32, pub(crate) u32);
+pub(crate) struct TextRange(pub(crate) u32, pub(crate) u32);
 
 impl Text {
     /// The text this stands for, ranges resolved in `text`.
@@ -79,8 +79,8 @@ impl Text {
     }
 }
 
-impl From<Range> for Text {
-    fn from(r: Range) -> Self {
+impl From<TextRange> for Text {
+    fn from(r: TextRange) -> Self {
         Text::Range(r.0, r.1)
     }
 }
@@ -92,9 +92,9 @@ pub(crate) enum Val {
     U64(u64),
     F64(f64),
     Bool(bool),
-    Str(Range),
+    Str(TextRange),
     /// An integer too wide for 64 bits, as decimal digits in the text buffer.
-    BigInt(Range),
+    BigInt(TextRange),
 }
 
 /// What the serializer needs from a set of captured fields, packed or not.
@@ -218,8 +218,8 @@ pub(crate) fn encode_entry(index: u8, val: Val) -> Entry {
         Val::U64(v) => (1, v),
         Val::F64(v) => (2, v.to_bits()),
         Val::Bool(v) => (3, u64::from(v)),
-        Val::Str(Range(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
-        Val::BigInt(Range(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
+        Val::Str(TextRange(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
+        Val::BigInt(TextRange(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
     };
     let p = payload.to_le_bytes();
     [index, kind, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]
@@ -230,7 +230,7 @@ fn decode_entry(e: &[u8]) -> (u8, Val) {
     let mut payload = [0u8; 8];
     payload.copy_from_slice(&e[2..ENTRY]);
     let p = u64::from_le_bytes(payload);
-    let range = Range((p >> 32) as u32, p as u32);
+    let range = TextRange((p >> 32) as u32, p as u32);
     let val = match e[1] {
         0 => Val::I64(p as i64),
         1 => Val::U64(p),

@@ -6,10 +6,10 @@ use std::time::Instant;
 use tracing::Level;
 
 use crate::capture::clock::Stamp;
-use crate::capture::record::{Body, FieldRecord, FieldSource, Range, Record, Text, Val};
+use crate::capture::record::{Body, FieldRecord, FieldSource, Record, Text, TextRange, Val};
 use crate::capture::visit::{Draft, NamedFields};
-use crate::scrub::scrub_url;
 use crate::severity::Severity;
+use crate::urls::scrub_url;
 
 /// The span names captured by default.
 pub const DEFAULT_CAPTURED_SPANS: &[&str] = &[HTTP_REQUEST, QUEUE_STATE_CHANGE];
@@ -100,7 +100,7 @@ fn normalise_http(old: &FieldRecord) -> FieldRecord {
     let push = |text: &mut String, s: &str| {
         let start = text.len() as u32;
         text.push_str(s);
-        Range(start, text.len() as u32)
+        TextRange(start, text.len() as u32)
     };
     if let Some(m) = old.message {
         out.message = Some(push(&mut text, old.text(m)).into());
@@ -183,7 +183,7 @@ mod tests {
         for (k, v) in fields {
             let start = text.len() as u32;
             text.push_str(v);
-            out.fields.push((k, Val::Str(Range(start, text.len() as u32))));
+            out.fields.push((k, Val::Str(TextRange(start, text.len() as u32))));
         }
         out.text = text.into();
         out

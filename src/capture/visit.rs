@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
 use crate::capture::record::{
-    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Range, Record, Text, Val, encode_entry,
+    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Record, Text, TextRange, Val, encode_entry,
 };
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
@@ -267,7 +267,7 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         MAX_VALUE_BYTES.min(MAX_EVENT_TEXT_BYTES.saturating_sub(used))
     }
 
-    fn push_str(&mut self, s: &str) -> Range {
+    fn push_str(&mut self, s: &str) -> TextRange {
         let start = self.text.len();
         let budget = self.budget();
         if s.len() <= budget {
@@ -279,7 +279,7 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         range(start, self.text.len())
     }
 
-    fn push_display(&mut self, value: &dyn fmt::Display) -> Range {
+    fn push_display(&mut self, value: &dyn fmt::Display) -> TextRange {
         struct AsDebug<'a>(&'a dyn fmt::Display);
         impl fmt::Debug for AsDebug<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -289,7 +289,7 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         self.push_debug(&AsDebug(value))
     }
 
-    fn push_debug(&mut self, value: &dyn fmt::Debug) -> Range {
+    fn push_debug(&mut self, value: &dyn fmt::Debug) -> TextRange {
         let start = self.text.len();
         let budget = self.budget();
         let mut w = Limited { out: self.text, left: budget, cut: false };
@@ -308,9 +308,9 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
     }
 }
 
-fn range(start: usize, end: usize) -> Range {
+fn range(start: usize, end: usize) -> TextRange {
     // Text is bounded by MAX_EVENT_TEXT_BYTES per event, far below u32::MAX.
-    Range(start as u32, end as u32)
+    TextRange(start as u32, end as u32)
 }
 
 /// Writes up to `left` bytes (on a character boundary), then refuses.

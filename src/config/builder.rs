@@ -103,7 +103,7 @@ impl fmt::Debug for Builder {
             .field("session_id", &self.session_id)
             .field("sessionless", &self.sessionless)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .field("base_url", &self.base_url.as_deref().map(crate::scrub::shown_base_url))
+            .field("base_url", &self.base_url.as_deref().map(crate::urls::shown_base_url))
             .field("enabled", &self.enabled)
             .field("flush_interval", &self.flush_interval)
             .field("flush_threshold", &self.flush_threshold)

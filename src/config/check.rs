@@ -72,7 +72,7 @@ impl Builder {
                     "must be printable ASCII without spaces (it is sent as an HTTP header)",
                 ));
             }
-            if endpoint.scheme() == "http" && !crate::scrub::is_loopback(&endpoint) {
+            if endpoint.scheme() == "http" && !crate::urls::is_loopback(&endpoint) {
                 return Err(BuildError::invalid(
                     "base_url",
                     "plain http:// is only allowed to a loopback host; use https:// so the API key is not sent in clear",

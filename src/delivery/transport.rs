@@ -38,7 +38,7 @@ impl Transport {
         let mut client = reqwest::Client::builder();
         // Proxy variables are meant for the outside world: through one, a loopback request
         // (plain `http://`, the key in a header) would hand the key to the proxy.
-        if crate::scrub::is_loopback(&endpoint) {
+        if crate::urls::is_loopback(&endpoint) {
             client = client.no_proxy();
         }
         let client = client

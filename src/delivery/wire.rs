@@ -290,7 +290,7 @@ pub(crate) fn process_uuid() -> &'static str {
 mod tests {
     use super::*;
     use crate::capture::clock::Stamp;
-    use crate::capture::record::{ExceptionRecord, FieldRecord, Range, Text};
+    use crate::capture::record::{ExceptionRecord, FieldRecord, Text, TextRange};
     use crate::severity::Severity;
 
     fn record(body: Body) -> Record {
@@ -308,14 +308,14 @@ mod tests {
         let text: Box<str> = "hello12345678901234567890123456789012345678".into();
         let mut f = FieldRecord { text, ..FieldRecord::default() };
         f.name = Some(Text::Static("user.action"));
-        f.fields.push(("s", Val::Str(Range(0, 5))));
+        f.fields.push(("s", Val::Str(TextRange(0, 5))));
         f.fields.push(("i", Val::I64(-3)));
         f.fields.push(("u", Val::U64(u64::MAX)));
         f.fields.push(("f", Val::F64(1.5)));
         f.fields.push(("nan", Val::F64(f64::NAN)));
         f.fields.push(("inf", Val::F64(f64::NEG_INFINITY)));
         f.fields.push(("b", Val::Bool(true)));
-        f.fields.push(("big", Val::BigInt(Range(5, 43))));
+        f.fields.push(("big", Val::BigInt(TextRange(5, 43))));
         let v = wire(Body::Fields(Box::new(f)));
         assert_eq!(v["event"], "GENERIC_EVENT");
         assert_eq!(v["event_name"], "user.action");
