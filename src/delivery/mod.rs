@@ -2,6 +2,7 @@
 //! hand-off and the server's answer.
 
 pub(crate) mod batch;
+pub(crate) mod http;
 pub(crate) mod redact;
 pub(crate) mod retry;
 pub(crate) mod send;

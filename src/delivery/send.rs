@@ -17,7 +17,7 @@ use crate::handoff::control::remaining;
 /// Everything a send task needs; shared by all of them.
 #[derive(Debug)]
 pub(super) struct Deliverer {
-    pub(super) transport: Transport,
+    pub(super) transport: Box<dyn Transport>,
     pub(super) envelope: Envelope,
     pub(super) http_timeout: Duration,
     pub(super) max_retries: u32,
@@ -133,5 +133,131 @@ impl Deliverer {
                 _ = shutdown.changed() => last_chance = true,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::time::Instant as TokioInstant;
+
+    use super::*;
+    use crate::delivery::transport::testing::{Call, Scripted, status};
+
+    const BASE: Duration = Duration::from_secs(1);
+
+    struct Rig {
+        deliverer: Deliverer,
+        settle: Settle,
+        calls: Arc<Mutex<Vec<Call>>>,
+        shutdown: watch::Sender<Option<Instant>>,
+    }
+
+    fn rig(answers: impl IntoIterator<Item = Answer>, max_retries: u32) -> Rig {
+        let transport = Scripted::new(answers);
+        let calls = transport.recorder();
+        let (shutdown, shutdown_rx) = watch::channel(None);
+        let deliverer = Deliverer {
+            transport: Box::new(transport),
+            envelope: Envelope::new("s", "Linux", "p", "0"),
+            http_timeout: Duration::from_secs(5),
+            max_retries,
+            retry_base_delay: BASE,
+            shutdown: shutdown_rx,
+        };
+        let handoff = Arc::new(Handoff::new(100, 10, "s".into(), true).0);
+        let settle = Settle { handoff, settled: Arc::new(AtomicU64::new(0)) };
+        Rig { deliverer, settle, calls, shutdown }
+    }
+
+    fn events(n: usize) -> Vec<EventJson> {
+        (0..n).map(|i| EventJson { json: format!("{{\"n\":{i}}}").into_bytes().into() }).collect()
+    }
+
+    impl Rig {
+        fn calls(&self) -> Vec<Call> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn counted(&self) -> [u64; 5] {
+            let c = &self.settle.handoff.counters;
+            [&c.delivered, &c.rejected, &c.retries_exhausted, &c.too_large, &c.unsent_at_shutdown]
+                .map(|n| n.load(Relaxed))
+        }
+
+        /// Gaps between consecutive calls.
+        fn gaps(&self) -> Vec<Duration> {
+            self.calls().windows(2).map(|w| w[1].at - w[0].at).collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_answers_are_retried_after_a_doubling_backoff_with_one_key() {
+        let rig = rig([status(500), Answer::Failed, status(503)], 3);
+        rig.deliverer.deliver(events(3), &rig.settle).await;
+        assert_eq!(rig.counted(), [3, 0, 0, 0, 0]);
+        assert_eq!(rig.settle.handoff.counters.retries.load(Relaxed), 3);
+        let gaps = rig.gaps();
+        for (gap, base) in gaps.iter().zip([1, 2, 4]) {
+            let base = BASE * base;
+            assert!(*gap >= base && *gap <= base.mul_f64(1.1), "{gap:?} for a {base:?} backoff");
+        }
+        let calls = rig.calls();
+        assert!(calls.iter().all(|c| c.key == calls[0].key), "one idempotency key per payload");
+        assert!(calls.iter().all(|c| c.timeout == Duration::from_secs(5)), "http_timeout per attempt");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_replaces_the_backoff() {
+        let rig = rig([Answer::Status { status: 429, retry_after: Some(Duration::from_secs(7)) }], 3);
+        rig.deliverer.deliver(events(1), &rig.settle).await;
+        assert_eq!(rig.counted(), [1, 0, 0, 0, 0]);
+        assert_eq!(rig.gaps(), [Duration::from_secs(7)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_413_splits_the_batch_down_to_single_events() {
+        let rig = rig([status(413), status(413), status(200), status(413)], 3);
+        rig.deliverer.deliver(events(4), &rig.settle).await;
+        let sizes: Vec<usize> = rig.calls().iter().map(|c| c.events).collect();
+        // 4 → 413; first half 2 → 413; its halves 1 (200) and 1 (413, alone: too large);
+        // second half 2 → 200.
+        assert_eq!(sizes, [4, 2, 1, 1, 2]);
+        assert_eq!(rig.counted(), [3, 0, 0, 1, 0]);
+        let keys: std::collections::HashSet<String> = rig.calls().into_iter().map(|c| c.key).collect();
+        assert_eq!(keys.len(), 5, "each payload has a key of its own");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_4xx_are_rejected_without_a_retry() {
+        let rig = rig([status(401)], 3);
+        rig.deliverer.deliver(events(3), &rig.settle).await;
+        assert_eq!(rig.calls().len(), 1);
+        assert_eq!(rig.counted(), [0, 3, 0, 0, 0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_run_out() {
+        let rig = rig([status(500); 4], 3);
+        rig.deliverer.deliver(events(2), &rig.settle).await;
+        assert_eq!(rig.calls().len(), 4);
+        assert_eq!(rig.counted(), [0, 0, 2, 0, 0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_during_a_backoff_makes_one_last_attempt() {
+        let rig = rig([status(500)], 3);
+        let started = TokioInstant::now();
+        let deliver = rig.deliverer.deliver(events(1), &rig.settle);
+        let shut = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = rig.shutdown.send(Some(Instant::now() + Duration::from_secs(10)));
+        };
+        tokio::join!(deliver, shut);
+        assert_eq!(rig.counted(), [1, 0, 0, 0, 0]);
+        let calls = rig.calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1].at - started, Duration::from_millis(100), "the backoff was cut short");
     }
 }

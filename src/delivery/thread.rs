@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::transport;
+use super::http::HttpTransport;
 use super::uploader::{UploadConfig, Uploader};
 use crate::errors::build::BuildError;
 use crate::handoff::Handoff;
@@ -47,7 +47,7 @@ pub(crate) fn start(
                     return;
                 }
             };
-            let transport = match transport::Transport::new(config.endpoint.clone(), &config.api_key) {
+            let transport = match HttpTransport::new(config.endpoint.clone(), &config.api_key) {
                 Ok(t) => t,
                 Err(e) => {
                     let _ = ready_tx.send(Err(BuildError::Client(Box::new(e))));
@@ -55,7 +55,7 @@ pub(crate) fn start(
                 }
             };
             let _ = ready_tx.send(Ok(()));
-            let uploader = Uploader::new(config, handoff, transport);
+            let uploader = Uploader::new(config, handoff, Box::new(transport));
             runtime.block_on(uploader.run(control));
             // Do not wait for a blocking DNS lookup that may never return.
             runtime.shutdown_background();

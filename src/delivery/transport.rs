@@ -1,13 +1,14 @@
-//! The HTTP side of the uploader: one POST, its status and its `Retry-After`.
+//! The seam between the retry logic and the network: [`Transport`] sends one request body
+//! once and says what came back, as sentry's `Transport` and opentelemetry's `LogExporter`
+//! do. [`HttpTransport`](super::http::HttpTransport) is the real one; tests script answers
+//! with [`testing::Scripted`].
 
-use std::time::{Duration, SystemTime};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
-
-use super::retry::parse_retry_after;
-
-/// The `User-Agent` this crate sends.
-pub(crate) const USER_AGENT_VALUE: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+/// A boxed, sendable future: what a [`Transport`] returns.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What one attempt came back with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,63 +19,74 @@ pub(crate) enum Answer {
     Failed,
 }
 
-/// The reqwest client and what every request carries.
-#[derive(Debug)]
-pub(crate) struct Transport {
-    client: reqwest::Client,
-    endpoint: reqwest::Url,
+/// Sends one request body, once.
+pub(crate) trait Transport: Send + Sync + std::fmt::Debug {
+    /// POSTs `body` with its idempotency key, bounded by `timeout` from start to the end of
+    /// the response.
+    fn post<'a>(
+        &'a self,
+        body: Vec<u8>,
+        idempotency_key: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Answer>;
 }
 
-impl Transport {
-    pub(crate) fn new(endpoint: reqwest::Url, api_key: &str) -> Result<Self, reqwest::Error> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        // The builder checked the key is a valid header value.
-        if let Ok(mut key) = HeaderValue::from_str(api_key) {
-            key.set_sensitive(true);
-            headers.insert("x-api-key", key);
-        }
-        let mut client = reqwest::Client::builder();
-        // Proxy variables are meant for the outside world: through one, a loopback request
-        // (plain `http://`, the key in a header) would hand the key to the proxy.
-        if crate::urls::is_loopback(&endpoint) {
-            client = client.no_proxy();
-        }
-        let client = client
-            .default_headers(headers)
-            // A POST must never turn into a GET to somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()?;
-        Ok(Transport { client, endpoint })
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A transport that answers from a script and records what it was sent.
+
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::time::Instant;
+
+    use super::{Answer, BoxFuture, Duration, Transport};
+
+    /// One request as the scripted transport saw it.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Call {
+        pub(crate) at: Instant,
+        pub(crate) events: usize,
+        pub(crate) key: String,
+        pub(crate) timeout: Duration,
     }
 
-    /// POSTs `body` once, bounded by `timeout` from start to the end of the response.
-    ///
-    /// A 2xx is a 2xx even when its body is empty, not JSON, or cut short: the server took
-    /// the events, and sending them again would deliver them twice.
-    pub(crate) async fn post(&self, body: Vec<u8>, idempotency_key: &str, timeout: Duration) -> Answer {
-        let request = self
-            .client
-            .post(self.endpoint.clone())
-            .header("x-idempotency-key", idempotency_key)
-            .body(body)
-            .timeout(timeout)
-            .send();
-        let response = match request.await {
-            Ok(r) => r,
-            Err(_) => return Answer::Failed,
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        // Read the body to the end so the connection can be reused; its content and any
-        // failure reading it do not change the answer.
-        let _ = response.bytes().await;
-        Answer::Status { status, retry_after }
+    /// Answers each request with the next scripted answer (then 200), after `latency`.
+    #[derive(Debug, Default)]
+    pub(crate) struct Scripted {
+        pub(crate) answers: Mutex<VecDeque<Answer>>,
+        pub(crate) calls: Arc<Mutex<Vec<Call>>>,
+        pub(crate) latency: Duration,
+    }
+
+    impl Scripted {
+        pub(crate) fn new(answers: impl IntoIterator<Item = Answer>) -> Self {
+            Scripted { answers: Mutex::new(answers.into_iter().collect()), ..Scripted::default() }
+        }
+
+        /// Where the calls are recorded, to read once the transport is boxed.
+        pub(crate) fn recorder(&self) -> Arc<Mutex<Vec<Call>>> {
+            Arc::clone(&self.calls)
+        }
+    }
+
+    /// A status without `Retry-After`.
+    pub(crate) fn status(status: u16) -> Answer {
+        Answer::Status { status, retry_after: None }
+    }
+
+    impl Transport for Scripted {
+        fn post<'a>(&'a self, body: Vec<u8>, key: &'a str, timeout: Duration) -> BoxFuture<'a, Answer> {
+            Box::pin(async move {
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let events = json["events"].as_array().map_or(0, Vec::len);
+                let call = Call { at: Instant::now(), events, key: key.to_owned(), timeout };
+                self.calls.lock().unwrap().push(call);
+                let answer = self.answers.lock().unwrap().pop_front().unwrap_or(status(200));
+                let wait = self.latency.min(timeout);
+                tokio::time::sleep(wait).await;
+                if wait < self.latency { Answer::Failed } else { answer }
+            })
+        }
     }
 }

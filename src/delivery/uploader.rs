@@ -102,7 +102,7 @@ enum Take {
 }
 
 impl Uploader {
-    pub(super) fn new(config: UploadConfig, handoff: Arc<Handoff>, transport: Transport) -> Self {
+    pub(super) fn new(config: UploadConfig, handoff: Arc<Handoff>, transport: Box<dyn Transport>) -> Self {
         let envelope =
             Envelope::new(&handoff.session_id, platform(), process_uuid(), env!("CARGO_PKG_VERSION"));
         let (shutdown_tx, shutdown_rx) = watch::channel(None);
