@@ -4,7 +4,7 @@
 - no source file over 500 lines of code (comments, blank lines and `mod tests` left out);
 - `lib.rs` holds only docs, attributes, `mod` lines and `pub use` lines;
 - no import cycle between files (`use crate::…`, `use super::…` and inline `crate::…`
-  paths, outside test modules);
+  paths, outside test modules), nor between folders;
 - nothing on the emitting threads' side (`capture/`, `handoff/`) imports the user-facing
   room (`api/`).
 """
@@ -108,6 +108,11 @@ def imports(path, text):
     return targets
 
 
+def room(path):
+    """The folder a file belongs to; None for the shared top-level files."""
+    return path.split("/")[0] if "/" in path else None
+
+
 def cycles(graph):
     index, low, stack, on, out = {}, {}, [], set(), []
     counter = [0]
@@ -166,10 +171,18 @@ def main():
                         problems.append(f"{r} (emitting threads) imports {t} (user-facing)")
     for comp in cycles(graph):
         problems.append("import cycle between " + ", ".join(comp))
+    rooms = {}
+    for f, targets in graph.items():
+        for t in targets:
+            a, b = room(f), room(t)
+            if a and b and a != b:
+                rooms.setdefault(a, set()).add(b)
+    for comp in cycles(rooms):
+        problems.append("import cycle between folders " + ", ".join(comp))
     if problems:
         print("layout check failed:\n  " + "\n  ".join(problems))
         sys.exit(1)
-    print(f"layout ok: {len(graph) + 1} files, no cycles, none over {MAX_CODE_LINES} lines of code")
+    print(f"layout ok: {len(graph) + 1} files, no import cycles, none over {MAX_CODE_LINES} lines of code")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
-use crate::capture::clock::Stamp;
-use crate::capture::record::{Body, Record};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
+use crate::handoff::clock::Stamp;
 use crate::handoff::control::{Control, deadline_in, remaining};
+use crate::handoff::record::{Body, Record};
 use crate::handoff::stats::Stats;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;

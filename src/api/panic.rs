@@ -6,8 +6,8 @@ use std::panic::PanicHookInfo;
 use std::sync::atomic::Ordering::AcqRel;
 
 use super::handle::TelemetryHandle;
-use crate::capture::clock::Stamp;
-use crate::capture::record::{Body, ExceptionRecord, Record};
+use crate::handoff::clock::Stamp;
+use crate::handoff::record::{Body, ExceptionRecord, Record};
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;
 

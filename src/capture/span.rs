@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use tracing::Level;
 
-use crate::capture::clock::Stamp;
-use crate::capture::record::{Body, FieldRecord, FieldSource, Record, Text, TextRange, Val};
 use crate::capture::visit::{Draft, NamedFields};
+use crate::handoff::clock::Stamp;
+use crate::handoff::record::{Body, FieldRecord, FieldSource, Record, Text, TextRange, Val};
 use crate::severity::Severity;
 use crate::urls::scrub_url;
 

@@ -6,11 +6,11 @@ use std::fmt::{self, Write as _};
 use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
-use crate::capture::record::{
-    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Record, Text, TextRange, Val, encode_entry,
-};
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
+use crate::handoff::record::{
+    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Record, Text, TextRange, Val, encode_entry,
+};
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };

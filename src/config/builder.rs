@@ -348,7 +348,7 @@ impl Builder {
         let (handoff, control) =
             Handoff::new(self.max_queue_size, self.flush_threshold, session_id.into(), self.sessionless);
         let handoff = Arc::new(handoff);
-        crate::capture::clock::calibrate_in_background();
+        crate::handoff::clock::calibrate_in_background();
         handoff.push_session_start();
         let redactor = match self.redacted_fields {
             Some(names) => Redactor::new(names),

@@ -15,10 +15,10 @@ use super::redact::Redactor;
 use super::send::{Deliverer, Settle};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
-use crate::capture::clock::{Anchor, Stamp};
-use crate::capture::record::{Body, Record};
 use crate::handoff::Handoff;
+use crate::handoff::clock::{Anchor, Stamp};
 use crate::handoff::control::Control;
+use crate::handoff::record::{Body, Record};
 use crate::handoff::stats::Stats;
 use crate::severity::Severity;
 

@@ -12,7 +12,7 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use super::redact::Redactor;
-use crate::capture::record::{Body, FieldSource, Record, Val};
+use crate::handoff::record::{Body, FieldSource, Record, Val};
 use crate::limits::{MAX_EVENT_BYTES, REDACTED};
 
 /// Serializes one record as a wire event object.
@@ -289,8 +289,8 @@ pub(crate) fn process_uuid() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::clock::Stamp;
-    use crate::capture::record::{ExceptionRecord, FieldRecord, Text, TextRange};
+    use crate::handoff::clock::Stamp;
+    use crate::handoff::record::{ExceptionRecord, FieldRecord, Text, TextRange};
     use crate::severity::Severity;
 
     fn record(body: Body) -> Record {

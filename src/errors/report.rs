@@ -5,8 +5,8 @@ use std::error::Error;
 use std::fmt::{self, Write as _};
 
 use super::classify::{Classifier, HttpError, UserErrorInfo, chain};
-use crate::capture::clock::Stamp;
-use crate::capture::record::{Body, ExceptionRecord, Record};
+use crate::handoff::clock::Stamp;
+use crate::handoff::record::{Body, ExceptionRecord, Record};
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;
 

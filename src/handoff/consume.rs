@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use super::Handoff;
-use crate::capture::record::Record;
+use super::record::Record;
 
 impl Handoff {
     /// Moves the wake mark to `flush_threshold` events past the `sealed` ones (in batches

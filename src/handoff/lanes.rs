@@ -3,9 +3,7 @@
 //! Each emitting thread gets a lane of its own per reporter, a `VecDeque` behind a mutex that
 //! only that thread and the uploader ever lock. A push is an uncontended lock and a write into
 //! memory the thread wrote before: no allocation once the lane has grown to its working size,
-//! and no cache line that every emitting thread fights over. (A shared lock-free queue costs
-//! the emitting thread more than the whole capture: each of its blocks is freshly allocated
-//! and zeroed, in memory the uploader has just freed.)
+//! and no cache line that every emitting thread fights over.
 //!
 //! The uploader drains every lane whenever it takes events, so an event never waits on its
 //! thread emitting another. A lane outlives its thread until it is drained: events left by a
@@ -17,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::capture::record::Record;
+use super::record::Record;
 
 /// Records moved out of a lane per lock, so that the emitting thread never waits long.
 const DRAIN_CHUNK: usize = 256;
@@ -174,13 +172,13 @@ impl Drop for Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::record::Body;
+    use crate::handoff::record::Body;
     use crate::severity::Severity;
 
     fn record(n: u64) -> Record {
         let data = serde_json::json!(n);
         Record {
-            time: crate::capture::clock::Stamp::now(),
+            time: crate::handoff::clock::Stamp::now(),
             severity: Severity::Info,
             body: Body::Json { name: "n".into(), data },
         }

@@ -7,10 +7,12 @@
 //! its maximum size. The emitting thread does one atomic add, one push into its own lane, one
 //! load of the wake mark and, once per `flush_threshold` waiting events, wakes the uploader.
 
+pub(crate) mod clock;
 pub(crate) mod consume;
 pub(crate) mod control;
 pub(crate) mod lanes;
 pub(crate) mod produce;
+pub(crate) mod record;
 pub(crate) mod stats;
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex};
@@ -20,9 +22,9 @@ use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 use tokio::sync::{Notify, mpsc};
 
-use crate::capture::record::Record;
 use control::Control;
 use lanes::Lanes;
+use record::Record;
 use stats::{Dropped, Stats, UploadCounters};
 
 /// When a push wakes the uploader: once `held` reaches `at` (the events the uploader has
@@ -148,9 +150,9 @@ impl Handoff {
 mod tests {
     use std::time::Duration;
 
+    use super::clock::Stamp;
+    use super::record::Body;
     use super::*;
-    use crate::capture::clock::Stamp;
-    use crate::capture::record::Body;
     use crate::severity::Severity;
 
     /// Whether a wake-up is waiting for the uploader (and consumes it).

@@ -6,9 +6,9 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering::*;
 
 use super::Handoff;
+use super::clock::Stamp;
 use super::control::Control;
-use crate::capture::clock::Stamp;
-use crate::capture::record::{Body, Record};
+use super::record::{Body, Record};
 use crate::severity::Severity;
 
 impl Handoff {

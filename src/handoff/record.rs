@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::capture::clock::Stamp;
+use super::clock::Stamp;
 use crate::severity::Severity;
 
 /// Fields a [`Draft`](crate::capture::visit::Draft) holds on the stack before it spills to the heap.
