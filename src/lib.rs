@@ -129,19 +129,29 @@
 //!
 //! # Delivery
 //!
-//! Events wait in per-thread lanes, bounded together by `max_queue_size`; memory is taken as
-//! they fill and given back once a lane has been idle for a few seconds. Each thread's events
-//! keep their order (`event_session_index` follows it).
+//! Events wait in per-thread lanes, bounded together by `max_queue_size` events and
+//! `max_queue_bytes` of payload; memory is taken as they fill and given back once a lane has
+//! been idle for a few seconds. Each thread's events keep their order (`event_session_index`
+//! follows it).
 //! The uploader sends every `flush_interval`, and at once when `flush_threshold` events wait
 //! (even while other requests are in flight), in batches of up to `max_batch_size`, with up
 //! to `max_in_flight` requests at once.
 //! SESSION_START goes first and alone; SESSION_END goes last, once everything before it is
 //! settled. Network errors, timeouts, 408, 429 and 5xx are retried up to `max_retries` times
 //! with exponential backoff from `retry_base_delay` plus up to 10 % jitter, or after the
-//! server's `Retry-After` (capped at [`RETRY_AFTER_CAP`]); a 413 splits the batch; other
-//! statuses are final. A shutdown cuts any backoff short and makes at most one further
-//! attempt per batch, within `flush_timeout`. Every event's fate is counted in [`Stats`];
-//! `RELIABILITY.md` lists each guarantee with the test that proves it.
+//! server's `Retry-After` (capped at [`RETRY_AFTER_CAP`]); a `Retry-After` on a 429 or 503
+//! pauses every request until it passes. A 413 splits the batch; other statuses are final.
+//!
+//! At shutdown (the guard's drop, [`TelemetryGuard::shutdown`], the fatal path) the drain
+//! goes on retrying with the same backoff and retry budget for as long as an attempt can
+//! start before the deadline, `flush_timeout` from the start of the shutdown. A backoff that
+//! would end past the deadline is shortened to one last attempt that starts just before it
+//! (up to a second before, or `http_timeout` when that is shorter); a server's `Retry-After`
+//! is never shortened: a batch it would push past the deadline is left unsent and counted.
+//! Whatever was lost before SESSION_END (a full queue, refusals, exhausted retries) is
+//! reported to the server in a `telemetry.dropped` event just before it. Every event's fate
+//! is counted in [`Stats`]; `RELIABILITY.md` lists each guarantee with the test that proves
+//! it.
 //!
 //! # Exceptions and panics
 //!
@@ -211,9 +221,9 @@ pub use capture::span::DEFAULT_CAPTURED_SPANS;
 pub use config::builder::Builder;
 pub use config::defaults::{
     DEFAULT_BASE_URL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT,
-    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_SIZE,
-    DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED,
-    MAX_BATCH_SIZE_LIMIT,
+    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, ENV_API_KEY,
+    ENV_BASE_URL, ENV_ENABLED, MAX_BATCH_SIZE_LIMIT,
 };
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;

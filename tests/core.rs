@@ -163,7 +163,7 @@ fn a_full_queue_drops_counts_and_reports_once_space_returns() {
     assert_well_formed(&events);
     let dropped: Vec<_> = events.iter().filter(|e| e["event_name"] == "telemetry.dropped").collect();
     assert_eq!(dropped.len(), 1);
-    assert_eq!(dropped[0]["event_data"], json!({"reason": "queue_full", "count": 41, "total": 41}));
+    assert_eq!(dropped[0]["event_data"], json!({"count": 41, "total": 41, "by_reason": {"queue_full": 41}}));
     assert_eq!(dropped[0]["severity"], "WARNING");
     let s = report.stats;
     assert_eq!(s.accepted, 1 + 50 + 1 + 1, "START, 50 events, telemetry.dropped, END");
@@ -215,7 +215,10 @@ fn client_errors_are_not_retried_and_are_counted() {
     handle.log("later", json!({}), Severity::Info);
     assert!(handle.wait_until_drained(PATIENCE));
     let report = guard.shutdown();
-    assert_eq!(collector.names(), ["SESSION_START", "later", "SESSION_END"]);
+    // The two refused events are reported before the session ends.
+    assert_eq!(collector.names(), ["SESSION_START", "later", "telemetry.dropped", "SESSION_END"]);
+    let dropped = &collector.accepted_by_index()[2];
+    assert_eq!(dropped["event_data"], json!({"count": 2, "total": 2, "by_reason": {"rejected": 2}}));
     assert_eq!(report.stats.retries, 0);
 }
 

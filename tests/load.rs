@@ -83,7 +83,10 @@ fn fifty_thousand_events_while_the_server_is_down_keep_exactly_the_queue() {
     let reports: Vec<_> = events.iter().filter(|e| e["event_name"] == "telemetry.dropped").collect();
     assert_eq!(reports.len(), 1, "one report for one overflow");
     let lost = EVENTS - (QUEUE as u64 - 1);
-    assert_eq!(reports[0]["event_data"], json!({"reason": "queue_full", "count": lost, "total": lost}));
+    assert_eq!(
+        reports[0]["event_data"],
+        json!({"count": lost, "total": lost, "by_reason": {"queue_full": lost}})
+    );
     assert_eq!(events.first().unwrap()["event"], "SESSION_START");
     assert_eq!(events.last().unwrap()["event"], "SESSION_END");
 
@@ -188,7 +191,9 @@ fn threads_emitting_through_shutdown_leave_nothing_queued_and_every_event_accoun
         let emitted = emitted.into_inner();
         let s = handle.stats();
         assert_eq!(s.queued, 0, "round {round}: nothing left counted as queued: {s:?}");
-        assert_eq!(s.accepted, emitted + 2, "round {round}: every event and START and END: {s:?}");
+        // Events dropped after the close and before SESSION_END was taken are reported first.
+        let reports = s.accepted - (emitted + 2);
+        assert!(reports <= 1, "round {round}: every event, START, END and a report: {s:?}");
         assert_eq!(s.accepted, s.delivered + s.dropped.total(), "round {round}: {s:?}");
         assert!(s.dropped.after_shutdown > 0, "round {round}: the threads outlived the reporter: {s:?}");
         assert!(report.drained || s.dropped.unsent_at_shutdown > 0, "round {round}: {report:?}");

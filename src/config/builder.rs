@@ -8,8 +8,8 @@ use tracing::Level;
 
 use super::defaults::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES,
-    DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
+    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
 };
 use crate::api::guard::TelemetryGuard;
 use crate::api::handle::TelemetryHandle;
@@ -57,6 +57,7 @@ pub struct Builder {
     pub(super) max_retries: u32,
     pub(super) retry_base_delay: Duration,
     pub(super) max_queue_size: usize,
+    pub(super) max_queue_bytes: usize,
     pub(super) max_batch_size: usize,
     pub(super) max_in_flight: usize,
     pub(super) min_level: Level,
@@ -87,6 +88,7 @@ impl Default for Builder {
             max_retries: DEFAULT_MAX_RETRIES,
             retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
             max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             min_level: DEFAULT_MIN_LEVEL,
@@ -112,6 +114,7 @@ impl fmt::Debug for Builder {
             .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)
             .field("max_queue_size", &self.max_queue_size)
+            .field("max_queue_bytes", &self.max_queue_bytes)
             .field("max_batch_size", &self.max_batch_size)
             .field("max_in_flight", &self.max_in_flight)
             .field("min_level", &self.min_level)
@@ -209,6 +212,21 @@ impl Builder {
     /// fills, not up front. Default: [`DEFAULT_MAX_QUEUE_SIZE`] (10,000).
     pub fn max_queue_size(mut self, events: usize) -> Self {
         self.max_queue_size = events;
+        self
+    }
+
+    /// Most bytes of event payload waiting to be sent: what queued events' fields and text
+    /// hold until the uploader takes them, then their JSON until the server answers
+    /// ([`Stats::queued_bytes`](crate::Stats::queued_bytes)). Events captured once it is
+    /// reached are dropped and counted as a full queue, like those past
+    /// [`max_queue_size`](Builder::max_queue_size); a fatal error's or panic's event is kept
+    /// past it, and an event's JSON may add its envelope (under 256 bytes) to what it was
+    /// admitted with. Memory for waiting events therefore stays under `max_queue_bytes`
+    /// plus about 256 bytes per queued event. At least
+    /// [`MAX_EVENT_BYTES`](crate::MAX_EVENT_BYTES). Default:
+    /// [`DEFAULT_MAX_QUEUE_BYTES`](crate::DEFAULT_MAX_QUEUE_BYTES) (32 MiB).
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue_bytes = bytes;
         self
     }
 
@@ -345,8 +363,13 @@ impl Builder {
             let handle = TelemetryHandle::disabled(session_id);
             return Ok((TinkerTelemetryLayer::disabled(), TelemetryGuard::disabled(handle)));
         }
-        let (handoff, control) =
-            Handoff::new(self.max_queue_size, self.flush_threshold, session_id.into(), self.sessionless);
+        let (handoff, control) = Handoff::new(
+            self.max_queue_size,
+            self.max_queue_bytes,
+            self.flush_threshold,
+            session_id.into(),
+            self.sessionless,
+        );
         let handoff = Arc::new(handoff);
         crate::handoff::clock::calibrate_in_background();
         handoff.push_session_start();

@@ -4,6 +4,7 @@
 use super::builder::Builder;
 use super::defaults::{DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, MAX_BATCH_SIZE_LIMIT};
 use crate::errors::build::BuildError;
+use crate::limits::MAX_EVENT_BYTES;
 
 impl Builder {
     pub(super) fn check(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Checked, BuildError> {
@@ -19,6 +20,15 @@ impl Builder {
         nonzero("max_queue_size", self.max_queue_size == 0)?;
         nonzero("max_batch_size", self.max_batch_size == 0)?;
         nonzero("max_in_flight", self.max_in_flight == 0)?;
+        if self.max_queue_bytes < MAX_EVENT_BYTES {
+            return Err(BuildError::invalid(
+                "max_queue_bytes",
+                format!(
+                    "{} is below MAX_EVENT_BYTES ({MAX_EVENT_BYTES}), the size of one event",
+                    self.max_queue_bytes
+                ),
+            ));
+        }
         if self.max_batch_size > MAX_BATCH_SIZE_LIMIT {
             return Err(BuildError::invalid(
                 "max_batch_size",
@@ -161,6 +171,8 @@ mod tests {
         assert_eq!(option_of(base().retry_base_delay(Duration::ZERO)), "retry_base_delay");
         assert_eq!(option_of(base().max_queue_size(0)), "max_queue_size");
         assert_eq!(option_of(base().max_batch_size(0)), "max_batch_size");
+        assert_eq!(option_of(base().max_queue_bytes(0)), "max_queue_bytes");
+        assert_eq!(option_of(base().max_queue_bytes(MAX_EVENT_BYTES - 1)), "max_queue_bytes");
         assert_eq!(option_of(base().max_batch_size(101)), "max_batch_size");
         assert_eq!(option_of(base().max_queue_size(50).max_batch_size(60)), "max_batch_size");
         assert_eq!(

@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_secs(1);
 /// Default for [`crate::Builder::max_queue_size`]: 10,000 events.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 10_000;
+/// Default for [`crate::Builder::max_queue_bytes`]: 32 MiB.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// Default for [`crate::Builder::max_batch_size`]: 100 events, also the most the server takes.
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 100;
 /// The largest batch the server accepts.

@@ -18,11 +18,19 @@ pub(crate) struct Batch {
     pub(crate) has_start: bool,
     /// Holds SESSION_END: sent after everything else.
     pub(crate) has_end: bool,
+    /// The events' JSON, in bytes: what the batch counts against the queue's byte bound.
+    pub(crate) bytes: usize,
 }
 
 impl Batch {
     pub(crate) fn new(first_index: u64, capacity: usize) -> Self {
-        Batch { first_index, events: Vec::with_capacity(capacity), has_start: false, has_end: false }
+        Batch {
+            first_index,
+            events: Vec::with_capacity(capacity),
+            has_start: false,
+            has_end: false,
+            bytes: 0,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -13,7 +13,9 @@
 //! `http.rs` is the reqwest `Transport`; tests drive `send.rs` through a scripted one.
 
 pub(crate) mod batch;
+pub(crate) mod dropped;
 pub(crate) mod http;
+pub(crate) mod ratelimit;
 pub(crate) mod redact;
 pub(crate) mod retry;
 pub(crate) mod send;

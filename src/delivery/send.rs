@@ -1,18 +1,19 @@
-//! Sending one batch: retries with backoff, `Retry-After`, 413 splitting, and the last
-//! attempt when a shutdown cuts a backoff short.
+//! Sending one batch: retries with backoff, `Retry-After` and the client's rate limit, 413
+//! splitting, and the drain deadline.
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::batch::{Envelope, EventJson, idempotency_key};
+use super::ratelimit::{RateLimit, pauses_the_client};
 use super::retry::{Verdict, backoff, classify};
 use super::transport::{Answer, Transport};
 use crate::handoff::Handoff;
-use crate::handoff::control::remaining;
 
 /// Everything a send task needs; shared by all of them.
 #[derive(Debug)]
@@ -24,7 +25,13 @@ pub(super) struct Deliverer {
     pub(super) retry_base_delay: Duration,
     /// The drain deadline, once a shutdown began.
     pub(super) shutdown: watch::Receiver<Option<Instant>>,
+    /// The pause a server's 429 or 503 asked of every request.
+    pub(super) rate_limit: RateLimit,
 }
+
+/// The most time a last attempt before the drain deadline is given (less when `http_timeout`
+/// is shorter).
+const LAST_ATTEMPT_WINDOW: Duration = Duration::from_secs(1);
 
 /// Where a send task books the fate of its events.
 #[derive(Debug)]
@@ -83,6 +90,12 @@ impl Deliverer {
     }
 
     /// One request payload through its retries.
+    ///
+    /// A shutdown changes nothing but the deadline: attempts go on with their normal backoff
+    /// and retry budget while one can start before it. A backoff that would end past the
+    /// deadline is shortened to one last attempt just before it; a server's `Retry-After`
+    /// (the batch's own, or the client's rate limit) is never shortened: when it ends past
+    /// the deadline the batch is left unsent.
     async fn send_part(
         &self,
         events: &[EventJson],
@@ -94,10 +107,12 @@ impl Deliverer {
         let mut retries = 0;
         let mut last_chance = false;
         loop {
-            let deadline = *shutdown.borrow_and_update();
-            let timeout = match deadline {
-                Some(d) if remaining(d).is_zero() => return Err(Fate::UnsentAtShutdown),
-                Some(d) => self.http_timeout.min(remaining(d)),
+            if let Some(until) = self.rate_limit.paused_until(Instant::now()) {
+                self.wait(until, Wait::ServerAsked, shutdown).await?;
+            }
+            let timeout = match *shutdown.borrow_and_update() {
+                Some(d) if d <= Instant::now() => return Err(Fate::UnsentAtShutdown),
+                Some(d) => self.http_timeout.min(d - Instant::now()),
                 None => self.http_timeout,
             };
             let retry_after = match self.transport.post(body.clone(), &key, timeout).await {
@@ -105,7 +120,12 @@ impl Deliverer {
                     Verdict::Delivered => return Ok(()),
                     Verdict::Split => return Err(Fate::TooLarge),
                     Verdict::Reject => return Err(Fate::Rejected),
-                    Verdict::Retry => retry_after,
+                    Verdict::Retry => {
+                        if let Some(delay) = retry_after.filter(|_| pauses_the_client(status)) {
+                            self.rate_limit.pause(Instant::now(), delay);
+                        }
+                        retry_after
+                    }
                 },
                 Answer::Failed => None,
             };
@@ -113,34 +133,69 @@ impl Deliverer {
                 return Err(Fate::UnsentAtShutdown);
             }
             if retries >= self.max_retries {
-                return Err(if shutdown.borrow().is_some() {
-                    Fate::UnsentAtShutdown
-                } else {
-                    Fate::RetriesExhausted
-                });
+                return Err(Fate::RetriesExhausted);
             }
             retries += 1;
             settle.handoff.counters.retries.fetch_add(1, Relaxed);
-            if shutdown.borrow().is_some() {
-                // Shutting down: no more waiting, one last attempt.
-                last_chance = true;
-                continue;
-            }
-            let delay =
-                retry_after.unwrap_or_else(|| backoff(self.retry_base_delay, retries, fastrand::f64()));
+            let (delay, kind) = match retry_after {
+                Some(delay) => (delay, Wait::ServerAsked),
+                None => (backoff(self.retry_base_delay, retries, fastrand::f64()), Wait::Backoff),
+            };
+            last_chance = self.wait(Instant::now() + delay, kind, shutdown).await?;
+        }
+    }
+
+    /// Waits until `until`, minding the drain deadline, which may be set while waiting.
+    /// Returns whether the wait was shortened, making the next attempt the last; fails when a
+    /// wait the server asked for ends past the deadline.
+    async fn wait(
+        &self,
+        until: Instant,
+        kind: Wait,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+    ) -> Result<bool, Fate> {
+        loop {
+            let deadline = *shutdown.borrow_and_update();
+            let (wake, shortened) = match (deadline, kind) {
+                (Some(d), Wait::ServerAsked) if until > d => return Err(Fate::UnsentAtShutdown),
+                (Some(d), Wait::Backoff) => {
+                    let last_start = d.checked_sub(self.last_attempt_window()).unwrap_or(d);
+                    if until > last_start { (last_start.max(Instant::now()), true) } else { (until, false) }
+                }
+                _ => (until, false),
+            };
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => last_chance = true,
+                () = tokio::time::sleep_until(wake) => return Ok(shortened),
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        // The uploader is gone: nobody waits for this batch any more.
+                        tokio::time::sleep_until(wake).await;
+                        return Ok(shortened);
+                    }
+                }
             }
         }
     }
+
+    /// How long before the drain deadline a shortened backoff's last attempt starts: the
+    /// time that attempt gets.
+    fn last_attempt_window(&self) -> Duration {
+        self.http_timeout.min(LAST_ATTEMPT_WINDOW)
+    }
+}
+
+/// What a wait between attempts is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Our own backoff: may be shortened to fit the drain deadline.
+    Backoff,
+    /// A server's `Retry-After`: never shortened.
+    ServerAsked,
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-
-    use tokio::time::Instant as TokioInstant;
 
     use super::*;
     use crate::delivery::transport::testing::{Call, Scripted, status};
@@ -165,8 +220,9 @@ mod tests {
             max_retries,
             retry_base_delay: BASE,
             shutdown: shutdown_rx,
+            rate_limit: RateLimit::default(),
         };
-        let handoff = Arc::new(Handoff::new(100, 10, "s".into(), true).0);
+        let handoff = Arc::new(Handoff::new(100, usize::MAX, 10, "s".into(), true).0);
         let settle = Settle { handoff, settled: Arc::new(AtomicU64::new(0)) };
         Rig { deliverer, settle, calls, shutdown }
     }
@@ -245,19 +301,84 @@ mod tests {
         assert_eq!(rig.counted(), [0, 0, 2, 0, 0]);
     }
 
+    impl Rig {
+        /// Starts the drain `after` from now, with `deadline` from now.
+        async fn shut_down(&self, after: Duration, deadline: Duration) {
+            tokio::time::sleep(after).await;
+            let _ = self.shutdown.send(Some(Instant::now() + deadline));
+        }
+
+        /// When each call was made, from `start`.
+        fn call_times(&self, start: Instant) -> Vec<Duration> {
+            self.calls().iter().map(|c| c.at - start).collect()
+        }
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_shutdown_during_a_backoff_makes_one_last_attempt() {
-        let rig = rig([status(500)], 3);
-        let started = TokioInstant::now();
-        let deliver = rig.deliverer.deliver(events(1), &rig.settle);
-        let shut = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let _ = rig.shutdown.send(Some(Instant::now() + Duration::from_secs(10)));
-        };
-        tokio::join!(deliver, shut);
+    async fn a_shutdown_keeps_the_normal_backoff_inside_the_deadline() {
+        let rig = rig([status(500), status(500)], 3);
+        let start = Instant::now();
+        tokio::join!(rig.deliverer.deliver(events(1), &rig.settle), rig.shut_down(ms(100), ms(10_000)));
         assert_eq!(rig.counted(), [1, 0, 0, 0, 0]);
-        let calls = rig.calls();
-        assert_eq!(calls.len(), 2);
-        assert_eq!(calls[1].at - started, Duration::from_millis(100), "the backoff was cut short");
+        let at = rig.call_times(start);
+        assert_eq!(at.len(), 3);
+        assert!(at[1] >= ms(1000) && at[2] >= at[1] + ms(2000), "the backoff was kept: {at:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backoff_past_the_deadline_becomes_one_last_attempt_just_before_it() {
+        let rig = rig([status(500); 10], 5);
+        let start = Instant::now();
+        tokio::join!(rig.deliverer.deliver(events(2), &rig.settle), rig.shut_down(ms(100), ms(2_400)));
+        // Attempts at 0 and ~1 s; the 2 s backoff would end past the deadline (2.5 s): one
+        // last attempt at the deadline less the last attempt's window (1 s), with 1 s to go.
+        let at = rig.call_times(start);
+        assert_eq!(at.len(), 3, "{at:?}");
+        assert_eq!(at[2], ms(1_500), "{at:?}");
+        assert_eq!(rig.calls()[2].timeout, ms(1_000));
+        assert_eq!(rig.counted(), [0, 0, 0, 0, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_waited_out_inside_the_deadline_and_never_shortened() {
+        let asked = |secs| Answer::Status { status: 429, retry_after: Some(Duration::from_secs(secs)) };
+        let rig = rig([asked(2)], 3);
+        let _ = rig.shutdown.send(Some(Instant::now() + ms(10_000)));
+        let start = Instant::now();
+        rig.deliverer.deliver(events(1), &rig.settle).await;
+        assert_eq!(rig.call_times(start), [ms(0), ms(2_000)]);
+        assert_eq!(rig.counted(), [1, 0, 0, 0, 0]);
+
+        let rig = rig_with_deadline([asked(60)], ms(2_000));
+        let start = Instant::now();
+        rig.deliverer.deliver(events(1), &rig.settle).await;
+        assert_eq!(rig.call_times(start), [ms(0)], "nothing resent");
+        assert_eq!(Instant::now() - start, ms(0), "left unsent at once");
+        assert_eq!(rig.counted(), [0, 0, 0, 0, 1]);
+    }
+
+    fn rig_with_deadline(answers: impl IntoIterator<Item = Answer>, deadline: Duration) -> Rig {
+        let rig = rig(answers, 3);
+        let _ = rig.shutdown.send(Some(Instant::now() + deadline));
+        rig
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limit_pauses_every_batch_until_it_ends() {
+        let asked = Answer::Status { status: 503, retry_after: Some(Duration::from_secs(2)) };
+        let rig = rig([asked], 3);
+        let start = Instant::now();
+        let later = async {
+            tokio::time::sleep(ms(500)).await;
+            rig.deliverer.deliver(events(3), &rig.settle).await;
+        };
+        tokio::join!(rig.deliverer.deliver(events(1), &rig.settle), later);
+        let at = rig.call_times(start);
+        assert_eq!(at, [ms(0), ms(2_000), ms(2_000)], "no request while paused");
+        assert_eq!(rig.counted(), [4, 0, 0, 0, 0]);
     }
 }

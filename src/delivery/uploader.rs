@@ -11,6 +11,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::batch::{Batch, Envelope, EventJson};
+use super::dropped::{DROPPED_EVENT, DropReports, Moment};
+use super::ratelimit::RateLimit;
 use super::redact::Redactor;
 use super::send::{Deliverer, Settle};
 use super::transport::Transport;
@@ -61,6 +63,7 @@ impl std::fmt::Debug for UploadConfig {
 struct InFlight {
     first_index: u64,
     len: u64,
+    bytes: usize,
     has_start: bool,
     settled: Arc<AtomicU64>,
 }
@@ -69,7 +72,7 @@ pub(super) struct Uploader {
     handoff: Arc<Handoff>,
     config: UploadConfig,
     deliverer: Arc<Deliverer>,
-    shutdown_tx: watch::Sender<Option<Instant>>,
+    shutdown_tx: watch::Sender<Option<tokio::time::Instant>>,
     /// The next `event_session_index` to give out.
     next_index: u64,
     /// SESSION_END has been taken: what follows it is not sent.
@@ -87,8 +90,8 @@ pub(super) struct Uploader {
     unsettled: usize,
     /// Whether the SESSION_START batch is in flight (nothing else goes with it).
     start_in_flight: bool,
-    /// Queue-full drops already reported with a `telemetry.dropped` event.
-    reported_queue_full: u64,
+    /// What `telemetry.dropped` events have reported so far.
+    drop_reports: DropReports,
     /// What event timestamps are converted against; taken anew at each take.
     anchor: Anchor,
 }
@@ -113,6 +116,7 @@ impl Uploader {
             max_retries: config.max_retries,
             retry_base_delay: config.retry_base_delay,
             shutdown: shutdown_rx,
+            rate_limit: RateLimit::default(),
         });
         Uploader {
             handoff,
@@ -128,7 +132,7 @@ impl Uploader {
             outstanding: BTreeMap::new(),
             unsettled: 0,
             start_in_flight: false,
-            reported_queue_full: 0,
+            drop_reports: DropReports::default(),
             anchor: Anchor::now(),
         }
     }
@@ -200,10 +204,13 @@ impl Uploader {
             Take::WholeBatches => available / batch * batch,
         };
         self.anchor = Anchor::now();
-        self.report_queue_full();
+        self.report_drops(Moment::Room);
         if want > 0 {
             let handoff = Arc::clone(&self.handoff);
-            handoff.take(want, |record| self.add(record));
+            handoff.take(want, |record| {
+                handoff.release_bytes(record.heap_bytes());
+                self.add(record);
+            });
         }
         if how == Take::All {
             self.seal();
@@ -216,23 +223,20 @@ impl Uploader {
         self.publish_watermark();
     }
 
-    /// Sends a `telemetry.dropped` event for queue-full drops not yet reported, once the
-    /// queue has room again. Returns whether it made one.
-    fn report_queue_full(&mut self) -> bool {
-        let dropped = self.handoff.dropped_queue_full();
-        if dropped == self.reported_queue_full
-            || self.ended
-            || self.handoff.held() >= self.handoff.max_queue()
-        {
+    /// Adds a `telemetry.dropped` event when one is due at `moment`; see [`DropReports`].
+    /// Returns whether it made one.
+    fn report_drops(&mut self, moment: Moment) -> bool {
+        let full = self.handoff.held() >= self.handoff.max_queue();
+        if self.ended || (moment == Moment::Room && full) {
             return false;
         }
-        let count = dropped - self.reported_queue_full;
-        self.reported_queue_full = dropped;
-        let data = serde_json::json!({ "reason": "queue_full", "count": count, "total": dropped });
+        let Some(data) = self.drop_reports.due(self.handoff.stats().dropped, moment) else {
+            return false;
+        };
         let record = Record {
             time: Stamp::now(),
             severity: Severity::Warning,
-            body: Body::Json { name: "telemetry.dropped".into(), data },
+            body: Body::Json { name: DROPPED_EVENT.into(), data },
         };
         self.handoff.hold_past_bound();
         self.add(record);
@@ -245,9 +249,13 @@ impl Uploader {
             self.handoff.settle(&self.handoff.counters.after_shutdown_taken, 1);
             return;
         }
-        self.unsettled += 1;
         let is_start = matches!(record.body, Body::SessionStart);
         let is_end = matches!(record.body, Body::SessionEnd { .. });
+        if is_end {
+            // Whatever was lost goes out before the session ends.
+            self.report_drops(Moment::SessionEnd);
+        }
+        self.unsettled += 1;
         // SESSION_START goes alone, so that it can be sent before anything else.
         if is_start {
             self.seal();
@@ -259,6 +267,8 @@ impl Uploader {
         let json = to_wire_json(&record, time, &id, index, &self.config.redactor).into_boxed_slice();
         let capacity = self.config.max_batch_size;
         let batch = self.filling.get_or_insert_with(|| Batch::new(index, capacity));
+        self.handoff.add_bytes(json.len());
+        batch.bytes += json.len();
         batch.events.push(EventJson { json });
         batch.has_start |= is_start;
         batch.has_end |= is_end;
@@ -294,6 +304,7 @@ impl Uploader {
             let info = InFlight {
                 first_index: batch.first_index,
                 len: batch.len() as u64,
+                bytes: batch.bytes,
                 has_start: batch.has_start,
                 settled: Arc::clone(&settled),
             };
@@ -319,9 +330,10 @@ impl Uploader {
             self.handoff.count(&self.handoff.counters.unsent_at_shutdown, unsettled);
         }
         self.handoff.release(info.len);
+        self.handoff.release_bytes(info.bytes);
         self.unsettled -= info.len as usize;
         // Room came back: say how much was lost while there was none.
-        if self.report_queue_full() {
+        if self.report_drops(Moment::Room) {
             self.seal();
         }
         if info.has_start {
@@ -345,7 +357,7 @@ impl Uploader {
 
     /// Sends everything left, stopping at `deadline`.
     async fn shutdown(&mut self, deadline: Instant) -> Stats {
-        let _ = self.shutdown_tx.send(Some(deadline));
+        let _ = self.shutdown_tx.send(Some(deadline.into()));
         self.take(Take::All);
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::pin!(sleep);
@@ -361,8 +373,13 @@ impl Uploader {
                     while let Some(done) = self.tasks.join_next_with_id().await {
                         self.finished(done);
                     }
-                    let unsent: u64 = self.pending.drain(..).map(|b| b.len() as u64).sum();
+                    let (mut unsent, mut bytes) = (0, 0);
+                    for batch in self.pending.drain(..) {
+                        unsent += batch.len() as u64;
+                        bytes += batch.bytes;
+                    }
                     self.handoff.settle(&self.handoff.counters.unsent_at_shutdown, unsent);
+                    self.handoff.release_bytes(bytes);
                     self.unsettled -= unsent as usize;
                     self.outstanding.clear();
                     break;
@@ -374,7 +391,8 @@ impl Uploader {
         let handoff = Arc::clone(&self.handoff);
         let grace =
             STRAGGLER_GRACE.min(deadline.saturating_duration_since(Instant::now())).max(STRAGGLER_FLOOR);
-        let late = handoff.take_last(self.unsettled, grace, drop);
+        let late =
+            handoff.take_last(self.unsettled, grace, |record| handoff.release_bytes(record.heap_bytes()));
         handoff.settle(&handoff.counters.after_shutdown_taken, late as u64);
         handoff.set_watermark(u64::MAX);
         handoff.stats()

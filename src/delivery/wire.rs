@@ -28,7 +28,9 @@ pub(crate) fn to_wire_json(
 ) -> Vec<u8> {
     let event = WireEvent { record, time, event_id, index, redactor, elide: false };
     let mut out = Vec::with_capacity(256);
-    if serde_json::to_writer(&mut out, &event).is_ok() && out.len() <= MAX_EVENT_BYTES {
+    // Serialization stops as soon as the event passes the limit: a huge value is never
+    // written out whole only to be thrown away.
+    if serde_json::to_writer(Capped(&mut out), &event).is_ok() {
         return out;
     }
     out.clear();
@@ -38,6 +40,23 @@ pub(crate) fn to_wire_json(
         out.clear();
     }
     out
+}
+
+/// A buffer that refuses to grow past [`MAX_EVENT_BYTES`].
+struct Capped<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_EVENT_BYTES {
+            return Err(std::io::Error::other("event larger than MAX_EVENT_BYTES"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct WireEvent<'a> {
@@ -360,6 +379,24 @@ mod tests {
         assert_eq!(v["event_data"]["Api_Key"], "[REDACTED]");
         assert_eq!(v["event_data"]["nested"][0]["password"], "[REDACTED]");
         assert_eq!(v["event_data"]["ok"], 2);
+    }
+
+    #[test]
+    fn serialization_stops_at_the_limit() {
+        let huge = "x".repeat(MAX_EVENT_BYTES * 64);
+        let data = serde_json::json!({"blob": huge});
+        let mut out = Vec::new();
+        let record = record(Body::Json { name: "big".into(), data });
+        let event = WireEvent {
+            record: &record,
+            time: SystemTime::UNIX_EPOCH,
+            event_id: &uuid::Uuid::nil(),
+            index: 0,
+            redactor: &Redactor::default(),
+            elide: false,
+        };
+        assert!(serde_json::to_writer(Capped(&mut out), &event).is_err());
+        assert!(out.len() <= MAX_EVENT_BYTES && out.capacity() <= 2 * MAX_EVENT_BYTES, "{}", out.capacity());
     }
 
     #[test]

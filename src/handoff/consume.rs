@@ -21,7 +21,7 @@ impl Handoff {
         let at = sealed + self.threshold;
         mark.pending.store(false, Release);
         mark.at.store(at, SeqCst);
-        self.held.load(SeqCst) >= at && !(self.queue.is_empty() && self.lanes.is_empty())
+        self.load.held.load(SeqCst) >= at && !(self.queue.is_empty() && self.lanes.is_empty())
     }
 
     /// Books `n` events as finished, adding them to `counter` (delivered or a drop reason).
@@ -34,7 +34,7 @@ impl Handoff {
     /// Frees the queue room of `n` finished events. Only the uploader thread calls this, so
     /// its own count of events taken from the queue stays in step with `held`.
     pub(crate) fn release(&self, n: u64) {
-        self.held.fetch_sub(n as usize, AcqRel);
+        self.load.held.fetch_sub(n as usize, AcqRel);
     }
 
     /// [`count`](Handoff::count) and [`release`](Handoff::release) at once, for events the
@@ -42,6 +42,17 @@ impl Handoff {
     pub(crate) fn settle(&self, counter: &AtomicU64, n: u64) {
         self.count(counter, n);
         self.release(n);
+    }
+
+    /// Counts `bytes` more of payload waiting: a record's JSON, once serialized.
+    pub(crate) fn add_bytes(&self, bytes: usize) {
+        self.load.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Counts `bytes` of payload as no longer waiting: a record's heap once it is
+    /// serialized or dropped, a batch's JSON once it is settled.
+    pub(crate) fn release_bytes(&self, bytes: usize) {
+        self.load.bytes.fetch_sub(bytes, Relaxed);
     }
 
     pub(crate) fn max_queue(&self) -> usize {
@@ -79,15 +90,11 @@ impl Handoff {
         let until = Instant::now() + grace;
         let mut n = self.take(usize::MAX, &mut each);
         // SeqCst: see `admit`.
-        while self.held.load(SeqCst) > unsettled + n && Instant::now() < until {
+        while self.load.held.load(SeqCst) > unsettled + n && Instant::now() < until {
             std::thread::sleep(Duration::from_micros(50));
             n += self.take(usize::MAX, &mut each);
         }
         n
-    }
-
-    pub(crate) fn dropped_queue_full(&self) -> u64 {
-        self.dropped_full.load(Relaxed)
     }
 
     /// The uploader took a flush request: the next one needs a message again.

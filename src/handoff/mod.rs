@@ -27,6 +27,17 @@ use lanes::Lanes;
 use record::Record;
 use stats::{Dropped, Stats, UploadCounters};
 
+/// What waits, counted against the queue's bounds.
+#[derive(Debug)]
+struct Load {
+    /// Events accepted and not yet delivered or dropped: in a lane, being batched, or in
+    /// flight. Bounded by `max_queue`, so memory is bounded whatever the server does.
+    held: AtomicUsize,
+    /// Bytes of those events' payloads: the heap a record holds while it waits in a lane,
+    /// then its JSON while it waits in a batch or in flight. Bounded by `max_bytes`.
+    bytes: AtomicUsize,
+}
+
 /// When a push wakes the uploader: once `held` reaches `at` (the events the uploader has
 /// sealed into batches, plus `flush_threshold`), that is once `flush_threshold` events wait,
 /// whatever is in flight. `pending` makes it one wake-up per threshold, not one per push.
@@ -45,9 +56,8 @@ pub(crate) struct Handoff {
     queue: SegQueue<Record>,
     /// SESSION_START, taken before anything else.
     start: Mutex<Option<Record>>,
-    /// Events accepted and not yet delivered or dropped: in the queue, being batched, or in
-    /// flight. Bounded by `max_queue`, so memory is bounded whatever the server does.
-    held: CachePadded<AtomicUsize>,
+    /// What the queue bound counts, on one cache line: a push touches both.
+    load: CachePadded<Load>,
     dropped_full: CachePadded<AtomicU64>,
     dropped_closed: AtomicU64,
     /// Events settled by the uploader, whatever their fate.
@@ -57,6 +67,7 @@ pub(crate) struct Handoff {
     flush_requested: AtomicBool,
     session_ended: AtomicBool,
     max_queue: usize,
+    max_bytes: usize,
     threshold: usize,
     /// When the emitting threads wake the uploader.
     wake_mark: CachePadded<WakeMark>,
@@ -74,6 +85,7 @@ pub(crate) struct Handoff {
 impl Handoff {
     pub(crate) fn new(
         max_queue: usize,
+        max_bytes: usize,
         threshold: usize,
         session_id: Box<str>,
         sessionless: bool,
@@ -83,7 +95,7 @@ impl Handoff {
             lanes: Lanes::default(),
             queue: SegQueue::new(),
             start: Mutex::new(None),
-            held: CachePadded::new(AtomicUsize::new(0)),
+            load: CachePadded::new(Load { held: AtomicUsize::new(0), bytes: AtomicUsize::new(0) }),
             dropped_full: CachePadded::new(AtomicU64::new(0)),
             dropped_closed: AtomicU64::new(0),
             settled: AtomicU64::new(0),
@@ -91,6 +103,7 @@ impl Handoff {
             flush_requested: AtomicBool::new(false),
             session_ended: AtomicBool::new(false),
             max_queue,
+            max_bytes,
             threshold,
             wake_mark: CachePadded::new(WakeMark {
                 at: AtomicUsize::new(threshold),
@@ -110,20 +123,20 @@ impl Handoff {
 
     /// Events accepted and not yet settled.
     pub(crate) fn held(&self) -> usize {
-        self.held.load(Acquire)
+        self.load.held.load(Acquire)
     }
 
     /// Counts one event as accepted past the queue bound: SESSION_START and SESSION_END, and
     /// the `telemetry.dropped` reports the uploader makes itself. (A fatal error is counted
     /// by `admit`, past the bound too.) SeqCst: see `admit`.
     pub(crate) fn hold_past_bound(&self) {
-        self.held.fetch_add(1, SeqCst);
+        self.load.held.fetch_add(1, SeqCst);
     }
 
     /// A consistent-enough snapshot of the counters: exact once the reporter is quiet.
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
-        let held = self.held.load(Acquire) as u64;
+        let held = self.load.held.load(Acquire) as u64;
         let dropped = Dropped {
             queue_full: self.dropped_full.load(Relaxed),
             rejected: c.rejected.load(Relaxed),
@@ -142,6 +155,7 @@ impl Handoff {
             retries: c.retries.load(Relaxed),
             batches_sent: c.batches_sent.load(Relaxed),
             queued: held,
+            queued_bytes: self.load.bytes.load(Relaxed) as u64,
         }
     }
 }
@@ -169,7 +183,7 @@ mod tests {
 
     #[test]
     fn the_last_take_waits_for_a_push_that_passed_the_closed_check_before_the_close() {
-        let (handoff, _control) = Handoff::new(100, 10, "s".into(), true);
+        let (handoff, _control) = Handoff::new(100, usize::MAX, 10, "s".into(), true);
         push(&handoff, 3);
         // A push admitted just before the close, on its way to its lane.
         assert_eq!(handoff.admit(), Some(3));
@@ -197,7 +211,7 @@ mod tests {
         });
         assert_eq!(taken, 1, "the SESSION_END on its way");
         handoff.release(5);
-        let (ended, _control) = Handoff::new(100, 10, "s".into(), false);
+        let (ended, _control) = Handoff::new(100, usize::MAX, 10, "s".into(), false);
         let before = ended.held();
         assert!(ended.end_session());
         assert!(!ended.end_session(), "once per reporter");
@@ -221,7 +235,7 @@ mod tests {
 
     #[test]
     fn pushes_wake_the_uploader_once_per_threshold_of_waiting_events() {
-        let (handoff, _control) = Handoff::new(100, 10, "s".into(), true);
+        let (handoff, _control) = Handoff::new(100, usize::MAX, 10, "s".into(), true);
         push(&handoff, 9);
         assert!(!woken(&handoff));
         push(&handoff, 1);

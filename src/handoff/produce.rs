@@ -17,8 +17,9 @@ impl Handoff {
     #[inline]
     pub(crate) fn push(&self, record: Record) -> bool {
         let Some(before) = self.admit() else { return false };
-        if before >= self.max_queue {
-            self.held.fetch_sub(1, Relaxed);
+        let bytes = record.heap_bytes();
+        if before >= self.max_queue || !self.admit_bytes(bytes) {
+            self.load.held.fetch_sub(1, Relaxed);
             self.dropped_full.fetch_add(1, Relaxed);
             return false;
         }
@@ -43,13 +44,30 @@ impl Handoff {
     /// sees this event, or the push sees the moved mark.
     #[inline]
     pub(super) fn admit(&self) -> Option<usize> {
-        let before = self.held.fetch_add(1, SeqCst);
+        let before = self.load.held.fetch_add(1, SeqCst);
         if self.closed.load(SeqCst) {
-            self.held.fetch_sub(1, SeqCst);
+            self.load.held.fetch_sub(1, SeqCst);
             self.dropped_closed.fetch_add(1, Relaxed);
             return None;
         }
         Some(before)
+    }
+
+    /// Counts `bytes` of payload against `max_bytes`; false (nothing counted) when the bound
+    /// is reached. A record without heap payload only checks the bound: the line is already
+    /// this thread's after `admit`.
+    #[inline]
+    fn admit_bytes(&self, bytes: usize) -> bool {
+        let load = &self.load.bytes;
+        if bytes == 0 {
+            return load.load(Relaxed) < self.max_bytes;
+        }
+        let before = load.fetch_add(bytes, Relaxed);
+        if before.saturating_add(bytes) > self.max_bytes {
+            load.fetch_sub(bytes, Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Puts an accepted record in the calling thread's lane.
@@ -65,6 +83,7 @@ impl Handoff {
         if self.admit().is_none() {
             return false;
         }
+        self.load.bytes.fetch_add(record.heap_bytes(), Relaxed);
         self.enqueue(record);
         self.wake.notify_one();
         true
@@ -88,7 +107,7 @@ impl Handoff {
         // a shutdown that finds the session ended waits in its last take for this record.
         self.hold_past_bound();
         if self.session_ended.swap(true, SeqCst) {
-            self.held.fetch_sub(1, SeqCst);
+            self.load.held.fetch_sub(1, SeqCst);
             return false;
         }
         let duration = self.started.elapsed();

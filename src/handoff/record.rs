@@ -30,6 +30,56 @@ pub(crate) struct Record {
     pub(crate) body: Body,
 }
 
+impl Record {
+    /// The heap memory the record holds beyond its own size: what it counts against the
+    /// queue's byte bound while it waits. Zero for an event whose fields and text fit in the
+    /// record.
+    #[inline]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match &self.body {
+            Body::SessionStart | Body::SessionEnd { .. } => 0,
+            Body::Packed(p) => p.heap_bytes(),
+            Body::Fields(f) => {
+                size_of::<FieldRecord>() + f.text.len() + f.fields.capacity() * size_of::<(&str, Val)>()
+            }
+            Body::Json { name, data } => name.len() + json_heap_bytes(data),
+            Body::Exception(e) => {
+                size_of::<ExceptionRecord>()
+                    + e.error_type.capacity()
+                    + e.error_message.capacity()
+                    + e.traceback.as_ref().map_or(0, String::capacity)
+            }
+        }
+    }
+}
+
+/// About the heap a JSON value holds: its strings, keys and nodes. Walks the value without
+/// recursion, however deep it is.
+fn json_heap_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    const NODE: usize = size_of::<Value>();
+    let mut total = 0;
+    let mut todo = vec![value];
+    while let Some(v) = todo.pop() {
+        match v {
+            Value::String(s) => total += s.capacity(),
+            Value::Array(items) => {
+                total += items.capacity() * NODE;
+                todo.extend(items);
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    // A map entry: its key, its value, and the map's own bookkeeping.
+                    total += k.capacity() + NODE + 2 * size_of::<usize>();
+                    todo.push(v);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    total
+}
+
 /// What kind of event a record is, with its payload.
 #[derive(Debug)]
 pub(crate) enum Body {
@@ -274,6 +324,12 @@ impl PackedFields {
             fields_dropped: fields_dropped.min(u32::from(u16::MAX)) as u16,
             buf,
         }
+    }
+
+    /// The heap the packed buffer holds: none while it fits inline.
+    #[inline]
+    fn heap_bytes(&self) -> usize {
+        if self.buf.spilled() { self.buf.capacity() } else { 0 }
     }
 
     fn text_start(&self) -> usize {

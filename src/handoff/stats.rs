@@ -31,6 +31,10 @@ pub struct Stats {
     pub batches_sent: u64,
     /// Events waiting in the queue or in a request not yet answered.
     pub queued: u64,
+    /// Bytes of those events' payloads: what their fields and text hold while they wait to
+    /// be taken, then their JSON. Bounded by
+    /// [`Builder::max_queue_bytes`](crate::Builder::max_queue_bytes).
+    pub queued_bytes: u64,
 }
 
 /// Events given up on, by reason. See [`Stats`].

@@ -366,6 +366,18 @@ pub fn raw_response(status: u16, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A complete HTTP/1.1 response with extra header lines (`name: value`) and an empty body,
+/// for [`Raw::WriteClose`].
+pub fn raw_response_with(status: u16, headers: &[&str]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n").into_bytes();
+    for h in headers {
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 /// One request as the [`RawServer`] saw it.
 #[derive(Debug, Clone)]
 pub struct RawSeen {
