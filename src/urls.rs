@@ -1,6 +1,7 @@
-//! URL helpers: removing credentials and query strings before a URL is shown or sent, and
-//! telling loopback endpoints apart.
+//! URL helpers: removing credentials and query strings before a URL is shown or sent (on
+//! its own, or wherever one appears in a text), and telling loopback endpoints apart.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// `url` without user name, password, query or fragment. Text that does not parse as a URL
@@ -27,6 +28,37 @@ pub(crate) fn scrub_url(url: &str) -> String {
     }
 }
 
+/// `text` with every URL in it (`scheme://…`) stripped of its user name, password, query
+/// and fragment: error messages quote request URLs whole (reqwest's do), tokens included.
+/// Borrows when there is nothing to remove.
+pub(crate) fn scrub_urls_in(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find("://") {
+        out.push_str(&rest[..at + 3]);
+        let after = &rest[at + 3..];
+        let end = after.find(url_ends).unwrap_or(after.len());
+        let url = &after[..end];
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let host_start = url[..authority_end].rfind('@').map_or(0, |i| i + 1);
+        let path_end = url.find(['?', '#']).unwrap_or(url.len());
+        changed |= host_start > 0 || path_end < url.len();
+        out.push_str(&url[host_start..path_end]);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    if changed { Cow::Owned(out) } else { Cow::Borrowed(text) }
+}
+
+/// Where a URL quoted in text ends: white space, quotes and brackets.
+fn url_ends(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '[' | ']' | '{' | '}' | '\\')
+}
+
 /// How `Debug` shows a base URL: without credentials or query, and not at all when it is
 /// not a URL (it might be a key pasted into the wrong option).
 pub(crate) fn shown_base_url(base: &str) -> String {
@@ -51,7 +83,9 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_loopback, scrub_url};
+    use std::borrow::Cow;
+
+    use super::{is_loopback, scrub_url, scrub_urls_in};
 
     #[test]
     fn credentials_query_and_fragment_are_removed() {
@@ -62,6 +96,25 @@ mod tests {
         assert_eq!(scrub_url("/v1/models?key=1"), "/v1/models");
         assert_eq!(scrub_url("u:p@host/path?q"), "host/path");
         assert_eq!(scrub_url("http://[::1]:80/a"), "http://[::1]/a");
+    }
+
+    #[test]
+    fn urls_inside_text_lose_credentials_query_and_fragment() {
+        let cases = [
+            (
+                "error sending request for url (http://127.0.0.1:9/v1/x?token=SECRET&a=b)",
+                "error sending request for url (http://127.0.0.1:9/v1/x)",
+            ),
+            ("see https://u:SECRET@host.example/p#frag, then retry", "see https://host.example/p then retry"),
+            ("\"postgres://admin:SECRET@db:5432/app?sslmode=require\"", "\"postgres://db:5432/app\""),
+            ("two: a://x?k=SECRET b://y/?k=SECRET", "two: a://x b://y/"),
+            ("query with a comma http://h/p?t=SE,CRET end", "query with a comma http://h/p end"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(scrub_urls_in(text), want, "{text}");
+        }
+        assert!(matches!(scrub_urls_in("no url here"), Cow::Borrowed(_)));
+        assert!(matches!(scrub_urls_in("https://clean.example/a/b"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -288,3 +288,53 @@ fn a_redirect_is_never_followed_with_the_key() {
     let s = report.stats;
     assert_eq!((s.delivered, s.dropped.rejected, s.retries), (0, 3, 0), "{s:?}");
 }
+
+/// An error whose message quotes a URL with a token, as reqwest's errors do.
+#[derive(Debug)]
+struct Fetch {
+    source: std::io::Error,
+}
+
+impl std::fmt::Display for Fetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("error sending request for url (https://api.example.com/v1/run?token=PLANTED-err)")
+    }
+}
+
+impl std::error::Error for Fetch {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+#[test]
+fn urls_in_any_text_lose_their_query_and_credentials() {
+    let server = RawServer::with_fn(|_| Raw::Accept);
+    let (layer, guard) = server.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let url = "https://user:PLANTED-span@api.example.com/v1/a?token=PLANTED-span";
+        let span = tracing::info_span!("http.request", session_id = SESSION, method = "GET", note = url);
+        drop(span);
+        tracing::warn!(
+            session_id = SESSION,
+            field = "see http://h.example/p?token=PLANTED-field",
+            debug = ?Some("http://u:PLANTED-debug@h.example/"),
+            "failed: http://h.example/x?token=PLANTED-message"
+        );
+        tracing::info!(session_id = SESSION, "GET https://h.example/?token=PLANTED-name");
+    });
+    handle.log("json", json!({"nested": ["http://h.example/q?token=PLANTED-json"]}), Severity::Info);
+    let cause = std::io::Error::other("proxy at http://u:PLANTED-cause@proxy.example:3128 refused");
+    handle.log_exception(&Fetch { source: cause }, Severity::Error);
+    assert!(handle.wait_until_drained(PATIENCE));
+    guard.shutdown();
+    let sent: String = server.seen().iter().map(|s| String::from_utf8_lossy(&s.raw).into_owned()).collect();
+    for place in ["span", "field", "debug", "message", "name", "json", "err", "cause"] {
+        assert!(!sent.contains(&format!("PLANTED-{place}")), "the {place} token was sent: {sent}");
+    }
+    for kept in ["api.example.com/v1/a", "h.example/p", "api.example.com/v1/run", "proxy.example:3128"] {
+        assert!(sent.contains(kept), "{kept} should remain: {sent}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Wire encoding, on the uploader thread: a record as the JSON event object the Tinker API
-//! takes, with secret-looking fields redacted and the size bounded, and the small pieces of
-//! the format every request shares (timestamps, durations, platform, process UUID).
+//! takes, with secret-looking fields redacted, every URL in a string stripped of credentials
+//! and query, and the size bounded; and the small pieces of the format every request shares
+//! (timestamps, durations, platform, process UUID).
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use uuid::Uuid;
 use super::redact::Redactor;
 use crate::handoff::record::{Body, FieldSource, Record, Val};
 use crate::limits::{MAX_EVENT_BYTES, REDACTED};
+use crate::urls::scrub_urls_in;
 
 /// Serializes one record as a wire event object.
 ///
@@ -96,7 +98,7 @@ impl Serialize for WireEvent<'_> {
             Body::Packed(f) => self.fields(&mut m, f)?,
             Body::Fields(f) => self.fields(&mut m, &**f)?,
             Body::Json { name, data } => {
-                m.serialize_entry("event_name", name)?;
+                m.serialize_entry("event_name", &*scrub_urls_in(name))?;
                 if self.elide {
                     m.serialize_entry("event_data", &Elided)?;
                 } else {
@@ -108,9 +110,9 @@ impl Serialize for WireEvent<'_> {
                 if self.elide {
                     m.serialize_entry("error_message", ELIDED)?;
                 } else {
-                    m.serialize_entry("error_message", &e.error_message)?;
+                    m.serialize_entry("error_message", &*scrub_urls_in(&e.error_message))?;
                     if let Some(tb) = &e.traceback {
-                        m.serialize_entry("traceback", tb)?;
+                        m.serialize_entry("traceback", &*scrub_urls_in(tb))?;
                     }
                 }
             }
@@ -121,7 +123,7 @@ impl Serialize for WireEvent<'_> {
 
 impl WireEvent<'_> {
     fn fields<M: SerializeMap, F: FieldSource>(&self, m: &mut M, f: &F) -> Result<(), M::Error> {
-        m.serialize_entry("event_name", f.event_name("event"))?;
+        m.serialize_entry("event_name", &*scrub_urls_in(f.event_name("event")))?;
         if self.elide {
             m.serialize_entry("event_data", &Elided)
         } else {
@@ -150,7 +152,7 @@ impl<F: FieldSource> Serialize for FieldData<'_, F> {
         let f = self.f;
         let mut m = s.serialize_map(None)?;
         if let (Some(_), Some(msg)) = (f.name(), f.message()) {
-            m.serialize_entry("message", f.text(msg))?;
+            m.serialize_entry("message", &*scrub_urls_in(f.text(msg)))?;
         }
         for (key, val) in f.pairs() {
             if self.redactor.is_secret(key) {
@@ -162,7 +164,7 @@ impl<F: FieldSource> Serialize for FieldData<'_, F> {
                 Val::U64(v) => m.serialize_entry(key, &v)?,
                 Val::F64(v) => m.serialize_entry(key, &Float(v))?,
                 Val::Bool(v) => m.serialize_entry(key, &v)?,
-                Val::Str(t) => m.serialize_entry(key, f.text(t))?,
+                Val::Str(t) => m.serialize_entry(key, &*scrub_urls_in(f.text(t)))?,
                 Val::BigInt(t) => m.serialize_entry(key, &BigInt(f.text(t)))?,
             }
         }
@@ -248,6 +250,7 @@ impl Serialize for Redacted<'_> {
             serde_json::Value::Array(items) => {
                 s.collect_seq(items.iter().map(|v| Redacted { v, redactor: self.redactor }))
             }
+            serde_json::Value::String(text) => s.serialize_str(&scrub_urls_in(text)),
             other => other.serialize(s),
         }
     }
