@@ -80,6 +80,8 @@
 //! | `event_name` field | `event_name` | string |
 //! | macro `name:` (when no `event_name` field) | `event_name` | string |
 //! | message (when neither of the above) | `event_name` | string |
+//! | the enclosing span's name (when none of the above; e.g. the `#[instrument]`ed function) | `event_name` | string |
+//! | `log.*` fields of a `log` record bridged by tracing-log | left out | |
 //! | message (when there is an event name) | `event_data.message` | string |
 //! | `severity` field (`DEBUG` … `CRITICAL`, any case) | `severity` | string |
 //! | level: `TRACE`/`DEBUG`, `INFO`, `WARN`, `ERROR` | `severity`: `DEBUG`, `INFO`, `WARNING`, `ERROR` | string |
@@ -163,7 +165,8 @@
 //! | [`TelemetryHandle::log_fatal_exception`] (and `_async`) | the event, SESSION_END (once per session), then a drain bounded by `flush_timeout` |
 //! | [`TelemetryHandle::capture`], `capture_fatal`, `capture_with_severity` | run a closure; log its `Err` and return it unchanged; report a panic as fatal and resume it |
 //! | [`TelemetryHandle::capture_async`], [`CaptureExt`] | the same for futures |
-//! | `tracing::error!(error = &err as &dyn Error, "…")` in the session | the same event as `log_exception`, with the message as context |
+//! | `tracing::error!(error = &err as &dyn Error, "…")` in the session | the same event as `log_exception`, with the message as context (the event's other fields are not sent) |
+//! | `#[tracing::instrument(err)]` returning `Err` in the session | UNHANDLED_EXCEPTION with the error's text as `error_message`, `error_type` `Error` (only the text is recorded), `traceback` `in <function>` |
 //! | [`TelemetryHandle::install_panic_hook`] | a panic on any thread: UNHANDLED_EXCEPTION `CRITICAL` with payload, location, thread and backtrace, SESSION_END, drain; then the previous hook |
 //!
 //! An error is a *user error* when it or a cause carries an HTTP status in 400..=499 other

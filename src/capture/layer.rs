@@ -17,7 +17,7 @@ use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSIO
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
-use crate::handoff::record::{Body, Record, Text};
+use crate::handoff::record::{Body, ExceptionRecord, FieldSource, Record, Text};
 use crate::severity::Severity;
 
 /// The layer's share of the configuration.
@@ -202,10 +202,23 @@ impl Inner {
     /// Captures `event` in one walk of its fields and queues it. With `check`, the event has
     /// a `session_id` field: the walk compares it and gives up on another session's event;
     /// `in_span` decides when the field is declared but was not recorded.
-    fn capture(&self, event: &Event<'_>, text: &mut String, check: bool, in_span: impl FnOnce() -> bool) {
+    ///
+    /// An event with neither a message nor an `event_name` is named after its span (the
+    /// instrumented function), and the error event `#[instrument(err)]` emits (one `error`
+    /// field, nothing else) becomes an exception naming that span.
+    fn capture(
+        &self,
+        event: &Event<'_>,
+        text: &mut String,
+        check: bool,
+        in_span: impl FnOnce() -> bool,
+        span_name: impl FnOnce() -> Option<&'static str>,
+    ) {
         let meta = event.metadata();
         let mut draft = Draft::<EventFields>::default();
-        let mut visitor = FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.classifier);
+        let mut visitor = FieldVisitor::new(&mut draft, text, false)
+            .with_errors(&self.config.classifier)
+            .bridged_from_log(meta.name() == LOG_EVENT);
         if check {
             visitor = visitor.checking_session(&self.config.session_id);
         }
@@ -223,11 +236,29 @@ impl Inner {
             self.handoff.push(record);
             return;
         }
-        if draft.name.is_none() && (draft.message.is_none() || !is_default_event_name(meta.name())) {
-            draft.name = Some(Text::Static(meta.name()));
+        let unnamed = draft.name.is_none() && draft.message.is_none() && is_default_event_name(meta.name());
+        let span = if unnamed { span_name() } else { None };
+        match span {
+            Some(span) => {
+                let start = text.len() as u32;
+                text.push_str(span);
+                draft.name = Some(Text::Range(start, text.len() as u32));
+            }
+            None if draft.name.is_none()
+                && (draft.message.is_none() || !is_default_event_name(meta.name())) =>
+            {
+                draft.name = Some(Text::Static(meta.name()));
+            }
+            None => {}
         }
         let explicit = draft.severity;
         let fields = draft.pack(meta, text);
+        if let Some(span) = span.filter(|_| is_instrument_error(meta)) {
+            let message = fields.get_str(INSTRUMENT_ERROR).unwrap_or_default().to_owned();
+            let severity = explicit.unwrap_or_else(|| Severity::from(meta.level()));
+            self.handoff.push(instrument_error(span, message, severity));
+            return;
+        }
         let severity = explicit.unwrap_or_else(|| {
             if draft.event_name(text) == QUEUE_STATE_CHANGE {
                 queue_severity(&fields)
@@ -265,9 +296,36 @@ fn has_session_field(meta: &tracing::Metadata<'_>) -> bool {
     })
 }
 
-/// tracing names events `event <file>:<line>` unless the macro was given `name:`.
+/// tracing-log's name for a bridged `log` record.
+const LOG_EVENT: &str = "log event";
+
+/// The one field of the event `#[instrument(err)]` emits.
+const INSTRUMENT_ERROR: &str = "error";
+
+/// Whether the event is shaped like the one `#[instrument(err)]` emits on an `Err`:
+/// `error!(error = %e)` (or `?e`), its only field.
+fn is_instrument_error(meta: &tracing::Metadata<'_>) -> bool {
+    let mut fields = meta.fields().iter();
+    *meta.level() == Level::ERROR
+        && fields.next().is_some_and(|f| f.name() == INSTRUMENT_ERROR)
+        && fields.next().is_none()
+}
+
+/// The exception for an `#[instrument(err)]` error event in the span `function`: the error's
+/// type is unknown (only its text was recorded), the function is named in the traceback.
+fn instrument_error(function: &str, message: String, severity: Severity) -> Record {
+    let record = ExceptionRecord {
+        error_type: "Error".to_owned(),
+        error_message: message,
+        traceback: Some(format!("in {function}")),
+    };
+    Record { time: Stamp::now(), severity, body: Body::Exception(Box::new(record)) }
+}
+
+/// tracing names events `event <file>:<line>` unless the macro was given `name:`, and
+/// tracing-log names every bridged record `log event`: names that say nothing.
 fn is_default_event_name(name: &str) -> bool {
-    name.starts_with("event ")
+    name.starts_with("event ") || name == LOG_EVENT
 }
 
 impl<S> tracing_subscriber::Layer<S> for TinkerTelemetryLayer
@@ -357,16 +415,17 @@ where
         }
         // Captures only references: a copy goes to whichever capture runs.
         let in_span = || inner.span_in_session(event, &ctx);
+        let span_name = || ctx.event_span(event).map(|span| span.name());
         let captured = SCRATCH.try_with(|scratch| {
             let Ok(mut text) = scratch.try_borrow_mut() else { return false };
             text.clear();
-            inner.capture(event, &mut text, check, in_span);
+            inner.capture(event, &mut text, check, in_span, span_name);
             true
         });
         // Re-entered from a Debug impl that logs, or logged from a thread-local's destructor
         // once SCRATCH is gone: a buffer of its own.
         if captured != Ok(true) {
-            inner.capture(event, &mut String::new(), check, in_span);
+            inner.capture(event, &mut String::new(), check, in_span, span_name);
         }
     }
 }

@@ -224,12 +224,14 @@ pub(crate) struct FieldVisitor<'a, S> {
     errors: Option<&'a Classifier>,
     /// The session to compare a `session_id` field with.
     session: Option<&'a str>,
+    /// The event is a `log` record bridged by tracing-log.
+    bridged_from_log: bool,
 }
 
 impl<'a, S: FieldStore> FieldVisitor<'a, S> {
     pub(crate) fn new(draft: &'a mut Draft<S>, text: &'a mut String, replace: bool) -> Self {
         let base = if replace { 0 } else { text.len() };
-        FieldVisitor { draft, text, base, replace, errors: None, session: None }
+        FieldVisitor { draft, text, base, replace, errors: None, session: None, bridged_from_log: false }
     }
 
     /// Compares a `session_id` field with `session` while capturing (into
@@ -239,9 +241,17 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         self
     }
 
-    /// Whether the rest of the fields can be skipped: the event is another session's.
-    fn skipping(&self) -> bool {
-        self.draft.session == Some(false)
+    /// Whether `field` is skipped: the event is another session's, or the field is the `log`
+    /// crate's bookkeeping on an event bridged by tracing-log.
+    fn skipping(&self, field: &Field) -> bool {
+        self.draft.session == Some(false) || (self.bridged_from_log && field.name().starts_with("log."))
+    }
+
+    /// Leaves out the `log.*` fields tracing-log adds to a bridged `log` record (target, module
+    /// path, file, line): the event is one of those.
+    pub(crate) fn bridged_from_log(mut self, bridged: bool) -> Self {
+        self.bridged_from_log = bridged;
+        self
     }
 
     fn check_session_str(&mut self, value: &str) {
@@ -337,7 +347,7 @@ impl fmt::Write for Limited<'_> {
 
 impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.skipping() {
+        if self.skipping(field) {
             return;
         }
         match field.name() {
@@ -353,7 +363,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.skipping() {
+        if self.skipping(field) {
             return;
         }
         match field.name() {
@@ -375,13 +385,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if field.name() != SESSION_ID && !self.skipping(field) {
             self.add(field, Val::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if field.name() != SESSION_ID && !self.skipping(field) {
             self.add(field, Val::U64(value));
         }
     }
@@ -401,13 +411,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if field.name() != SESSION_ID && !self.skipping(field) {
             self.add(field, Val::F64(value));
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.skipping() {
+        if self.skipping(field) {
             return;
         }
         match self.errors {
@@ -426,7 +436,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if field.name() != SESSION_ID && !self.skipping(field) {
             self.add(field, Val::Bool(value));
         }
     }
@@ -434,7 +444,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
 
 impl<S: FieldStore> FieldVisitor<'_, S> {
     fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
-        if field.name() == SESSION_ID || self.skipping() {
+        if field.name() == SESSION_ID || self.skipping(field) {
             return;
         }
         let start = self.text.len();
