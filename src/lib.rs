@@ -95,23 +95,42 @@
 //! ## Spans
 //!
 //! Spans named in [`Builder::capture_spans`] (by default [`DEFAULT_CAPTURED_SPANS`]:
-//! `http.request` and `queue.state_change`) become one `GENERIC_EVENT` each when they close,
-//! if they belong to the session. Other spans are not captured; they only carry
-//! `session_id` to what happens inside them, wherever they are entered (other threads,
+//! `http.request` and `queue.state_change`; [`Builder::capture_span`] adds one) and the spans
+//! of the ecosystem's HTTP instrumentation become one `GENERIC_EVENT` each when they close, if
+//! they belong to the session, whatever their level. Other spans are not captured; they only
+//! carry `session_id` to what happens inside them, wherever they are entered (other threads,
 //! futures instrumented with [`tracing::Instrument`]). The nearest `session_id` wins: the
 //! event's own, then its span's, then that span's ancestors'. Under a per-layer filter, the
-//! spans that carry `session_id` must pass the filter for their events to be captured.
+//! spans that carry `session_id` must pass the filter for their events to be captured; a
+//! global filter (`EnvFilter` or a level on the registry) that disables a span hides it from
+//! every layer, this one included: to keep tower-http's DEBUG `request` span while printing
+//! only INFO, give the filter to the printing layer (`fmt::layer().with_filter(…)`), not to
+//! the registry.
+//!
+//! HTTP instrumentation recognised with no configuration:
+//!
+//! | instrumentation | span | its fields that are read |
+//! |---|---|---|
+//! | reqwest-tracing 0.7 (reqwest 0.13) and 0.5 (reqwest 0.12), default backend and `SpanBackendWithUrl` | `HTTP request` (INFO) | `http.request.method`, `server.address`, `http.response.status_code`, `error.message`, `url.full` (with the URL backend) |
+//! | tower-http `TraceLayer` (server side; its status and failure arrive in events inside the span) | `request` (DEBUG) | `method`, `uri`; the response event's `status`, the failure event's `classification` |
+//! | anything that follows the OpenTelemetry HTTP conventions | any name with `http.request.method` (or `http.method`) and `otel.kind` | as above, plus `url.path`, `http.route` |
+//!
+//! Each becomes an `http.request` event in one shape:
 //!
 //! | span data | wire field |
 //! |---|---|
-//! | span name | `event_name` |
+//! | span name (`http.request` for any HTTP span) | `event_name` |
 //! | fields given at creation or with `Span::record` | `event_data.<name>`, typed as for events |
 //! | time from creation to close | `event_data.duration_ms` (float) |
-//! | `http.request`: `method` or `http.request.method` | `event_data.method` |
-//! | `http.request`: `path`, `url.path`, `http.route` | `event_data.path`, query string removed |
-//! | `http.request`: `url`, `url.full` | `event_data.url` without credentials or query, and its `path` |
-//! | `http.request`: `status`, `http.response.status_code` (number or digits) | `event_data.status` (number) |
-//! | `http.request` severity | `ERROR` for status ≥ 500 or an `error`/`exception` field, `WARNING` for other 4xx, else `INFO` |
+//! | `method`, `http.request.method`, `http.method` | `event_data.method` |
+//! | `status`, `http.response.status_code`, `http.status_code` (number or digits) | `event_data.status` (number) |
+//! | `host`, `server.address`, `http.host`, or the host of the URL | `event_data.host` |
+//! | `path`, `url.path`, `http.target`, or the path of the URL or `uri` | `event_data.path`, query string removed |
+//! | `route`, `http.route` | `event_data.route` |
+//! | `error`, `error.message`, `exception.message`, tower-http's `classification` | `event_data.error`, URLs in it without credentials or query |
+//! | `url`, `url.full`, `http.url` | `event_data.url` without credentials or query, for the program's own `http.request` spans; left out for instrumentation's (its host and path are sent) |
+//! | `otel.*`, `url.scheme`, `server.port`, `version`, `error.cause_chain`, `latency`, empty user agents | left out |
+//! | HTTP severity, whatever `otel.status_code` says | `ERROR` for status ≥ 500 or an `error` (or `exception`, `error.type`) field, `WARNING` for other 4xx, else `INFO` |
 //! | `queue.state_change` (span, or event with that `name:` or `event_name`) severity | `WARNING` when `to` is `paused_rate_limit` or `paused_capacity`, else `INFO` |
 //! | other captured spans' severity | from the span's level |
 //!

@@ -345,10 +345,9 @@ fn composes_under_filters_options_boxes_and_beside_other_layers() {
 }
 
 #[test]
-fn spans_named_by_other_http_crates_map_without_glue() {
+fn spans_shaped_like_other_http_crates_map_without_configuration() {
     let collector = Collector::start();
-    let (layer, guard) =
-        collector.builder(SESSION).capture_spans(["HTTP request", "request"]).build().unwrap();
+    let (layer, guard) = collector.builder(SESSION).build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         tracing::info_span!("session", session_id = SESSION).in_scope(|| {
             // reqwest-tracing's span and fields
@@ -368,8 +367,12 @@ fn spans_named_by_other_http_crates_map_without_glue() {
     assert_eq!(names(&events), ["http.request", "http.request"]);
     assert_eq!(events[0]["event_data"]["path"], "/v1/a");
     assert_eq!(events[0]["event_data"]["status"], 200);
+    assert_eq!(events[0]["event_data"]["host"], "api.example.com");
+    assert!(
+        events[0]["event_data"].get("otel.kind").is_none() && events[0]["event_data"].get("url").is_none()
+    );
     assert_eq!(events[1]["event_data"]["method"], "POST");
-    assert_eq!(events[1]["event_data"]["url"], "/v1/b");
+    assert_eq!(events[1]["event_data"]["path"], "/v1/b");
     assert!(!events.iter().any(|e| e.to_string().contains("s3cr3t")));
 }
 
@@ -401,4 +404,19 @@ fn a_debug_impl_that_logs_while_a_span_is_recorded_does_not_deadlock() {
     assert_eq!(chatty["event_data"]["value"], "chatty");
     let request = events.iter().find(|e| e["event_name"] == "http.request").unwrap();
     assert_eq!(request["event_data"]["body"], "chatty");
+}
+
+#[test]
+fn capture_span_adds_a_name_and_keeps_the_defaults() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).capture_span("checkpoint.save").build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("session", session_id = SESSION).in_scope(|| {
+            tracing::info_span!("checkpoint.save", step = 7).in_scope(|| {});
+            tracing::info_span!("http.request", method = "GET", status = 200).in_scope(|| {});
+            tracing::info_span!("not.listed").in_scope(|| {});
+        });
+    });
+    let events = generic_events(&collector, guard);
+    assert_eq!(names(&events), ["checkpoint.save", "http.request"]);
 }

@@ -12,6 +12,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::capture::entered::{self, Enclosing};
+use crate::capture::http;
 use crate::capture::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
 use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
 use crate::errors::classify::Classifier;
@@ -269,6 +270,19 @@ impl Inner {
         self.handoff.push(Record { time: Stamp::now(), severity, body: Body::Packed(fields) });
     }
 
+    /// Records an event's fields into its span's capture, if the span is captured: how
+    /// tower-http's status and failure reach its request span.
+    fn absorb_into_span<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(span) = ctx.event_span(event) else { return };
+        let Some(mut capture) = PerLayer::<Box<SpanCapture>>::take(&span, self.id) else { return };
+        let SpanCapture { draft, text, .. } = &mut *capture;
+        event.record(&mut FieldVisitor::new(draft, text, true));
+        PerLayer::set(&span, self.id, capture);
+    }
+
     fn captures_span(&self, name: &str) -> bool {
         self.config.capture_spans.iter().any(|n| &**n == name)
     }
@@ -352,8 +366,9 @@ where
         }
         // A span known to belong to another session is not captured; one whose session is
         // not known yet is, in case `session_id` is recorded later.
-        if session != Some(false) && inner.captures_span(meta.name()) {
-            let mut capture = Box::new(SpanCapture::new(*meta.level()));
+        let instrumentation = http::is_instrumentation(meta);
+        if session != Some(false) && (instrumentation || inner.captures_span(meta.name())) {
+            let mut capture = Box::new(SpanCapture::new(*meta.level(), instrumentation));
             let SpanCapture { draft, text, .. } = &mut *capture;
             attrs.record(&mut FieldVisitor::new(draft, text, true));
             PerLayer::set(&span, inner.id, capture);
@@ -405,12 +420,20 @@ where
         let Some(inner) = &self.inner else { return };
         let meta = event.metadata();
         if *meta.level() > inner.config.min_level {
+            // tower-http reports a response at DEBUG; it belongs to its request span.
+            if http::is_tower_http_report(meta) {
+                inner.absorb_into_span(event, &ctx);
+            }
             return;
         }
         // The event's own `session_id` wins, checked during the one walk of its fields;
         // without one, the nearest span decides before any field is visited.
         let check = !inner.config.sessionless && has_session_field(meta);
         if !inner.config.sessionless && !check && !inner.span_in_session(event, &ctx) {
+            return;
+        }
+        if http::is_tower_http_report(meta) {
+            inner.absorb_into_span(event, &ctx);
             return;
         }
         // Captures only references: a copy goes to whichever capture runs.

@@ -3,6 +3,7 @@
 //! Nothing here serializes, does I/O, or blocks.
 
 pub(crate) mod entered;
+pub(crate) mod http;
 pub(crate) mod layer;
 pub(crate) mod span;
 pub(crate) mod visit;

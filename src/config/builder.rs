@@ -268,11 +268,12 @@ impl Builder {
     /// Span names that become events when they close: one `GENERIC_EVENT` named after the
     /// span, with the span's fields (given at creation or recorded later) and `duration_ms`,
     /// for spans of the session, whatever their level. A captured span with an HTTP method
-    /// field (`method`, `http.request.method`) is sent as `http.request` with normalised
-    /// fields, so adding reqwest-tracing's `"HTTP request"` or tower-http's `"request"` maps
-    /// them. Replaces the default list,
+    /// field (`method`, `http.request.method`) is sent as `http.request` in its one shape.
+    /// The HTTP instrumentation the crate docs list (reqwest-tracing, tower-http, the
+    /// OpenTelemetry conventions) is captured whatever this says. Replaces the default list,
     /// [`DEFAULT_CAPTURED_SPANS`](crate::DEFAULT_CAPTURED_SPANS) (`http.request` and
-    /// `queue.state_change`); include those names to keep them.
+    /// `queue.state_change`); include those names to keep them, or add one name at a time
+    /// with [`capture_span`](Builder::capture_span).
     ///
     /// # Examples
     /// ```
@@ -285,6 +286,19 @@ impl Builder {
         S: Into<String>,
     {
         self.capture_spans = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds one span name to those captured (see [`capture_spans`](Builder::capture_spans)),
+    /// keeping the others. Default: the list holds
+    /// [`DEFAULT_CAPTURED_SPANS`](crate::DEFAULT_CAPTURED_SPANS).
+    ///
+    /// # Examples
+    /// ```
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().capture_span("checkpoint.save");
+    /// ```
+    pub fn capture_span(mut self, name: impl Into<String>) -> Self {
+        self.capture_spans.push(name.into());
         self
     }
 

@@ -1,0 +1,280 @@
+//! HTTP spans: recognising the ecosystem's HTTP instrumentation (reqwest-tracing, tower-http's
+//! `TraceLayer`, anything that follows the OpenTelemetry HTTP conventions), and turning any
+//! HTTP span into the crate's one `http.request` shape: `method`, `status`, `host`, `path`,
+//! `route`, `error` and `duration_ms`, never a query string, none of the instrumentation's
+//! bookkeeping.
+
+use tracing::Metadata;
+
+use crate::handoff::record::{FieldRecord, FieldSource, TextRange, Val};
+use crate::severity::Severity;
+use crate::urls::scrub_url;
+
+/// The target prefix of tower-http's trace events (its response and failure events).
+const TOWER_HTTP_TRACE: &str = "tower_http::trace";
+
+/// Whether a span comes from HTTP instrumentation: a span with an HTTP method field and an
+/// `otel.kind` (the OpenTelemetry conventions, reqwest-tracing 0.5 to 0.7), or tower-http's
+/// `request` span (`method`, `uri`, `version`).
+pub(crate) fn is_instrumentation(meta: &Metadata<'_>) -> bool {
+    let fields = meta.fields();
+    let has = |name: &str| fields.field(name).is_some();
+    let otel = has("otel.kind") && (has("http.request.method") || has("http.method"));
+    let tower = meta.name() == "request" && has("method") && has("uri") && has("version");
+    otel || tower
+}
+
+/// Whether an event is tower-http's report on the request of its enclosing span: its
+/// status and latency, or its failure.
+pub(crate) fn is_tower_http_report(meta: &Metadata<'_>) -> bool {
+    meta.target().starts_with(TOWER_HTTP_TRACE)
+}
+
+/// What an HTTP span's field is, whichever convention named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpField {
+    Method,
+    Path,
+    Route,
+    Url,
+    Host,
+    Status,
+    Error,
+    UserAgent,
+    /// The instrumentation's own bookkeeping: never sent.
+    Bookkeeping,
+    Other,
+}
+
+pub(crate) fn http_field(name: &str) -> HttpField {
+    match name {
+        "method" | "http.request.method" | "http.method" => HttpField::Method,
+        "path" | "url.path" | "http.target" => HttpField::Path,
+        "route" | "http.route" => HttpField::Route,
+        "url" | "url.full" | "http.url" | "uri" => HttpField::Url,
+        "host" | "server.address" | "http.host" | "net.peer.name" => HttpField::Host,
+        "status" | "http.response.status_code" | "http.status_code" | "status_code" => HttpField::Status,
+        "error" | "error.message" | "exception.message" | "classification" => HttpField::Error,
+        "user_agent.original" | "http.user_agent" => HttpField::UserAgent,
+        "url.scheme"
+        | "http.scheme"
+        | "server.port"
+        | "net.host.port"
+        | "net.peer.port"
+        | "version"
+        | "network.protocol.version"
+        | "http.flavor"
+        | "error.cause_chain"
+        | "latency" => HttpField::Bookkeeping,
+        other if other.starts_with("otel.") => HttpField::Bookkeeping,
+        _ => HttpField::Other,
+    }
+}
+
+/// The request's fields in the `http.request` shape: known names renamed (`method`, `path`,
+/// `route`, `host`, `status` as a number, `error`), `host` and `path` taken from a URL when
+/// not given, credentials and queries stripped, bookkeeping and empty user agents left out.
+/// A span from instrumentation (`strict`) also loses its URL (host and path say it without
+/// what a URL may carry) and its message; a span of the program's own keeps both, and every
+/// field it added.
+pub(crate) fn normalise(old: &FieldRecord, strict: bool) -> FieldRecord {
+    let mut text = String::with_capacity(old.text.len());
+    let mut out = FieldRecord { message: None, fields_dropped: old.fields_dropped, ..FieldRecord::default() };
+    let push = |text: &mut String, s: &str| {
+        let start = text.len() as u32;
+        text.push_str(s);
+        TextRange(start, text.len() as u32)
+    };
+    if let Some(m) = old.message.filter(|_| !strict) {
+        out.message = Some(push(&mut text, old.text(m)).into());
+    }
+    let mut from_url: Option<(Option<String>, String)> = None;
+    for &(key, val) in &old.fields {
+        let (key, val) = match (http_field(key), val) {
+            (HttpField::Bookkeeping, _) => continue,
+            (HttpField::UserAgent, Val::Str(t)) if old.text(t).trim().is_empty() => continue,
+            (HttpField::UserAgent, v) => ("user_agent", copy(&mut text, old, v)),
+            (HttpField::Method, v) => ("method", copy(&mut text, old, v)),
+            (HttpField::Host, v) => ("host", copy(&mut text, old, v)),
+            (HttpField::Error, v) => ("error", copy(&mut text, old, v)),
+            (HttpField::Path, Val::Str(t)) => ("path", Val::Str(push(&mut text, &scrub_url(old.text(t))))),
+            (HttpField::Route, Val::Str(t)) => ("route", Val::Str(push(&mut text, &scrub_url(old.text(t))))),
+            (HttpField::Url, Val::Str(t)) => {
+                let url = scrub_url(old.text(t));
+                from_url = Some(match url::Url::parse(&url) {
+                    Ok(parsed) => (parsed.host_str().map(str::to_owned), parsed.path().to_owned()),
+                    // A request target without scheme and host (tower-http's `uri`).
+                    Err(_) => (None, url.clone()),
+                });
+                if strict {
+                    continue;
+                }
+                ("url", Val::Str(push(&mut text, &url)))
+            }
+            (HttpField::Status, Val::Str(t)) => match old.text(t).trim().parse::<u64>() {
+                Ok(code) => ("status", Val::U64(code)),
+                Err(_) => ("status", Val::Str(push(&mut text, old.text(t)))),
+            },
+            (HttpField::Status, v) => ("status", v),
+            (HttpField::Path | HttpField::Route | HttpField::Url, v) => (key, v),
+            (HttpField::Other, v) => (key, copy(&mut text, old, v)),
+        };
+        out.fields.retain(|(k, _)| *k != key);
+        out.fields.push((key, val));
+    }
+    if let Some((host, path)) = from_url {
+        for (key, value) in [("host", host), ("path", Some(path))] {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                if !out.fields.iter().any(|(k, _)| *k == key) {
+                    let t = push(&mut text, &value);
+                    out.fields.push((key, Val::Str(t)));
+                }
+            }
+        }
+    }
+    out.text = text.into_boxed_str();
+    out
+}
+
+/// `val`, its text copied from `old` into `text` when it has any.
+fn copy(text: &mut String, old: &FieldRecord, val: Val) -> Val {
+    let mut push = |t: TextRange| {
+        let start = text.len() as u32;
+        text.push_str(old.text(t));
+        TextRange(start, text.len() as u32)
+    };
+    match val {
+        Val::Str(t) => Val::Str(push(t)),
+        Val::BigInt(t) => Val::BigInt(push(t)),
+        other => other,
+    }
+}
+
+/// The crate's rule, whatever the instrumentation says (`otel.status_code` is ignored): ERROR
+/// for a 5xx, or for an `error` (a transport failure, or one the program recorded); WARNING
+/// for another 4xx; else INFO.
+pub(crate) fn severity(rec: &impl FieldSource) -> Severity {
+    let failed = rec.pairs().any(|(k, _)| matches!(k, "error" | "exception" | "error.type"));
+    let status = match rec.get("status") {
+        Some(Val::U64(s)) => Some(s),
+        Some(Val::I64(s)) => u64::try_from(s).ok(),
+        _ => None,
+    };
+    match status {
+        _ if failed => Severity::Error,
+        Some(s) if s >= 500 => Severity::Error,
+        Some(s) if s >= 400 => Severity::Warning,
+        _ => Severity::Info,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(fields: &[(&'static str, &str)]) -> FieldRecord {
+        let mut text = String::new();
+        let mut out = FieldRecord::default();
+        for (k, v) in fields {
+            let start = text.len() as u32;
+            text.push_str(v);
+            out.fields.push((k, Val::Str(TextRange(start, text.len() as u32))));
+        }
+        out.text = text.into();
+        out
+    }
+
+    fn shape(r: &FieldRecord) -> Vec<(String, String)> {
+        r.fields
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Val::Str(t) => r.text(*t).to_owned(),
+                    Val::U64(n) => n.to_string(),
+                    other => format!("{other:?}"),
+                };
+                ((*k).to_owned(), v)
+            })
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_program_s_own_span_keeps_its_url_and_fields() {
+        let r = normalise(
+            &rec(&[
+                ("http.request.method", "POST"),
+                ("url.full", "https://user:pw@api.example.com/v1/sample?token=abc"),
+                ("http.response.status_code", "503"),
+                ("peer", "api"),
+            ]),
+            false,
+        );
+        let want = [
+            ("method", "POST"),
+            ("url", "https://api.example.com/v1/sample"),
+            ("status", "503"),
+            ("peer", "api"),
+            ("host", "api.example.com"),
+            ("path", "/v1/sample"),
+        ];
+        assert_eq!(shape(&r), pairs(&want));
+        assert_eq!(severity(&r), Severity::Error);
+    }
+
+    #[test]
+    fn reqwest_tracing_spans_keep_only_the_request_s_shape() {
+        let r = normalise(
+            &rec(&[
+                ("http.request.method", "GET"),
+                ("url.scheme", "http"),
+                ("server.address", "127.0.0.1"),
+                ("server.port", "8080"),
+                ("url.full", "http://127.0.0.1:8080/v1/models?key=SECRET"),
+                ("user_agent.original", ""),
+                ("otel.kind", "client"),
+                ("otel.name", "GET"),
+                ("otel.status_code", "ERROR"),
+                ("http.response.status_code", "404"),
+            ]),
+            true,
+        );
+        let want = [("method", "GET"), ("host", "127.0.0.1"), ("status", "404"), ("path", "/v1/models")];
+        assert_eq!(shape(&r), pairs(&want));
+        assert_eq!(severity(&r), Severity::Warning, "a 404 is a warning whatever otel.status_code says");
+    }
+
+    #[test]
+    fn tower_http_spans_take_host_and_path_from_the_uri() {
+        let r = normalise(
+            &rec(&[
+                ("method", "GET"),
+                ("uri", "/v1/items/7?page=2"),
+                ("version", "HTTP/1.1"),
+                ("status", "200"),
+            ]),
+            true,
+        );
+        assert_eq!(shape(&r), pairs(&[("method", "GET"), ("status", "200"), ("path", "/v1/items/7")]));
+        assert_eq!(severity(&r), Severity::Info);
+    }
+
+    #[test]
+    fn severity_follows_status_and_errors() {
+        let with_status = |s: u64| {
+            let mut r = FieldRecord::default();
+            r.fields.push(("status", Val::U64(s)));
+            r
+        };
+        assert_eq!(severity(&with_status(200)), Severity::Info);
+        assert_eq!(severity(&with_status(404)), Severity::Warning);
+        assert_eq!(severity(&with_status(500)), Severity::Error);
+        let mut r = with_status(200);
+        r.fields.push(("error", Val::Bool(true)));
+        assert_eq!(severity(&r), Severity::Error);
+        assert_eq!(severity(&FieldRecord::default()), Severity::Info);
+    }
+}
