@@ -341,3 +341,23 @@ fn nothing_shows_the_api_key() {
     assert!(!format!("{err} {err:?}").contains("KEY-0123456789"));
     drop(guard);
 }
+
+#[test]
+fn disabled_telemetry_needs_no_option_and_wants_no_event() {
+    use tracing::Subscriber as _;
+    use tracing::level_filters::LevelFilter;
+    // No session id, no key, no URL, and a size that would be refused: disabled, nothing fails.
+    let (layer, guard) = TinkerTelemetryLayer::builder().max_batch_size(0).enabled(false).build().unwrap();
+    assert!(!layer.is_enabled() && !guard.handle().is_enabled());
+    // Registered as an `Option`, the disabled layer tells the subscriber it wants nothing, so
+    // the macros' level check skips every callsite when no other layer wants one.
+    let alone = tracing_subscriber::registry().with(layer.clone().into_option());
+    assert_eq!(alone.max_level_hint(), Some(LevelFilter::OFF));
+    let with_fmt =
+        tracing_subscriber::registry().with(layer.into_option()).with(tracing_subscriber::fmt::layer());
+    assert_ne!(with_fmt.max_level_hint(), Some(LevelFilter::OFF), "other layers keep what they want");
+    let (enabled, _guard) = Collector::start().builder(SESSION).build().unwrap();
+    assert!(enabled.clone().into_option().is_some());
+    assert_eq!(tracing_subscriber::registry().with(enabled.into_option()).max_level_hint(), None);
+    assert!(guard.shutdown().drained);
+}

@@ -165,6 +165,29 @@ impl TinkerTelemetryLayer {
     pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
     }
+
+    /// The layer, or `None` when telemetry is disabled: register this to make a disabled
+    /// layer free. A disabled layer does nothing with what it is given, but only `None` (as
+    /// an `Option` layer) tells the subscriber it wants nothing at all, so that with no other
+    /// layer interested tracing's macros skip their callsites at one comparison each; other
+    /// layers keep what they want.
+    ///
+    /// # Examples
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let (layer, _guard) = tinker_telemetry::TinkerTelemetryLayer::builder().enabled(false).build()?;
+    /// let subscriber = tracing_subscriber::registry().with(layer.into_option());
+    /// assert_eq!(
+    ///     tracing::Subscriber::max_level_hint(&subscriber),
+    ///     Some(tracing::level_filters::LevelFilter::OFF)
+    /// );
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn into_option(self) -> Option<Self> {
+        self.is_enabled().then_some(self)
+    }
 }
 
 impl Inner {

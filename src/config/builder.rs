@@ -158,8 +158,10 @@ impl Builder {
     }
 
     /// Turns telemetry on or off, overriding `TINKER_TELEMETRY`. Default: on, unless
-    /// `TINKER_TELEMETRY` is `0`, `false`, `no` or `off`. When off, `build()` starts no thread
-    /// and opens no socket, and every call on the layer and handle is a cheap no-op.
+    /// `TINKER_TELEMETRY` is `0`, `false`, `no` or `off`. When off, `build()` never fails (no
+    /// session id, key or URL is needed, and no option is checked), starts no thread and
+    /// opens no socket, and every call on the layer and handle is a cheap no-op; register
+    /// [`TinkerTelemetryLayer::into_option`] to make the layer cost nothing at all.
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = Some(enabled);
         self
@@ -348,7 +350,8 @@ impl Builder {
     /// hold until the program ends.
     ///
     /// # Errors
-    /// A [`BuildError`] naming the option when: no `session_id` was given (and not
+    /// Never while telemetry is disabled. While enabled, a [`BuildError`] naming the option
+    /// when: no `session_id` was given (and not
     /// `sessionless`); no API key is set while enabled, or it cannot be sent as a header;
     /// `base_url` does not parse as an `http` or `https` URL, or is plain `http` to a host that
     /// is not loopback while an API key would be sent; a size, count or interval is zero;

@@ -9,6 +9,12 @@ use crate::limits::MAX_EVENT_BYTES;
 impl Builder {
     pub(super) fn check(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Checked, BuildError> {
         let enabled = self.enabled.unwrap_or_else(|| env(ENV_ENABLED).is_none_or(|v| env_flag(&v)));
+        if !enabled {
+            // Disabled, nothing is sent and nothing is started: no option can be wrong.
+            let session_id = self.session_id.as_deref().map(str::trim).unwrap_or_default().to_owned();
+            let endpoint = endpoint(DEFAULT_BASE_URL)?;
+            return Ok(Checked { enabled, session_id, endpoint, api_key: None });
+        }
         let nonzero = |option: &'static str, zero: bool| {
             if zero { Err(BuildError::invalid(option, "must be greater than zero")) } else { Ok(()) }
         };
@@ -69,25 +75,23 @@ impl Builder {
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         let endpoint = endpoint(&base)?;
         let api_key = non_empty(self.api_key.clone()).or_else(|| non_empty(env(ENV_API_KEY)));
-        if enabled {
-            let Some(key) = &api_key else {
-                return Err(BuildError::Missing {
-                    option: "api_key",
-                    hint: "call `.api_key(..)` or set TINKER_API_KEY",
-                });
-            };
-            if !key.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(BuildError::invalid(
-                    "api_key",
-                    "must be printable ASCII without spaces (it is sent as an HTTP header)",
-                ));
-            }
-            if endpoint.scheme() == "http" && !crate::urls::is_loopback(&endpoint) {
-                return Err(BuildError::invalid(
-                    "base_url",
-                    "plain http:// is only allowed to a loopback host; use https:// so the API key is not sent in clear",
-                ));
-            }
+        let Some(key) = &api_key else {
+            return Err(BuildError::Missing {
+                option: "api_key",
+                hint: "call `.api_key(..)` or set TINKER_API_KEY",
+            });
+        };
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(BuildError::invalid(
+                "api_key",
+                "must be printable ASCII without spaces (it is sent as an HTTP header)",
+            ));
+        }
+        if endpoint.scheme() == "http" && !crate::urls::is_loopback(&endpoint) {
+            return Err(BuildError::invalid(
+                "base_url",
+                "plain http:// is only allowed to a loopback host; use https:// so the API key is not sent in clear",
+            ));
         }
         Ok(Checked { enabled, session_id, endpoint, api_key })
     }
@@ -191,8 +195,10 @@ mod tests {
             assert_eq!(option_of(base().base_url(url)), "none", "{url}");
         }
         assert_eq!(option_of(base().base_url("http://example.com").enabled(false)), "none");
-        // Disabled needs no key.
+        // Disabled needs no key, no session, no valid option at all.
         assert_eq!(option_of(Builder::default().session_id("s").enabled(false)), "none");
+        assert_eq!(option_of(Builder::default().enabled(false)), "none");
+        assert_eq!(option_of(Builder::default().max_batch_size(0).base_url("nope").enabled(false)), "none");
     }
 
     #[test]
@@ -205,6 +211,7 @@ mod tests {
         };
         let c = Builder::default().session_id("s").check(&env).unwrap();
         assert!(!c.enabled);
+        let c = Builder::default().session_id("s").enabled(true).check(&env).unwrap();
         assert_eq!(c.api_key.as_deref(), Some("tml-env"));
         assert_eq!(c.endpoint.as_str(), "https://env.example/base/api/v1/telemetry");
         let c = Builder::default()
