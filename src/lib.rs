@@ -61,10 +61,18 @@
 //! # The guard
 //!
 //! [`Builder::build`] returns the layer and a [`TelemetryGuard`]. Hold the guard until the
-//! program ends: dropping it (or calling [`TelemetryGuard::shutdown`]) enqueues SESSION_END,
-//! flushes, and waits for the uploader for at most `flush_timeout` (30 s by default). It works
-//! from a plain `main`, inside a current-thread or multi-thread tokio runtime, and during a
-//! panic unwind, because the uploader runs on a thread of its own with its own runtime. A
+//! program ends, bound to a name: `let (layer, _) = builder.build()?` drops it at once and
+//! ends the session before anything is captured (`let (layer, _guard) = …` keeps it).
+//! Dropping it (or calling [`TelemetryGuard::shutdown`]) enqueues SESSION_END, flushes, and
+//! blocks its thread until the queue is drained or `flush_timeout` (30 s by default) has
+//! passed, plus at most 200 ms for the uploader's bookkeeping and its thread's exit. It
+//! works from a plain `main`, inside a current-thread or multi-thread tokio runtime, and
+//! during a panic unwind, because the uploader runs on a thread of its own with its own
+//! runtime; dropped on a runtime's thread it blocks that thread (on a current-thread runtime,
+//! every task) for that long. Capturing an event never blocks; what can block is the end of
+//! a session: the guard's drop, [`TelemetryHandle::wait_until_drained`], the fatal path and
+//! the panic hook, each bounded by `flush_timeout` (a fatal path's drain and the guard's
+//! drop that follows it each have their own bound). A
 //! [`TelemetryHandle`] from [`TelemetryGuard::handle`] logs, flushes and reads
 //! [`Stats`] from anywhere.
 //!

@@ -17,9 +17,12 @@ const ANSWER_GRACE: Duration = Duration::from_millis(150);
 /// [`shutdown`](TelemetryGuard::shutdown)): SESSION_END, a flush, and a wait of at most the
 /// builder's `flush_timeout` for the uploader to finish.
 ///
-/// Hold it until `main` returns. Dropping it works from a plain `main`, inside any tokio
-/// runtime (it blocks only its own thread, never the runtime's tasks), and while a panic
-/// unwinds; it never panics and never waits past `flush_timeout`.
+/// Hold it until `main` returns, bound to a name: `let (layer, _) = builder.build()?`
+/// drops it at once and ends the session before anything is captured. Dropping it works from
+/// a plain `main`, inside any tokio runtime, and while a panic unwinds; it never panics. It
+/// blocks its thread until the queue is drained or `flush_timeout` has passed, plus at most
+/// 200 ms for the uploader's bookkeeping and its thread's exit; dropped inside an async task
+/// it blocks that task's worker thread (on a current-thread runtime, every task) for as long.
 ///
 /// Events captured after the guard is gone are counted as dropped.
 #[must_use = "dropping the guard ends the session at once; hold it until the program ends"]

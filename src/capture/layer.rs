@@ -61,8 +61,9 @@ pub(crate) struct LayerConfig {
 /// # Ok::<(), tinker_telemetry::BuildError>(())
 /// ```
 // Capturing costs the emitting thread one walk of the event's fields into a pre-sized record,
-// at most one allocation (none when fields and text fit in the record), and a push into the
-// thread's own lane; BENCHMARKS.md has the figures.
+// one allocation when fields and text do not fit in the record (none when they do), now and
+// then one more when the thread's lane grows, and a push into that lane; BENCHMARKS.md and
+// tests/alloc.rs have the figures.
 #[derive(Clone)]
 pub struct TinkerTelemetryLayer {
     inner: Option<Arc<Inner>>,

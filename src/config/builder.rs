@@ -347,7 +347,8 @@ impl Builder {
     /// Checks the configuration and, when telemetry is enabled, starts the uploader thread.
     ///
     /// Returns the layer to register with a `tracing_subscriber::Registry` and the guard to
-    /// hold until the program ends.
+    /// hold until the program ends. Bind the guard to a name (`_guard`, not `_`): dropped at
+    /// once, it ends the session before anything is captured.
     ///
     /// # Errors
     /// Never while telemetry is disabled. While enabled, a [`BuildError`] naming the option
