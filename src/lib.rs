@@ -182,6 +182,12 @@
 //! is counted in [`Stats`]; `RELIABILITY.md` lists each guarantee with the test that proves
 //! it.
 //!
+//! When telemetry does not arrive, [`TelemetryHandle::last_delivery_error`] says why in words
+//! ("401 from the server: the API key was rejected", "TLS: invalid peer certificate: …",
+//! "connect: connection refused"), and [`Builder::debug`] prints one line per request payload
+//! on stderr (events, bytes, outcome, retries, last error). Neither goes through tracing, so
+//! neither can feed back into the layer, and neither shows the API key.
+//!
 //! # Exceptions and panics
 //!
 //! Errors are `std::error::Error` values with their `source()` chains:
@@ -259,7 +265,7 @@ pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
 pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};
 pub use errors::report::ReportableError;
-pub use handoff::stats::{Dropped, Stats};
+pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Stats};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
     TRUNCATION_MARKER,

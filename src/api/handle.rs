@@ -11,7 +11,7 @@ use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
 use crate::handoff::control::{Control, deadline_in, remaining};
 use crate::handoff::record::{Body, Record};
-use crate::handoff::stats::Stats;
+use crate::handoff::stats::{DeliveryError, Stats};
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;
 
@@ -120,6 +120,15 @@ impl TelemetryHandle {
             Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => handoff.stats().queued == 0,
         }
+    }
+
+    /// The last delivery attempt that failed, in words that name the cause ("401 from the
+    /// server: the API key was rejected", "TLS: invalid peer certificate: UnknownIssuer",
+    /// "connect: connection refused"); `None` when none has failed (or telemetry is disabled).
+    /// A later success does not clear it: compare [`DeliveryError::at`] with your own times.
+    #[must_use]
+    pub fn last_delivery_error(&self) -> Option<DeliveryError> {
+        self.handoff.as_ref().and_then(|h| h.last_error())
     }
 
     /// The reporter's counters now. See [`Stats`] for what they mean.

@@ -61,6 +61,7 @@ pub struct Builder {
     pub(super) max_batch_size: usize,
     pub(super) max_in_flight: usize,
     pub(super) min_level: Level,
+    pub(super) debug: bool,
     pub(super) redacted_fields: Option<Vec<String>>,
     pub(super) capture_spans: Vec<String>,
     pub(super) classifier: Classifier,
@@ -92,6 +93,7 @@ impl Default for Builder {
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             min_level: DEFAULT_MIN_LEVEL,
+            debug: false,
             redacted_fields: None,
             capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
             classifier: Classifier::default(),
@@ -118,6 +120,7 @@ impl fmt::Debug for Builder {
             .field("max_batch_size", &self.max_batch_size)
             .field("max_in_flight", &self.max_in_flight)
             .field("min_level", &self.min_level)
+            .field("debug", &self.debug)
             .field("redacted_fields", &self.redacted_fields)
             .field("capture_spans", &self.capture_spans)
             .field("classifier", &self.classifier)
@@ -250,6 +253,18 @@ impl Builder {
     /// The least severe tracing level captured. Default: [`DEFAULT_MIN_LEVEL`] (`INFO`).
     pub fn min_level(mut self, level: Level) -> Self {
         self.min_level = level;
+        self
+    }
+
+    /// Prints one line on stderr for every request payload the uploader settles: its events
+    /// and bytes, whether it was delivered or dropped (and why), its retries and the last
+    /// error in words. Written straight to stderr, never through tracing, so it cannot feed
+    /// back into the layer; the API key never appears in it. For finding out why telemetry
+    /// does not arrive (a wrong key, TLS, a proxy); see also
+    /// [`TelemetryHandle::last_delivery_error`](crate::TelemetryHandle::last_delivery_error).
+    /// Default: off.
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
         self
     }
 
@@ -406,6 +421,7 @@ impl Builder {
             flush_threshold: self.flush_threshold,
             max_in_flight: self.max_in_flight,
             redactor,
+            debug: self.debug,
         };
         let thread = thread::start(config, Arc::clone(&handoff), control)?;
         let handle = TelemetryHandle::enabled(

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 
+use super::diagnose;
 use super::retry::parse_retry_after;
 use super::transport::{Answer, BoxFuture, Transport};
 
@@ -69,7 +70,7 @@ impl HttpTransport {
             .send();
         let response = match request.await {
             Ok(r) => r,
-            Err(_) => return Answer::Failed,
+            Err(e) => return Answer::Failed(diagnose::failure(&e, e.is_timeout())),
         };
         let status = response.status().as_u16();
         let retry_after = response

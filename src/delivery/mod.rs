@@ -13,6 +13,7 @@
 //! `http.rs` is the reqwest `Transport`; tests drive `send.rs` through a scripted one.
 
 pub(crate) mod batch;
+pub(crate) mod diagnose;
 pub(crate) mod dropped;
 pub(crate) mod http;
 pub(crate) mod ratelimit;

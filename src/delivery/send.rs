@@ -10,10 +10,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::batch::{Envelope, EventJson, idempotency_key};
+use super::diagnose::status_words;
 use super::ratelimit::{RateLimit, pauses_the_client};
 use super::retry::{Verdict, backoff, classify};
 use super::transport::{Answer, Transport};
 use crate::handoff::Handoff;
+use crate::handoff::stats::{DeliveryError, DeliveryErrorKind};
 
 /// Everything a send task needs; shared by all of them.
 #[derive(Debug)]
@@ -27,6 +29,8 @@ pub(super) struct Deliverer {
     pub(super) shutdown: watch::Receiver<Option<Instant>>,
     /// The pause a server's 429 or 503 asked of every request.
     pub(super) rate_limit: RateLimit,
+    /// Print one line per payload on stderr ([`Builder::debug`](crate::Builder::debug)).
+    pub(super) debug: bool,
 }
 
 /// The most time a last attempt before the drain deadline is given (less when `http_timeout`
@@ -77,7 +81,12 @@ impl Deliverer {
         parts.push(0..events.len());
         while let Some(part) = parts.pop() {
             let slice = &events[part.clone()];
-            match self.send_part(slice, settle, &mut shutdown).await {
+            let mut trace = Trace::default();
+            let result = self.send_part(slice, settle, &mut shutdown, &mut trace).await;
+            if self.debug {
+                trace.print(slice.len(), &result);
+            }
+            match result {
                 Ok(()) => settle.book(Fate::Delivered, slice.len()),
                 Err(Fate::TooLarge) if slice.len() > 1 => {
                     let mid = part.start + slice.len() / 2;
@@ -101,8 +110,10 @@ impl Deliverer {
         events: &[EventJson],
         settle: &Settle,
         shutdown: &mut watch::Receiver<Option<Instant>>,
+        trace: &mut Trace,
     ) -> Result<(), Fate> {
         let body = self.envelope.body(events);
+        trace.bytes = body.len();
         let key = idempotency_key();
         let mut retries = 0;
         let mut last_chance = false;
@@ -115,7 +126,13 @@ impl Deliverer {
                 Some(d) => self.http_timeout.min(d - Instant::now()),
                 None => self.http_timeout,
             };
-            let retry_after = match self.transport.post(body.clone(), &key, timeout).await {
+            trace.attempts += 1;
+            let answer = self.transport.post(body.clone(), &key, timeout).await;
+            if let Some(error) = failure(&answer) {
+                trace.last_error = Some(error.message.clone());
+                settle.handoff.set_last_error(error);
+            }
+            let retry_after = match answer {
                 Answer::Status { status, retry_after } => match classify(status) {
                     Verdict::Delivered => return Ok(()),
                     Verdict::Split => return Err(Fate::TooLarge),
@@ -127,7 +144,7 @@ impl Deliverer {
                         retry_after
                     }
                 },
-                Answer::Failed => None,
+                Answer::Failed(_) => None,
             };
             if last_chance {
                 return Err(Fate::UnsentAtShutdown);
@@ -184,6 +201,40 @@ impl Deliverer {
     }
 }
 
+/// A failed answer as the user reads it; `None` for a success.
+fn failure(answer: &Answer) -> Option<DeliveryError> {
+    let (kind, message) = match answer {
+        Answer::Status { status, .. } if classify(*status) == Verdict::Delivered => return None,
+        Answer::Status { status, .. } => (DeliveryErrorKind::Status(*status), status_words(*status)),
+        Answer::Failed(f) => (f.kind, f.words.clone()),
+    };
+    Some(DeliveryError { kind, message, at: std::time::SystemTime::now() })
+}
+
+/// What one payload went through, for the debug output.
+#[derive(Debug, Default)]
+struct Trace {
+    bytes: usize,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+impl Trace {
+    /// One line on stderr: never through tracing, which could feed the events back.
+    fn print(&self, events: usize, result: &Result<(), Fate>) {
+        let outcome = match result {
+            Ok(()) => "delivered".to_owned(),
+            Err(fate) => format!("dropped ({fate:?})"),
+        };
+        let retries = self.attempts.saturating_sub(1);
+        let last = self.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default();
+        eprintln!(
+            "tinker-telemetry: {events} events, {} bytes: {outcome} after {retries} retries{last}",
+            self.bytes
+        );
+    }
+}
+
 /// What a wait between attempts is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -198,7 +249,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::delivery::transport::testing::{Call, Scripted, status};
+    use crate::delivery::transport::testing::{Call, Scripted, failed, status};
 
     const BASE: Duration = Duration::from_secs(1);
 
@@ -221,6 +272,7 @@ mod tests {
             retry_base_delay: BASE,
             shutdown: shutdown_rx,
             rate_limit: RateLimit::default(),
+            debug: false,
         };
         let handoff = Arc::new(Handoff::new(100, usize::MAX, 10, "s".into(), true).0);
         let settle = Settle { handoff, settled: Arc::new(AtomicU64::new(0)) };
@@ -250,7 +302,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retryable_answers_are_retried_after_a_doubling_backoff_with_one_key() {
-        let rig = rig([status(500), Answer::Failed, status(503)], 3);
+        let rig = rig([status(500), failed(), status(503)], 3);
         rig.deliverer.deliver(events(3), &rig.settle).await;
         assert_eq!(rig.counted(), [3, 0, 0, 0, 0]);
         assert_eq!(rig.settle.handoff.counters.retries.load(Relaxed), 3);
@@ -295,7 +347,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_run_out() {
-        let rig = rig([status(500); 4], 3);
+        let rig = rig(std::iter::repeat_n(status(500), 4), 3);
         rig.deliverer.deliver(events(2), &rig.settle).await;
         assert_eq!(rig.calls().len(), 4);
         assert_eq!(rig.counted(), [0, 0, 2, 0, 0]);
@@ -331,7 +383,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_backoff_past_the_deadline_becomes_one_last_attempt_just_before_it() {
-        let rig = rig([status(500); 10], 5);
+        let rig = rig(std::iter::repeat_n(status(500), 10), 5);
         let start = Instant::now();
         tokio::join!(rig.deliverer.deliver(events(2), &rig.settle), rig.shut_down(ms(100), ms(2_400)));
         // Attempts at 0 and ~1 s; the 2 s backoff would end past the deadline (2.5 s): one

@@ -7,16 +7,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use super::diagnose::Failure;
+
 /// A boxed, sendable future: what a [`Transport`] returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What one attempt came back with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Answer {
     /// The server answered with a status line.
     Status { status: u16, retry_after: Option<Duration> },
-    /// No status: connection refused or reset, DNS failure, timeout.
-    Failed,
+    /// No status: connection refused or reset, DNS failure, TLS failure, timeout.
+    Failed(Failure),
 }
 
 /// Sends one request body, once.
@@ -70,6 +72,14 @@ pub(crate) mod testing {
         }
     }
 
+    /// A failure without a status, as a refused connection gives.
+    pub(crate) fn failed() -> Answer {
+        Answer::Failed(super::Failure {
+            kind: crate::handoff::stats::DeliveryErrorKind::Connect,
+            words: "connect: connection refused".into(),
+        })
+    }
+
     /// A status without `Retry-After`.
     pub(crate) fn status(status: u16) -> Answer {
         Answer::Status { status, retry_after: None }
@@ -85,7 +95,7 @@ pub(crate) mod testing {
                 let answer = self.answers.lock().unwrap().pop_front().unwrap_or(status(200));
                 let wait = self.latency.min(timeout);
                 tokio::time::sleep(wait).await;
-                if wait < self.latency { Answer::Failed } else { answer }
+                if wait < self.latency { failed() } else { answer }
             })
         }
     }

@@ -42,6 +42,8 @@ pub(crate) struct UploadConfig {
     pub(crate) flush_threshold: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) redactor: Redactor,
+    /// One line per payload on stderr.
+    pub(crate) debug: bool,
 }
 
 impl std::fmt::Debug for UploadConfig {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for UploadConfig {
             .field("max_retries", &self.max_retries)
             .field("max_batch_size", &self.max_batch_size)
             .field("max_in_flight", &self.max_in_flight)
+            .field("debug", &self.debug)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +120,7 @@ impl Uploader {
             retry_base_delay: config.retry_base_delay,
             shutdown: shutdown_rx,
             rate_limit: RateLimit::default(),
+            debug: config.debug,
         });
         Uploader {
             handoff,

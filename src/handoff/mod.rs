@@ -25,7 +25,7 @@ use tokio::sync::{Notify, mpsc};
 use control::Control;
 use lanes::Lanes;
 use record::Record;
-use stats::{Dropped, Stats, UploadCounters};
+use stats::{DeliveryError, Dropped, Stats, UploadCounters};
 
 /// What waits, counted against the queue's bounds.
 #[derive(Debug)]
@@ -77,6 +77,8 @@ pub(crate) struct Handoff {
     /// Index below which every event is delivered or finally dropped.
     watermark: Mutex<u64>,
     watermark_changed: Condvar,
+    /// The last failed delivery attempt, in words.
+    last_error: Mutex<Option<DeliveryError>>,
     pub(crate) started: Instant,
     pub(crate) session_id: Box<str>,
     pub(crate) sessionless: bool,
@@ -114,6 +116,7 @@ impl Handoff {
             control,
             watermark: Mutex::new(0),
             watermark_changed: Condvar::new(),
+            last_error: Mutex::new(None),
             started: Instant::now(),
             session_id,
             sessionless,
@@ -131,6 +134,16 @@ impl Handoff {
     /// by `admit`, past the bound too.) SeqCst: see `admit`.
     pub(crate) fn hold_past_bound(&self) {
         self.load.held.fetch_add(1, SeqCst);
+    }
+
+    /// Records a failed delivery attempt (the uploader calls this).
+    pub(crate) fn set_last_error(&self, error: DeliveryError) {
+        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+    }
+
+    /// The last failed delivery attempt.
+    pub(crate) fn last_error(&self) -> Option<DeliveryError> {
+        self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// A consistent-enough snapshot of the counters: exact once the reporter is quiet.

@@ -82,3 +82,50 @@ pub(crate) struct UploadCounters {
     pub(crate) retries: AtomicU64,
     pub(crate) batches_sent: AtomicU64,
 }
+
+/// The last delivery attempt that failed, in words: see
+/// [`TelemetryHandle::last_delivery_error`](crate::TelemetryHandle::last_delivery_error).
+/// Its text names the cause and never contains the API key or a URL's query.
+///
+/// # Examples
+/// ```
+/// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder().enabled(false).build()?;
+/// if let Some(err) = guard.handle().last_delivery_error() {
+///     eprintln!("telemetry is failing: {err}"); // "401 from the server: the API key was rejected"
+/// }
+/// # Ok::<(), tinker_telemetry::BuildError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryError {
+    /// What kind of failure it was.
+    pub kind: DeliveryErrorKind,
+    /// The failure in words.
+    pub message: String,
+    /// When it happened.
+    pub at: std::time::SystemTime,
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The kind of a [`DeliveryError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeliveryErrorKind {
+    /// The server answered with a status that is not a success (the number).
+    Status(u16),
+    /// No answer within `http_timeout`.
+    Timeout,
+    /// The connection could not be made or was cut.
+    Connect,
+    /// The TLS handshake failed (an untrusted certificate, say).
+    Tls,
+    /// The host name could not be resolved.
+    Dns,
+    /// Anything else.
+    Other,
+}
