@@ -190,7 +190,9 @@
 //!
 //! # Exceptions and panics
 //!
-//! Errors are `std::error::Error` values with their `source()` chains:
+//! Errors are what applications carry ([`ReportableError`]): any `std::error::Error` value,
+//! `dyn Error` and `Box<dyn Error>` (with or without `Send + Sync`), `anyhow::Error` and, with
+//! the `eyre` feature, `eyre::Report`, each with its `source()` chain:
 //!
 //! | entry point | what it does |
 //! |---|---|
@@ -231,8 +233,13 @@
 //!
 //! # Feature flags and MSRV
 //!
-//! No optional features. The minimum supported Rust version is 1.85 (edition 2024); CI checks
-//! that no dependency asks for a newer one.
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `anyhow` | on | [`ReportableError`] for `anyhow::Error`: every exception helper takes it |
+//! | `eyre` | off | [`ReportableError`] for `eyre::Report` |
+//!
+//! The minimum supported Rust version is 1.85 (edition 2024); CI checks that no dependency
+//! asks for a newer one.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(doctest)]
@@ -264,7 +271,7 @@ pub use config::defaults::{
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
 pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};
-pub use errors::report::ReportableError;
+pub use errors::reportable::{ReportableError, kinds};
 pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Stats};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,

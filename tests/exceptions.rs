@@ -386,3 +386,97 @@ fn a_fatal_error_is_not_lost_to_a_full_queue() {
     assert_eq!(kinds.last().map(String::as_str), Some("SESSION_END"));
     drop(guard);
 }
+
+/// The events the collector accepted that are errors: exceptions and `user_error`s.
+fn error_events(collector: &Collector) -> Vec<Value> {
+    collector
+        .accepted_by_index()
+        .into_iter()
+        .filter(|e| e["event"] == "UNHANDLED_EXCEPTION" || e["event_name"] == "user_error")
+        .collect()
+}
+
+#[test]
+fn errors_as_applications_carry_them_go_through_every_helper() {
+    let collector = Collector::start();
+    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+
+    // anyhow, with context over a real cause: the chain and the root's type are reported.
+    let out: anyhow::Result<()> = handle.capture(|| {
+        let parsed: u8 = "12x".parse().map_err(anyhow::Error::from)?;
+        let _ = parsed;
+        Ok(())
+    });
+    assert!(out.is_err());
+    let out = handle.capture(|| -> anyhow::Result<()> {
+        Err(anyhow::Error::new(std::io::Error::other("disk gone")).context("saving checkpoint 7"))
+    });
+    assert!(out.is_err());
+    let out = runtime.block_on(handle.capture_async(async {
+        Err::<(), _>(anyhow::Error::new(HttpError::new(404, "no such model")).context("loading"))
+    }));
+    assert!(out.is_err());
+    let out = runtime.block_on(async { Err::<(), anyhow::Error>(anyhow::anyhow!("plain")) }.capture(&handle));
+    assert!(out.is_err());
+    handle.log_exception(&anyhow::anyhow!("logged directly"), Severity::Warning);
+
+    // Boxed trait objects, with and without Send + Sync.
+    let boxed: Result<(), Box<dyn Error + Send + Sync>> = handle
+        .capture(|| Err(Box::new(HttpError::new(422, "bad learning rate")) as Box<dyn Error + Send + Sync>));
+    assert!(boxed.is_err());
+    let local: Box<dyn Error> = Box::new(std::io::Error::other("local"));
+    handle.log_exception(&local, Severity::Error);
+    assert!(handle.wait_until_drained(PATIENCE));
+    drop(guard);
+
+    let events = error_events(&collector);
+    let summary: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let kind =
+                e["error_type"].as_str().or(e["event_data"]["error_type"].as_str()).unwrap_or("?").to_owned();
+            let message =
+                e["error_message"].as_str().or(e["event_data"]["message"].as_str()).unwrap_or("?").to_owned();
+            (kind, message)
+        })
+        .collect();
+    let want = [
+        ("ParseIntError", "invalid digit found in string"),
+        ("io::Error", "saving checkpoint 7"),
+        ("HttpError", "loading"),
+        ("Error", "plain"),
+        ("Error", "logged directly"),
+        ("HttpError", "HTTP 422: bad learning rate"),
+        ("io::Error", "local"),
+    ];
+    let want: Vec<(String, String)> = want.iter().map(|(k, m)| ((*k).to_owned(), (*m).to_owned())).collect();
+    assert_eq!(summary, want, "{events:#?}");
+    // The context's cause is in the traceback; the 404 and the 422 are user errors.
+    assert!(events[1]["traceback"].as_str().unwrap().contains("disk gone"), "{:#}", events[1]);
+    assert_eq!(events[2]["event_name"], "user_error");
+    assert_eq!(events[2]["event_data"]["status_code"], 404);
+    assert_eq!(events[5]["event_data"]["status_code"], 422);
+}
+
+#[cfg(feature = "eyre")]
+#[test]
+fn eyre_reports_go_through_the_helpers_with_the_eyre_feature() {
+    use eyre::WrapErr as _;
+    let collector = Collector::start();
+    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    let out = handle.capture(|| -> eyre::Result<()> {
+        Err(HttpError::new(404, "no such model")).wrap_err("loading")?;
+        Ok(())
+    });
+    assert!(out.is_err());
+    handle.log_exception(&eyre::eyre!("plain"), Severity::Error);
+    assert!(handle.wait_until_drained(PATIENCE));
+    drop(guard);
+    let events = error_events(&collector);
+    assert_eq!(events[0]["event_name"], "user_error");
+    assert_eq!(events[0]["event_data"]["status_code"], 404);
+    assert_eq!(events[1]["error_message"], "plain");
+}

@@ -7,7 +7,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use super::future::Captured;
 use super::handle::TelemetryHandle;
 use super::panic::clear_reported_panics;
-use crate::errors::report::{ReportableError, error_record};
+use crate::errors::report::error_record;
+use crate::errors::reportable::ReportableError;
 use crate::severity::Severity;
 
 impl TelemetryHandle {
@@ -35,13 +36,18 @@ impl TelemetryHandle {
     /// }
     /// # Ok::<(), tinker_telemetry::BuildError>(())
     /// ```
-    pub fn log_exception<E: ReportableError + ?Sized>(&self, err: &E, severity: Severity) -> bool {
+    pub fn log_exception<E: ReportableError<K> + ?Sized, K>(&self, err: &E, severity: Severity) -> bool {
         self.queue_exception(err, severity, false)
     }
 
     /// Queues the event for `err` and asks for a send. A fatal error's event is queued past
     /// the queue's bound: it must not be the one event a full queue loses.
-    fn queue_exception<E: ReportableError + ?Sized>(&self, err: &E, severity: Severity, fatal: bool) -> bool {
+    fn queue_exception<E: ReportableError<K> + ?Sized, K>(
+        &self,
+        err: &E,
+        severity: Severity,
+        fatal: bool,
+    ) -> bool {
         let Some(handoff) = self.handoff() else { return false };
         let record = error_record(&self.classifier, err.as_error(), err.error_type(), severity, None);
         let queued = if fatal { handoff.push_critical(record) } else { handoff.push(record) };
@@ -57,7 +63,11 @@ impl TelemetryHandle {
     /// after it are counted as dropped. Safe from any thread, inside or outside a runtime (it
     /// blocks only the calling thread); in async code prefer
     /// [`log_fatal_exception_async`](Self::log_fatal_exception_async).
-    pub fn log_fatal_exception<E: ReportableError + ?Sized>(&self, err: &E, severity: Severity) -> bool {
+    pub fn log_fatal_exception<E: ReportableError<K> + ?Sized, K>(
+        &self,
+        err: &E,
+        severity: Severity,
+    ) -> bool {
         if !self.is_enabled() {
             return false;
         }
@@ -84,7 +94,7 @@ impl TelemetryHandle {
     /// # });
     /// # Ok::<(), tinker_telemetry::BuildError>(())
     /// ```
-    pub fn log_fatal_exception_async<E: ReportableError + ?Sized>(
+    pub fn log_fatal_exception_async<E: ReportableError<K> + ?Sized, K>(
         &self,
         err: &E,
         severity: Severity,
@@ -139,37 +149,37 @@ impl TelemetryHandle {
     /// assert_eq!(parsed, Ok(42));
     /// # Ok::<(), tinker_telemetry::BuildError>(())
     /// ```
-    pub fn capture<T, E, F>(&self, f: F) -> Result<T, E>
+    pub fn capture<T, E, F, K>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce() -> Result<T, E>,
-        E: ReportableError,
+        E: ReportableError<K>,
     {
         self.capture_as(Severity::Error, false, f)
     }
 
     /// [`capture`](Self::capture) with the severity of the logged error.
-    pub fn capture_with_severity<T, E, F>(&self, severity: Severity, f: F) -> Result<T, E>
+    pub fn capture_with_severity<T, E, F, K>(&self, severity: Severity, f: F) -> Result<T, E>
     where
         F: FnOnce() -> Result<T, E>,
-        E: ReportableError,
+        E: ReportableError<K>,
     {
         self.capture_as(severity, false, f)
     }
 
     /// [`capture`](Self::capture), with an `Err` taking the fatal path
     /// ([`log_fatal_exception`](Self::log_fatal_exception), severity `CRITICAL`).
-    pub fn capture_fatal<T, E, F>(&self, f: F) -> Result<T, E>
+    pub fn capture_fatal<T, E, F, K>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce() -> Result<T, E>,
-        E: ReportableError,
+        E: ReportableError<K>,
     {
         self.capture_as(Severity::Critical, true, f)
     }
 
-    fn capture_as<T, E, F>(&self, severity: Severity, fatal: bool, f: F) -> Result<T, E>
+    fn capture_as<T, E, F, K>(&self, severity: Severity, fatal: bool, f: F) -> Result<T, E>
     where
         F: FnOnce() -> Result<T, E>,
-        E: ReportableError,
+        E: ReportableError<K>,
     {
         if !self.is_enabled() {
             return f();
@@ -206,10 +216,10 @@ impl TelemetryHandle {
     /// assert!(out.is_err());
     /// # Ok::<(), tinker_telemetry::BuildError>(())
     /// ```
-    pub fn capture_async<F, T, E>(&self, future: F) -> Captured<F>
+    pub fn capture_async<F, T, E, K>(&self, future: F) -> Captured<F, K>
     where
         F: Future<Output = Result<T, E>>,
-        E: ReportableError,
+        E: ReportableError<K>,
     {
         Captured::new(self, future, Severity::Error, false)
     }

@@ -1,22 +1,24 @@
 //! Capture helpers for futures: [`Captured`] and the [`CaptureExt`] methods.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::handle::TelemetryHandle;
 use super::panic::clear_reported_panics;
-use crate::errors::report::ReportableError;
+use crate::errors::reportable::{ReportableError, kinds};
 use crate::severity::Severity;
 
 pin_project_lite::pin_project! {
     /// A future whose `Err` output is logged and whose panics are reported; see
     /// [`TelemetryHandle::capture_async`] and [`CaptureExt`].
     #[must_use = "futures do nothing unless polled"]
-    pub struct Captured<F: Future> {
+    pub struct Captured<F: Future, K = kinds::Value> {
         #[pin]
         inner: F,
+        kind: PhantomData<fn() -> K>,
         handle: Option<TelemetryHandle>,
         severity: Severity,
         fatal: bool,
@@ -25,7 +27,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F: Future> std::fmt::Debug for Captured<F> {
+impl<F: Future, K> std::fmt::Debug for Captured<F, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Captured")
             .field("severity", &self.severity)
@@ -34,17 +36,17 @@ impl<F: Future> std::fmt::Debug for Captured<F> {
     }
 }
 
-impl<F: Future> Captured<F> {
+impl<F: Future, K> Captured<F, K> {
     pub(super) fn new(handle: &TelemetryHandle, inner: F, severity: Severity, fatal: bool) -> Self {
         let handle = handle.is_enabled().then(|| handle.clone());
-        Captured { inner, handle, severity, fatal, drain: None, output: None }
+        Captured { inner, kind: PhantomData, handle, severity, fatal, drain: None, output: None }
     }
 }
 
-impl<F, T, E> Future for Captured<F>
+impl<F, T, E, K> Future for Captured<F, K>
 where
     F: Future<Output = Result<T, E>>,
-    E: ReportableError,
+    E: ReportableError<K>,
 {
     type Output = Result<T, E>;
 
@@ -103,13 +105,21 @@ where
 pub trait CaptureExt: Future + Sized {
     /// Logs an `Err` output (severity `ERROR`) and reports a panic as fatal; see
     /// [`TelemetryHandle::capture_async`].
-    fn capture(self, handle: &TelemetryHandle) -> Captured<Self> {
+    fn capture<T, E, K>(self, handle: &TelemetryHandle) -> Captured<Self, K>
+    where
+        Self: Future<Output = Result<T, E>>,
+        E: ReportableError<K>,
+    {
         Captured::new(handle, self, Severity::Error, false)
     }
 
     /// Like [`capture`](CaptureExt::capture), with an `Err` taking the fatal path (severity
     /// `CRITICAL`); the drain is awaited without blocking the executor.
-    fn capture_fatal(self, handle: &TelemetryHandle) -> Captured<Self> {
+    fn capture_fatal<T, E, K>(self, handle: &TelemetryHandle) -> Captured<Self, K>
+    where
+        Self: Future<Output = Result<T, E>>,
+        E: ReportableError<K>,
+    {
         Captured::new(handle, self, Severity::Critical, true)
     }
 }

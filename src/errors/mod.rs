@@ -6,3 +6,4 @@
 pub(crate) mod build;
 pub(crate) mod classify;
 pub(crate) mod report;
+pub(crate) mod reportable;

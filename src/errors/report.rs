@@ -10,45 +10,6 @@ use crate::handoff::record::{Body, ExceptionRecord, Record};
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;
 
-/// An error that telemetry can report: any sized `std::error::Error + 'static`, and the
-/// `dyn Error` trait objects (so `&*anyhow_error` and `&*boxed_error` work too).
-pub trait ReportableError {
-    /// The error as a trait object.
-    fn as_error(&self) -> &(dyn Error + 'static);
-
-    /// The error's type name without its module path: `ParseIntError`, `io::Error`.
-    fn error_type(&self) -> String;
-}
-
-impl<E: Error + 'static> ReportableError for E {
-    fn as_error(&self) -> &(dyn Error + 'static) {
-        self
-    }
-
-    fn error_type(&self) -> String {
-        short_type_name(std::any::type_name::<E>())
-    }
-}
-
-macro_rules! reportable_dyn {
-    ($($t:ty),*) => {$(
-        impl ReportableError for $t {
-            fn as_error(&self) -> &(dyn Error + 'static) {
-                self
-            }
-
-            /// For a trait object the concrete type is unknown: the name is read from the
-            /// start of its `Debug` output (derived `Debug` starts with the type name), else
-            /// `Error`.
-            fn error_type(&self) -> String {
-                dyn_type_name(self)
-            }
-        }
-    )*};
-}
-
-reportable_dyn!(dyn Error + 'static, dyn Error + Send + 'static, dyn Error + Send + Sync + 'static);
-
 /// `core::num::error::ParseIntError` → `ParseIntError`; generic arguments shortened too;
 /// a bare `Error` keeps its module (`io::Error`, `reqwest::Error`).
 pub(crate) fn short_type_name(full: &str) -> String {
@@ -212,6 +173,7 @@ pub(crate) fn error_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::reportable::ReportableError;
 
     #[test]
     fn type_names_lose_their_module_paths() {
