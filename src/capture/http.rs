@@ -172,18 +172,6 @@ pub(crate) fn severity(rec: &impl FieldSource) -> Severity {
 mod tests {
     use super::*;
 
-    fn rec(fields: &[(&'static str, &str)]) -> FieldRecord {
-        let mut text = String::new();
-        let mut out = FieldRecord::default();
-        for (k, v) in fields {
-            let start = text.len() as u32;
-            text.push_str(v);
-            out.fields.push((k, Val::Str(TextRange(start, text.len() as u32))));
-        }
-        out.text = text.into();
-        out
-    }
-
     fn shape(r: &FieldRecord) -> Vec<(String, String)> {
         r.fields
             .iter()
@@ -205,7 +193,7 @@ mod tests {
     #[test]
     fn a_program_s_own_span_keeps_its_url_and_fields() {
         let r = normalise(
-            &rec(&[
+            &FieldRecord::of_strs(&[
                 ("http.request.method", "POST"),
                 ("url.full", "https://user:pw@api.example.com/v1/sample?token=abc"),
                 ("http.response.status_code", "503"),
@@ -228,7 +216,7 @@ mod tests {
     #[test]
     fn reqwest_tracing_spans_keep_only_the_request_s_shape() {
         let r = normalise(
-            &rec(&[
+            &FieldRecord::of_strs(&[
                 ("http.request.method", "GET"),
                 ("url.scheme", "http"),
                 ("server.address", "127.0.0.1"),
@@ -250,7 +238,7 @@ mod tests {
     #[test]
     fn tower_http_spans_take_host_and_path_from_the_uri() {
         let r = normalise(
-            &rec(&[
+            &FieldRecord::of_strs(&[
                 ("method", "GET"),
                 ("uri", "/v1/items/7?page=2"),
                 ("version", "HTTP/1.1"),

@@ -86,25 +86,13 @@ pub(crate) fn queue_severity(rec: &impl FieldSource) -> Severity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handoff::record::{FieldRecord, TextRange};
-
-    fn rec(fields: &[(&'static str, &str)]) -> FieldRecord {
-        let mut text = String::new();
-        let mut out = FieldRecord::default();
-        for (k, v) in fields {
-            let start = text.len() as u32;
-            text.push_str(v);
-            out.fields.push((k, Val::Str(TextRange(start, text.len() as u32))));
-        }
-        out.text = text.into();
-        out
-    }
+    use crate::handoff::record::FieldRecord;
 
     #[test]
     fn paused_queues_warn() {
-        assert_eq!(queue_severity(&rec(&[("to", "paused_rate_limit")])), Severity::Warning);
-        assert_eq!(queue_severity(&rec(&[("to", "paused_capacity")])), Severity::Warning);
-        assert_eq!(queue_severity(&rec(&[("to", "active")])), Severity::Info);
-        assert_eq!(queue_severity(&rec(&[])), Severity::Info);
+        assert_eq!(queue_severity(&FieldRecord::of_strs(&[("to", "paused_rate_limit")])), Severity::Warning);
+        assert_eq!(queue_severity(&FieldRecord::of_strs(&[("to", "paused_capacity")])), Severity::Warning);
+        assert_eq!(queue_severity(&FieldRecord::of_strs(&[("to", "active")])), Severity::Info);
+        assert_eq!(queue_severity(&FieldRecord::of_strs(&[])), Severity::Info);
     }
 }

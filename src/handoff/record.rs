@@ -191,6 +191,22 @@ pub(crate) struct FieldRecord {
     pub(crate) text: Box<str>,
 }
 
+#[cfg(test)]
+impl FieldRecord {
+    /// A record of string fields, for tests.
+    pub(crate) fn of_strs(fields: &[(&'static str, &str)]) -> FieldRecord {
+        let mut text = String::new();
+        let mut out = FieldRecord::default();
+        for (k, v) in fields {
+            let start = text.len() as u32;
+            text.push_str(v);
+            out.fields.push((k, Val::Str(TextRange(start, text.len() as u32))));
+        }
+        out.text = text.into();
+        out
+    }
+}
+
 impl FieldSource for FieldRecord {
     fn name(&self) -> Option<Text> {
         self.name
