@@ -101,7 +101,7 @@ pub(super) struct Uploader {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Take {
-    /// Only whole batches (a threshold wake-up).
+    /// Everything, once `flush_threshold` events wait (a wake-up, or a request finished).
     WholeBatches,
     /// Everything queued (timer, flush, shutdown).
     All,
@@ -197,15 +197,15 @@ impl Uploader {
 
     /// Moves records from the queue into batches, then moves the wake mark.
     fn take(&mut self, how: Take) {
-        let batch = self.config.max_batch_size;
         let threshold = self.config.flush_threshold;
         let available = self.in_queue();
         let want = match how {
             Take::All => available,
             // Everything once the threshold is reached (counting what is being filled; the
-            // batches seal at the threshold or the batch size), else only whole batches.
+            // batches seal at the threshold or the batch size); below it, nothing: events
+            // wait for the threshold or the interval, as `flush_threshold` says.
             Take::WholeBatches if available + self.filling_len() >= threshold => available,
-            Take::WholeBatches => available / batch * batch,
+            Take::WholeBatches => 0,
         };
         self.anchor = Anchor::now();
         self.report_drops(Moment::Room);
