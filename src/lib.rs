@@ -151,10 +151,18 @@
 //! |---|---|
 //! | [`TelemetryHandle::log_exception`] | queues one event and asks for a send; never blocks |
 //! | [`TelemetryHandle::log_fatal_exception`] (and `_async`) | the event, SESSION_END (once per session), then a drain bounded by `flush_timeout` |
-//! | [`TelemetryHandle::capture`], `capture_fatal`, `capture_with_severity` | run a closure; log its `Err` and return it unchanged; report a panic as fatal and resume it |
-//! | [`TelemetryHandle::capture_async`], [`CaptureExt`] | the same for futures |
+//! | [`TelemetryHandle::capture`], `capture_fatal`, `capture_with_severity` | run a closure; log its `Err` and return it unchanged; report a panic, wait for its delivery, and resume it |
+//! | [`TelemetryHandle::capture_async`], [`CaptureExt`] | the same for futures (the wait never blocks the executor) |
 //! | `tracing::error!(error = &err as &dyn Error, "…")` in the session | the same event as `log_exception`, with the message as context |
-//! | [`TelemetryHandle::install_panic_hook`] | a panic on any thread: UNHANDLED_EXCEPTION `CRITICAL` with payload, location, thread and backtrace, SESSION_END, drain; then the previous hook |
+//! | [`TelemetryHandle::install_panic_hook`] | a panic on any thread: UNHANDLED_EXCEPTION `CRITICAL` with payload, location, thread and backtrace, and a wait (at most `flush_timeout`) until it is delivered; then the previous hook |
+//!
+//! A panic that unwinds may be survived (a joined thread, a tokio task, `catch_unwind`), so
+//! it does not end the session: later events are sent, and SESSION_END comes once, when the
+//! guard drops. Only in a program built with `panic = "abort"`, where nothing survives a
+//! panic, does the hook also end the session and drain before the process aborts. The hook
+//! is installed once per process, whatever number of reporters register with it; it holds
+//! them weakly and reports each panic into every registered session that is still open. A
+//! panic that both the hook and a capture helper see is reported once.
 //!
 //! An error is a *user error* when it or a cause carries an HTTP status in 400..=499 other
 //! than 408 and 429 ([`is_user_error`]; `reqwest::Error`, [`HttpError`], types registered with
@@ -204,8 +212,9 @@ mod severity;
 mod urls;
 
 pub use api::future::{CaptureExt, Captured};
-pub use api::guard::{ShutdownReport, TelemetryGuard};
+pub use api::guard::TelemetryGuard;
 pub use api::handle::TelemetryHandle;
+pub use api::reporter::ShutdownReport;
 pub use capture::layer::TinkerTelemetryLayer;
 pub use capture::span::DEFAULT_CAPTURED_SPANS;
 pub use config::builder::Builder;

@@ -1,15 +1,15 @@
 //! [`TelemetryHandle`]: logging, flushing and stats from anywhere in the program.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
+use super::reporter::Reporter;
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
-use crate::handoff::control::{Control, deadline_in, remaining};
+use crate::handoff::control::deadline_in;
 use crate::handoff::record::{Body, Record};
 use crate::handoff::stats::Stats;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
@@ -23,19 +23,15 @@ use crate::severity::Severity;
 /// [`TelemetryGuard::handle`]: crate::TelemetryGuard::handle
 #[derive(Clone)]
 pub struct TelemetryHandle {
-    handoff: Option<Arc<Handoff>>,
+    reporter: Option<Arc<Reporter>>,
     session_id: Arc<str>,
-    pub(crate) flush_timeout: Duration,
-    pub(crate) classifier: Arc<Classifier>,
-    /// Whether this reporter's panic hook is installed.
-    pub(crate) panic_hook: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for TelemetryHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TelemetryHandle")
             .field("session_id", &self.session_id)
-            .field("enabled", &self.handoff.is_some())
+            .field("enabled", &self.reporter.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -47,22 +43,20 @@ impl TelemetryHandle {
         classifier: Arc<Classifier>,
     ) -> Self {
         let session_id = Arc::from(&*handoff.session_id);
-        let panic_hook = Arc::new(AtomicBool::new(false));
-        TelemetryHandle { handoff: Some(handoff), session_id, flush_timeout, classifier, panic_hook }
+        let reporter = Arc::new(Reporter::new(handoff, flush_timeout, classifier));
+        TelemetryHandle { reporter: Some(reporter), session_id }
     }
 
     pub(crate) fn disabled(session_id: String) -> Self {
-        TelemetryHandle {
-            handoff: None,
-            session_id: session_id.into(),
-            flush_timeout: Duration::ZERO,
-            classifier: Arc::default(),
-            panic_hook: Arc::default(),
-        }
+        TelemetryHandle { reporter: None, session_id: session_id.into() }
+    }
+
+    pub(crate) fn reporter(&self) -> Option<&Arc<Reporter>> {
+        self.reporter.as_ref()
     }
 
     pub(crate) fn handoff(&self) -> Option<&Arc<Handoff>> {
-        self.handoff.as_ref()
+        self.reporter.as_ref().map(|r| &r.handoff)
     }
 
     /// Queues a `GENERIC_EVENT` named `event_name` with `event_data` as its payload.
@@ -90,15 +84,15 @@ impl TelemetryHandle {
         event_data: serde_json::Value,
         severity: Severity,
     ) -> bool {
-        let Some(handoff) = &self.handoff else { return false };
+        let Some(handoff) = self.handoff() else { return false };
         let name = truncate_owned(event_name.into(), MAX_VALUE_BYTES).into_boxed_str();
         handoff.push(Record { time: Stamp::now(), severity, body: Body::Json { name, data: event_data } })
     }
 
     /// Asks the uploader to send everything queued now, without waiting for it.
     pub fn flush(&self) {
-        if let Some(handoff) = &self.handoff {
-            handoff.request_flush();
+        if let Some(reporter) = &self.reporter {
+            reporter.handoff.request_flush();
         }
     }
 
@@ -108,24 +102,29 @@ impl TelemetryHandle {
     ///
     /// Blocks the calling thread; in async code run it with `tokio::task::spawn_blocking`.
     pub fn wait_until_drained(&self, timeout: Duration) -> bool {
-        let Some(handoff) = &self.handoff else { return true };
+        let Some(reporter) = &self.reporter else { return true };
+        reporter.drain_by(deadline_in(timeout))
+    }
+
+    /// [`wait_until_drained`](Self::wait_until_drained) as a future that waits on a thread
+    /// of its own: flushes when called; `timeout` counts from the call.
+    pub(super) fn wait_until_drained_async(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = bool> + Send + 'static {
         let deadline = deadline_in(timeout);
-        let (tx, rx) = sync_channel(1);
-        if !handoff.send_control(Control::Flush(Some(tx))) {
-            // The uploader has stopped: drained if it settled everything before it did.
-            return handoff.stats().queued == 0;
-        }
-        match rx.recv_timeout(remaining(deadline)) {
-            Ok(target) => handoff.wait_watermark(target, deadline),
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => handoff.stats().queued == 0,
+        let reporter = self.reporter.clone();
+        let request = reporter.as_ref().and_then(|r| r.request_drain());
+        async move {
+            let Some(reporter) = reporter else { return true };
+            off_thread(move || reporter.wait_drained(request, deadline)).await.unwrap_or(false)
         }
     }
 
     /// The reporter's counters now. See [`Stats`] for what they mean.
     #[must_use]
     pub fn stats(&self) -> Stats {
-        self.handoff.as_ref().map(|s| s.stats()).unwrap_or_default()
+        self.handoff().map(|h| h.stats()).unwrap_or_default()
     }
 
     /// The session this reporter belongs to (a generated UUID for a session-less reporter).
@@ -136,12 +135,27 @@ impl TelemetryHandle {
 
     /// Tells reporters apart (0 when disabled).
     pub(crate) fn reporter_id(&self) -> usize {
-        self.handoff.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
+        self.reporter.as_ref().map_or(0, |r| Arc::as_ptr(r) as usize)
     }
 
     /// Whether telemetry is enabled for this reporter.
     #[must_use]
     pub fn is_enabled(&self) -> bool {
-        self.handoff.is_some()
+        self.reporter.is_some()
+    }
+}
+
+/// Runs `wait` on a short-lived thread of its own, started when the future is first
+/// polled, so that an async caller never blocks its executor's threads. `None` when no
+/// thread could be started or `wait` panicked.
+pub(super) async fn off_thread<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The name keeps the panic hook from waiting on this thread's own panics.
+    let spawned = std::thread::Builder::new().name("tinker-telemetry-drain".into()).spawn(move || {
+        let _ = tx.send(wait());
+    });
+    match spawned {
+        Ok(_) => rx.await.ok(),
+        Err(_) => None,
     }
 }

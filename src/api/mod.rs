@@ -6,3 +6,5 @@ pub(crate) mod future;
 pub(crate) mod guard;
 pub(crate) mod handle;
 pub(crate) mod panic;
+pub(crate) mod registry;
+pub(crate) mod reporter;
