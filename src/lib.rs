@@ -68,6 +68,28 @@
 //! [`TelemetryHandle`] from [`TelemetryGuard::handle`] logs, flushes and reads
 //! [`Stats`] from anywhere.
 //!
+//! The session can also end without the guard, from any thread:
+//! [`TelemetryHandle::shutdown`] does what the guard's drop does, bounded by the timeout you
+//! give it, once per reporter (concurrent calls get the same report, and the guard's drop
+//! then returns at once). In async code, [`TelemetryHandle::shutdown_async`] and
+//! [`TelemetryHandle::wait_until_drained_async`] return futures that wait on a short-lived
+//! thread of their own, never blocking the runtime's threads, with any executor.
+//!
+//! `std::process::exit` runs no destructors: the guard never drops, and whatever is still
+//! queued, SESSION_END included, is lost. End the session first, or return from `main`:
+//!
+//! ```
+//! # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+//! #     .session_id("s").enabled(false).build()?;
+//! # let failed = false;
+//! if failed {
+//!     let report = guard.shutdown(); // or handle.shutdown(timeout) where the guard is out of reach
+//!     eprintln!("telemetry drained: {}", report.drained);
+//!     std::process::exit(1);
+//! }
+//! # Ok::<(), tinker_telemetry::BuildError>(())
+//! ```
+//!
 //! # What gets captured
 //!
 //! An event is captured when its level is at least [`Builder::min_level`] (`INFO`) and its

@@ -14,7 +14,12 @@ use crate::handoff::stats::Stats;
 ///
 /// Hold it until `main` returns. Dropping it works from a plain `main`, inside any tokio
 /// runtime (it blocks only its own thread, never the runtime's tasks), and while a panic
-/// unwinds; it never panics and never waits past `flush_timeout`.
+/// unwinds; it never panics and never waits past `flush_timeout`. When the session was
+/// already ended through a handle ([`TelemetryHandle::shutdown`]) it returns at once.
+///
+/// `std::process::exit` runs no destructors: the guard never drops, and whatever is queued,
+/// SESSION_END included, is lost. Call [`shutdown`](TelemetryGuard::shutdown) (or
+/// [`TelemetryHandle::shutdown`]) before `exit`, or return from `main`.
 ///
 /// Events captured after the guard is gone are counted as dropped.
 #[must_use = "dropping the guard ends the session at once; hold it until the program ends"]
@@ -49,7 +54,8 @@ impl TelemetryGuard {
     }
 
     /// Ends the session and drains the queue now, returning the final counters. Does what
-    /// dropping the guard does, and tells you how it went.
+    /// dropping the guard does, and tells you how it went. When the session was already
+    /// ended through a handle, returns that shutdown's report.
     ///
     /// # Examples
     /// ```

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::reporter::Reporter;
+use super::reporter::{Reporter, ShutdownReport};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
@@ -15,8 +15,9 @@ use crate::handoff::stats::Stats;
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;
 
-/// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery and
-/// read the counters. `Clone + Send + Sync`; get one from [`TelemetryGuard::handle`].
+/// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery,
+/// read the counters, and end the session from any thread. `Clone + Send + Sync`; get one
+/// from [`TelemetryGuard::handle`].
 ///
 /// When telemetry is disabled every method is a no-op that returns at once.
 ///
@@ -100,24 +101,108 @@ impl TelemetryHandle {
     /// finally dropped, for at most `timeout`. Returns whether that happened in time (always
     /// true when telemetry is disabled).
     ///
-    /// Blocks the calling thread; in async code run it with `tokio::task::spawn_blocking`.
+    /// Blocks the calling thread; in async code use
+    /// [`wait_until_drained_async`](Self::wait_until_drained_async).
     pub fn wait_until_drained(&self, timeout: Duration) -> bool {
         let Some(reporter) = &self.reporter else { return true };
         reporter.drain_by(deadline_in(timeout))
     }
 
-    /// [`wait_until_drained`](Self::wait_until_drained) as a future that waits on a thread
-    /// of its own: flushes when called; `timeout` counts from the call.
-    pub(super) fn wait_until_drained_async(
-        &self,
-        timeout: Duration,
-    ) -> impl Future<Output = bool> + Send + 'static {
+    /// [`wait_until_drained`](Self::wait_until_drained) for async code: flushes when called,
+    /// and returns a future that resolves once every event queued before the call is
+    /// delivered or finally dropped, or `timeout` (counted from the call) has passed. The
+    /// wait runs on a short-lived thread of its own, never on the runtime's threads; the
+    /// future works with any executor.
+    ///
+    /// # Examples
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let handle = guard.handle();
+    /// assert!(handle.wait_until_drained_async(Duration::from_secs(5)).await);
+    /// # });
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn wait_until_drained_async(&self, timeout: Duration) -> impl Future<Output = bool> + Send + 'static {
         let deadline = deadline_in(timeout);
         let reporter = self.reporter.clone();
         let request = reporter.as_ref().and_then(|r| r.request_drain());
         async move {
             let Some(reporter) = reporter else { return true };
             off_thread(move || reporter.wait_drained(request, deadline)).await.unwrap_or(false)
+        }
+    }
+
+    /// Ends the session and drains, from any thread, without the guard: what dropping the
+    /// [`TelemetryGuard`](crate::TelemetryGuard) does (SESSION_END, a flush, a wait for the
+    /// uploader), bounded by `timeout` instead of `flush_timeout`.
+    ///
+    /// Once per reporter, whoever calls it: a second call, or the guard's drop, returns the
+    /// first call's report at once; a call made while another is draining waits for that
+    /// report (at most its own `timeout`). Events logged afterwards are counted as dropped.
+    /// Blocks the calling thread; in async code use [`shutdown_async`](Self::shutdown_async).
+    ///
+    /// # Examples
+    /// Ending the session from a worker thread, while `main` still holds the guard:
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// use std::time::Duration;
+    ///
+    /// let handle = guard.handle();
+    /// let worker = std::thread::spawn(move || handle.shutdown(Duration::from_secs(5)));
+    /// let report = worker.join().unwrap();
+    /// assert!(report.drained);
+    /// drop(guard); // returns at once: the session has ended
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        match &self.reporter {
+            Some(reporter) => reporter.shutdown_by(deadline_in(timeout)),
+            None => ShutdownReport { stats: Stats::default(), drained: true },
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code: ends the session when called (later
+    /// events are counted as dropped, SESSION_END is queued), and returns a future that
+    /// drains on a short-lived thread of its own, never blocking the runtime's threads, and
+    /// resolves to the report once done or `timeout` (counted from the call) has passed.
+    /// Works with any executor. A future dropped before it is polled leaves the drain to the
+    /// guard's drop.
+    ///
+    /// # Examples
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// # let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let handle = guard.handle();
+    /// let report = handle.shutdown_async(Duration::from_secs(5)).await;
+    /// assert_eq!(report.stats.dropped.total(), 0);
+    /// # });
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn shutdown_async(&self, timeout: Duration) -> impl Future<Output = ShutdownReport> + Send + 'static {
+        let deadline = deadline_in(timeout);
+        let reporter = self.reporter.clone();
+        if let Some(reporter) = &reporter {
+            reporter.end_session();
+        }
+        async move {
+            let Some(reporter) = reporter else {
+                return ShutdownReport { stats: Stats::default(), drained: true };
+            };
+            let waiter = Arc::clone(&reporter);
+            match off_thread(move || waiter.shutdown_by(deadline)).await {
+                Some(report) => report,
+                None => ShutdownReport { stats: reporter.handoff.stats(), drained: false },
+            }
         }
     }
 

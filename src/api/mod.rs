@@ -1,5 +1,6 @@
-//! The user-facing side: the guard that ends the session, the handle that logs, flushes and
-//! reads the counters, and exception and panic capture. Runs on the caller's threads.
+//! The user-facing side: the guard that ends the session, the handle that logs, flushes,
+//! waits, reads the counters and ends the session from anywhere, and exception and panic
+//! capture. Runs on the caller's threads.
 
 pub(crate) mod exceptions;
 pub(crate) mod future;

@@ -17,7 +17,8 @@ use crate::handoff::stats::Stats;
 /// uploader's own bookkeeping after it gave up on what was left.
 const ANSWER_GRACE: Duration = Duration::from_millis(150);
 
-/// What [`TelemetryGuard::shutdown`](crate::TelemetryGuard::shutdown) achieved.
+/// What a shutdown achieved: [`TelemetryGuard::shutdown`](crate::TelemetryGuard::shutdown),
+/// [`TelemetryHandle::shutdown`](crate::TelemetryHandle::shutdown) and their async form.
 ///
 /// # Examples
 /// ```
