@@ -76,6 +76,28 @@
 //! [`TelemetryHandle`] from [`TelemetryGuard::handle`] logs, flushes and reads
 //! [`Stats`] from anywhere.
 //!
+//! The session can also end without the guard, from any thread:
+//! [`TelemetryHandle::shutdown`] does what the guard's drop does, bounded by the timeout you
+//! give it, once per reporter (concurrent calls get the same report, and the guard's drop
+//! then returns at once). In async code, [`TelemetryHandle::shutdown_async`] and
+//! [`TelemetryHandle::wait_until_drained_async`] return futures that wait on a short-lived
+//! thread of their own, never blocking the runtime's threads, with any executor.
+//!
+//! `std::process::exit` runs no destructors: the guard never drops, and whatever is still
+//! queued, SESSION_END included, is lost. End the session first, or return from `main`:
+//!
+//! ```
+//! # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+//! #     .session_id("s").enabled(false).build()?;
+//! # let failed = false;
+//! if failed {
+//!     let report = guard.shutdown(); // or handle.shutdown(timeout) where the guard is out of reach
+//!     eprintln!("telemetry drained: {}", report.drained);
+//!     std::process::exit(1);
+//! }
+//! # Ok::<(), tinker_telemetry::BuildError>(())
+//! ```
+//!
 //! # What gets captured
 //!
 //! An event is captured when its level is at least [`Builder::min_level`] (`INFO`) and its
@@ -198,11 +220,19 @@
 //! |---|---|
 //! | [`TelemetryHandle::log_exception`] | queues one event and asks for a send; never blocks |
 //! | [`TelemetryHandle::log_fatal_exception`] (and `_async`) | the event, SESSION_END (once per session), then a drain bounded by `flush_timeout` |
-//! | [`TelemetryHandle::capture`], `capture_fatal`, `capture_with_severity` | run a closure; log its `Err` and return it unchanged; report a panic as fatal and resume it |
-//! | [`TelemetryHandle::capture_async`], [`CaptureExt`] | the same for futures |
+//! | [`TelemetryHandle::capture`], `capture_fatal`, `capture_with_severity` | run a closure; log its `Err` and return it unchanged; report a panic, wait for its delivery, and resume it |
+//! | [`TelemetryHandle::capture_async`], [`CaptureExt`] | the same for futures (the wait never blocks the executor) |
 //! | `tracing::error!(error = &err as &dyn Error, "…")` in the session | the same event as `log_exception`, with the message as context (the event's other fields are not sent) |
 //! | `#[tracing::instrument(err)]` returning `Err` in the session | UNHANDLED_EXCEPTION with the error's text as `error_message`, `error_type` `Error` (only the text is recorded), `traceback` `in <function>` |
-//! | [`TelemetryHandle::install_panic_hook`] | a panic on any thread: UNHANDLED_EXCEPTION `CRITICAL` with payload, location, thread and backtrace, SESSION_END, drain; then the previous hook |
+//! | [`TelemetryHandle::install_panic_hook`] | a panic on any thread: UNHANDLED_EXCEPTION `CRITICAL` with payload, location, thread and backtrace, and a wait (at most `flush_timeout`) until it is delivered; then the previous hook |
+//!
+//! A panic that unwinds may be survived (a joined thread, a tokio task, `catch_unwind`), so
+//! it does not end the session: later events are sent, and SESSION_END comes once, when the
+//! guard drops. Only in a program built with `panic = "abort"`, where nothing survives a
+//! panic, does the hook also end the session and drain before the process aborts. The hook
+//! is installed once per process, whatever number of reporters register with it; it holds
+//! them weakly and reports each panic into every registered session that is still open. A
+//! panic that both the hook and a capture helper see is reported once.
 //!
 //! An error is a *user error* when it or a cause carries an HTTP status in 400..=499 other
 //! than 408 and 429 ([`is_user_error`]; `reqwest::Error`, [`HttpError`], types registered with
@@ -257,8 +287,9 @@ mod severity;
 mod urls;
 
 pub use api::future::{CaptureExt, Captured};
-pub use api::guard::{ShutdownReport, TelemetryGuard};
+pub use api::guard::TelemetryGuard;
 pub use api::handle::TelemetryHandle;
+pub use api::reporter::ShutdownReport;
 pub use capture::layer::TinkerTelemetryLayer;
 pub use capture::span::DEFAULT_CAPTURED_SPANS;
 pub use config::builder::Builder;

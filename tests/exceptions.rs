@@ -251,14 +251,17 @@ fn a_panic_inside_capture_is_reported_and_resumed() {
     }));
     let payload = unwound.unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"inside capture"), "the original panic is resumed");
-    // The panic took the fatal path: delivered before the unwind went on.
+    // Delivered before the unwind went on, and the session is still open.
     let events = collector.accepted_by_index();
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["SESSION_START", "UNHANDLED_EXCEPTION", "SESSION_END"]);
+    assert_eq!(kinds, ["SESSION_START", "UNHANDLED_EXCEPTION"]);
     assert_eq!(events[1]["error_type"], "panic");
     assert_eq!(events[1]["error_message"], "inside capture");
     assert_eq!(events[1]["severity"], "CRITICAL");
+    assert!(handle.log("after.panic", json!({}), Severity::Info), "a caught panic does not end the session");
     drop(guard);
+    assert_eq!(collector.names(), ["SESSION_START", "UNHANDLED_EXCEPTION", "after.panic", "SESSION_END"]);
+    assert_eq!(handle.stats().dropped.after_shutdown, 0);
 }
 
 #[test]
@@ -353,10 +356,13 @@ fn a_panic_inside_capture_async_is_reported_and_resumed() {
         }))
     }));
     assert_eq!(unwound.unwrap_err().downcast_ref::<&str>(), Some(&"inside an async capture"));
+    // Resumed only once delivered; the session stays open.
     let events = collector.accepted_by_index();
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[1]["error_message"], "inside an async capture");
-    assert_eq!(events[2]["event"], "SESSION_END");
+    assert!(handle.log("after.panic", json!({}), Severity::Info));
     drop(guard);
+    assert_eq!(collector.names(), ["SESSION_START", "UNHANDLED_EXCEPTION", "after.panic", "SESSION_END"]);
 }
 
 #[test]

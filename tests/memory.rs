@@ -22,7 +22,6 @@ fn large_events_while_the_server_is_down_stay_within_the_byte_bound() {
     let uri = format!("http://127.0.0.1:{port}");
     let (_layer, guard) = support::test_builder(&uri, SESSION)
         .max_queue_size(EVENTS)
-        .flush_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let handle = guard.handle();

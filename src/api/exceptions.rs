@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Duration;
 
 use super::future::Captured;
-use super::handle::TelemetryHandle;
+use super::handle::{TelemetryHandle, off_thread};
 use super::panic::clear_reported_panics;
 use crate::errors::report::error_record;
 use crate::errors::reportable::ReportableError;
+use crate::handoff::control::deadline_in;
 use crate::severity::Severity;
 
 impl TelemetryHandle {
@@ -48,8 +50,9 @@ impl TelemetryHandle {
         severity: Severity,
         fatal: bool,
     ) -> bool {
-        let Some(handoff) = self.handoff() else { return false };
-        let record = error_record(&self.classifier, err.as_error(), err.error_type(), severity, None);
+        let Some(reporter) = self.reporter() else { return false };
+        let record = error_record(&reporter.classifier, err.as_error(), err.error_type(), severity, None);
+        let handoff = &reporter.handoff;
         let queued = if fatal { handoff.push_critical(record) } else { handoff.push(record) };
         self.flush();
         queued
@@ -99,46 +102,36 @@ impl TelemetryHandle {
         err: &E,
         severity: Severity,
     ) -> impl Future<Output = bool> + Send + 'static {
-        let queued = self.queue_exception(err, severity, true);
-        self.end_session();
-        let handle = self.clone();
+        let reporter = self.reporter().cloned();
+        let (queued, request) = match &reporter {
+            Some(reporter) => {
+                let queued = self.queue_exception(err, severity, true);
+                reporter.end_session();
+                (queued, reporter.request_drain())
+            }
+            None => (false, None),
+        };
+        let deadline = reporter.as_ref().map(|r| deadline_in(r.flush_timeout));
         async move {
-            if !handle.is_enabled() {
-                return false;
-            }
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let waiter = handle.clone();
-            let spawned =
-                std::thread::Builder::new().name("tinker-telemetry-drain".into()).spawn(move || {
-                    let _ = tx.send(waiter.wait_until_drained(waiter.flush_timeout));
-                });
-            match spawned {
-                Ok(_) => queued && rx.await.unwrap_or(false),
-                Err(_) => false,
-            }
+            let (Some(reporter), Some(deadline)) = (reporter, deadline) else { return false };
+            let drained = off_thread(move || reporter.wait_drained(request, deadline)).await;
+            queued && drained.unwrap_or(false)
         }
     }
 
-    /// [`end_session`](Self::end_session), then waits for everything queued to be delivered
-    /// or dropped, at most `flush_timeout`: the tail of every fatal path.
+    /// Ends the session (SESSION_END unless it already was), then waits for everything
+    /// queued to be delivered or dropped, at most `flush_timeout`: the tail of the fatal path.
     pub(super) fn end_session_and_drain(&self) -> bool {
-        self.end_session();
-        self.wait_until_drained(self.flush_timeout)
-    }
-
-    /// Ends the session: no more events are taken, SESSION_END is queued unless it already
-    /// was.
-    pub(super) fn end_session(&self) {
-        if let Some(handoff) = self.handoff() {
-            handoff.close();
-            handoff.end_session();
-        }
+        let Some(reporter) = self.reporter() else { return false };
+        reporter.end_session();
+        reporter.drain_by(deadline_in(reporter.flush_timeout))
     }
 
     /// Runs `f`; logs an `Err` (severity `ERROR`) and returns it unchanged. `Ok` passes
-    /// through untouched. A panic inside `f` is reported as fatal (UNHANDLED_EXCEPTION
-    /// `CRITICAL`, SESSION_END, drain) and then resumed, never swallowed. When telemetry is
-    /// disabled this is just `f()`.
+    /// through untouched. A panic inside `f` is reported (UNHANDLED_EXCEPTION `CRITICAL`,
+    /// once even when the panic hook saw it too), waited for until delivered (at most
+    /// `flush_timeout`), and then resumed, never swallowed; the session stays open, since a
+    /// caught panic may be survived. When telemetry is disabled this is just `f()`.
     ///
     /// # Examples
     /// ```
@@ -196,15 +189,18 @@ impl TelemetryHandle {
                 Err(err)
             }
             Err(payload) => {
-                self.report_caught_panic(&*payload);
+                if self.queue_caught_panic(&*payload) {
+                    self.wait_until_drained(self.reporter().map_or(Duration::ZERO, |r| r.flush_timeout));
+                }
                 resume_unwind(payload)
             }
         }
     }
 
     /// Wraps a future like [`capture`](Self::capture) wraps a closure: an `Err` output is
-    /// logged and returned; a panic while polling is reported as fatal and resumed. The
-    /// extension trait [`CaptureExt`](crate::CaptureExt) offers the same as a method on futures.
+    /// logged and returned; a panic while polling is reported, its delivery awaited (on a
+    /// thread of its own, never blocking the executor; at most `flush_timeout`) and then
+    /// resumed; the session stays open. The extension trait [`CaptureExt`](crate::CaptureExt) offers the same as a method on futures.
     ///
     /// # Examples
     /// ```

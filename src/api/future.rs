@@ -1,10 +1,12 @@
 //! Capture helpers for futures: [`Captured`] and the [`CaptureExt`] methods.
 
+use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::handle::TelemetryHandle;
 use super::panic::clear_reported_panics;
@@ -12,7 +14,8 @@ use crate::errors::reportable::{ReportableError, kinds};
 use crate::severity::Severity;
 
 pin_project_lite::pin_project! {
-    /// A future whose `Err` output is logged and whose panics are reported; see
+    /// A future whose `Err` output is logged and whose panics are reported (and resumed once
+    /// the report is delivered); see
     /// [`TelemetryHandle::capture_async`] and [`CaptureExt`].
     #[must_use = "futures do nothing unless polled"]
     pub struct Captured<F: Future, K = kinds::Value> {
@@ -24,6 +27,8 @@ pin_project_lite::pin_project! {
         fatal: bool,
         drain: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
         output: Option<F::Output>,
+        // A caught panic, resumed once its report is delivered.
+        panic: Option<Box<dyn Any + Send>>,
     }
 }
 
@@ -39,7 +44,7 @@ impl<F: Future, K> std::fmt::Debug for Captured<F, K> {
 impl<F: Future, K> Captured<F, K> {
     pub(super) fn new(handle: &TelemetryHandle, inner: F, severity: Severity, fatal: bool) -> Self {
         let handle = handle.is_enabled().then(|| handle.clone());
-        Captured { inner, kind: PhantomData, handle, severity, fatal, drain: None, output: None }
+        Captured { inner, kind: PhantomData, handle, severity, fatal, drain: None, output: None, panic: None }
     }
 }
 
@@ -57,6 +62,9 @@ where
                 return Poll::Pending;
             }
             *this.drain = None;
+            if let Some(payload) = this.panic.take() {
+                resume_unwind(payload);
+            }
             if let Some(out) = this.output.take() {
                 return Poll::Ready(out);
             }
@@ -82,8 +90,18 @@ where
                 Poll::Ready(Err(err))
             }
             Err(payload) => {
-                handle.report_caught_panic(&*payload);
-                resume_unwind(payload)
+                if !handle.queue_caught_panic(&*payload) {
+                    resume_unwind(payload);
+                }
+                let timeout = handle.reporter().map_or(Duration::ZERO, |r| r.flush_timeout);
+                let mut drain: Pin<Box<dyn Future<Output = bool> + Send>> =
+                    Box::pin(handle.wait_until_drained_async(timeout));
+                if drain.as_mut().poll(cx).is_ready() {
+                    resume_unwind(payload);
+                }
+                *this.drain = Some(drain);
+                *this.panic = Some(payload);
+                Poll::Pending
             }
         }
     }
@@ -103,8 +121,8 @@ where
 /// # Ok::<(), tinker_telemetry::BuildError>(())
 /// ```
 pub trait CaptureExt: Future + Sized {
-    /// Logs an `Err` output (severity `ERROR`) and reports a panic as fatal; see
-    /// [`TelemetryHandle::capture_async`].
+    /// Logs an `Err` output (severity `ERROR`) and reports a panic, resuming it once the
+    /// report is delivered; see [`TelemetryHandle::capture_async`].
     fn capture<T, E, K>(self, handle: &TelemetryHandle) -> Captured<Self, K>
     where
         Self: Future<Output = Result<T, E>>,

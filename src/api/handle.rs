@@ -1,41 +1,38 @@
 //! [`TelemetryHandle`]: logging, flushing and stats from anywhere in the program.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
+use super::reporter::{Reporter, ShutdownReport};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
-use crate::handoff::control::{Control, deadline_in, remaining};
+use crate::handoff::control::deadline_in;
 use crate::handoff::record::{Body, Record};
 use crate::handoff::stats::{DeliveryError, Stats};
 use crate::limits::{MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;
 
-/// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery and
-/// read the counters. `Clone + Send + Sync`; get one from [`TelemetryGuard::handle`].
+/// A cheap, cloneable handle to a reporter: log events directly, flush, wait for delivery,
+/// read the counters, and end the session from any thread. `Clone + Send + Sync`; get one
+/// from [`TelemetryGuard::handle`].
 ///
 /// When telemetry is disabled every method is a no-op that returns at once.
 ///
 /// [`TelemetryGuard::handle`]: crate::TelemetryGuard::handle
 #[derive(Clone)]
 pub struct TelemetryHandle {
-    handoff: Option<Arc<Handoff>>,
+    reporter: Option<Arc<Reporter>>,
     session_id: Arc<str>,
-    pub(crate) flush_timeout: Duration,
-    pub(crate) classifier: Arc<Classifier>,
-    /// Whether this reporter's panic hook is installed.
-    pub(crate) panic_hook: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for TelemetryHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TelemetryHandle")
             .field("session_id", &self.session_id)
-            .field("enabled", &self.handoff.is_some())
+            .field("enabled", &self.reporter.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -47,22 +44,20 @@ impl TelemetryHandle {
         classifier: Arc<Classifier>,
     ) -> Self {
         let session_id = Arc::from(&*handoff.session_id);
-        let panic_hook = Arc::new(AtomicBool::new(false));
-        TelemetryHandle { handoff: Some(handoff), session_id, flush_timeout, classifier, panic_hook }
+        let reporter = Arc::new(Reporter::new(handoff, flush_timeout, classifier));
+        TelemetryHandle { reporter: Some(reporter), session_id }
     }
 
     pub(crate) fn disabled(session_id: String) -> Self {
-        TelemetryHandle {
-            handoff: None,
-            session_id: session_id.into(),
-            flush_timeout: Duration::ZERO,
-            classifier: Arc::default(),
-            panic_hook: Arc::default(),
-        }
+        TelemetryHandle { reporter: None, session_id: session_id.into() }
+    }
+
+    pub(crate) fn reporter(&self) -> Option<&Arc<Reporter>> {
+        self.reporter.as_ref()
     }
 
     pub(crate) fn handoff(&self) -> Option<&Arc<Handoff>> {
-        self.handoff.as_ref()
+        self.reporter.as_ref().map(|r| &r.handoff)
     }
 
     /// Queues a `GENERIC_EVENT` named `event_name` with `event_data` as its payload.
@@ -90,15 +85,15 @@ impl TelemetryHandle {
         event_data: serde_json::Value,
         severity: Severity,
     ) -> bool {
-        let Some(handoff) = &self.handoff else { return false };
+        let Some(handoff) = self.handoff() else { return false };
         let name = truncate_owned(event_name.into(), MAX_VALUE_BYTES).into_boxed_str();
         handoff.push(Record { time: Stamp::now(), severity, body: Body::Json { name, data: event_data } })
     }
 
     /// Asks the uploader to send everything queued now, without waiting for it.
     pub fn flush(&self) {
-        if let Some(handoff) = &self.handoff {
-            handoff.request_flush();
+        if let Some(reporter) = &self.reporter {
+            reporter.handoff.request_flush();
         }
     }
 
@@ -106,19 +101,108 @@ impl TelemetryHandle {
     /// finally dropped, for at most `timeout`. Returns whether that happened in time (always
     /// true when telemetry is disabled).
     ///
-    /// Blocks the calling thread; in async code run it with `tokio::task::spawn_blocking`.
+    /// Blocks the calling thread; in async code use
+    /// [`wait_until_drained_async`](Self::wait_until_drained_async).
     pub fn wait_until_drained(&self, timeout: Duration) -> bool {
-        let Some(handoff) = &self.handoff else { return true };
+        let Some(reporter) = &self.reporter else { return true };
+        reporter.drain_by(deadline_in(timeout))
+    }
+
+    /// [`wait_until_drained`](Self::wait_until_drained) for async code: flushes when called,
+    /// and returns a future that resolves once every event queued before the call is
+    /// delivered or finally dropped, or `timeout` (counted from the call) has passed. The
+    /// wait runs on a short-lived thread of its own, never on the runtime's threads; the
+    /// future works with any executor.
+    ///
+    /// # Examples
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let handle = guard.handle();
+    /// assert!(handle.wait_until_drained_async(Duration::from_secs(5)).await);
+    /// # });
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn wait_until_drained_async(&self, timeout: Duration) -> impl Future<Output = bool> + Send + 'static {
         let deadline = deadline_in(timeout);
-        let (tx, rx) = sync_channel(1);
-        if !handoff.send_control(Control::Flush(Some(tx))) {
-            // The uploader has stopped: drained if it settled everything before it did.
-            return handoff.stats().queued == 0;
+        let reporter = self.reporter.clone();
+        let request = reporter.as_ref().and_then(|r| r.request_drain());
+        async move {
+            let Some(reporter) = reporter else { return true };
+            off_thread(move || reporter.wait_drained(request, deadline)).await.unwrap_or(false)
         }
-        match rx.recv_timeout(remaining(deadline)) {
-            Ok(target) => handoff.wait_watermark(target, deadline),
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => handoff.stats().queued == 0,
+    }
+
+    /// Ends the session and drains, from any thread, without the guard: what dropping the
+    /// [`TelemetryGuard`](crate::TelemetryGuard) does (SESSION_END, a flush, a wait for the
+    /// uploader), bounded by `timeout` instead of `flush_timeout`.
+    ///
+    /// Once per reporter, whoever calls it: a second call, or the guard's drop, returns the
+    /// first call's report at once; a call made while another is draining waits for that
+    /// report (at most its own `timeout`). Events logged afterwards are counted as dropped.
+    /// Blocks the calling thread; in async code use [`shutdown_async`](Self::shutdown_async).
+    ///
+    /// # Examples
+    /// Ending the session from a worker thread, while `main` still holds the guard:
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// use std::time::Duration;
+    ///
+    /// let handle = guard.handle();
+    /// let worker = std::thread::spawn(move || handle.shutdown(Duration::from_secs(5)));
+    /// let report = worker.join().unwrap();
+    /// assert!(report.drained);
+    /// drop(guard); // returns at once: the session has ended
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        match &self.reporter {
+            Some(reporter) => reporter.shutdown_by(deadline_in(timeout)),
+            None => ShutdownReport { stats: Stats::default(), drained: true },
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code: ends the session when called (later
+    /// events are counted as dropped, SESSION_END is queued), and returns a future that
+    /// drains on a short-lived thread of its own, never blocking the runtime's threads, and
+    /// resolves to the report once done or `timeout` (counted from the call) has passed.
+    /// Works with any executor. A future dropped before it is polled leaves the drain to the
+    /// guard's drop.
+    ///
+    /// # Examples
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// # let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let handle = guard.handle();
+    /// let report = handle.shutdown_async(Duration::from_secs(5)).await;
+    /// assert_eq!(report.stats.dropped.total(), 0);
+    /// # });
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn shutdown_async(&self, timeout: Duration) -> impl Future<Output = ShutdownReport> + Send + 'static {
+        let deadline = deadline_in(timeout);
+        let reporter = self.reporter.clone();
+        if let Some(reporter) = &reporter {
+            reporter.end_session();
+        }
+        async move {
+            let Some(reporter) = reporter else {
+                return ShutdownReport { stats: Stats::default(), drained: true };
+            };
+            let waiter = Arc::clone(&reporter);
+            match off_thread(move || waiter.shutdown_by(deadline)).await {
+                Some(report) => report,
+                None => ShutdownReport { stats: reporter.handoff.stats(), drained: false },
+            }
         }
     }
 
@@ -128,13 +212,13 @@ impl TelemetryHandle {
     /// A later success does not clear it: compare [`DeliveryError::at`] with your own times.
     #[must_use]
     pub fn last_delivery_error(&self) -> Option<DeliveryError> {
-        self.handoff.as_ref().and_then(|h| h.last_error())
+        self.handoff().and_then(|h| h.last_error())
     }
 
     /// The reporter's counters now. See [`Stats`] for what they mean.
     #[must_use]
     pub fn stats(&self) -> Stats {
-        self.handoff.as_ref().map(|s| s.stats()).unwrap_or_default()
+        self.handoff().map(|h| h.stats()).unwrap_or_default()
     }
 
     /// The session this reporter belongs to (a generated UUID for a session-less reporter).
@@ -145,12 +229,27 @@ impl TelemetryHandle {
 
     /// Tells reporters apart (0 when disabled).
     pub(crate) fn reporter_id(&self) -> usize {
-        self.handoff.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
+        self.reporter.as_ref().map_or(0, |r| Arc::as_ptr(r) as usize)
     }
 
     /// Whether telemetry is enabled for this reporter.
     #[must_use]
     pub fn is_enabled(&self) -> bool {
-        self.handoff.is_some()
+        self.reporter.is_some()
+    }
+}
+
+/// Runs `wait` on a short-lived thread of its own, started when the future is first
+/// polled, so that an async caller never blocks its executor's threads. `None` when no
+/// thread could be started or `wait` panicked.
+pub(super) async fn off_thread<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The name keeps the panic hook from waiting on this thread's own panics.
+    let spawned = std::thread::Builder::new().name("tinker-telemetry-drain".into()).spawn(move || {
+        let _ = tx.send(wait());
+    });
+    match spawned {
+        Ok(_) => rx.await.ok(),
+        Err(_) => None,
     }
 }

@@ -1,8 +1,11 @@
-//! The user-facing side: the guard that ends the session, the handle that logs, flushes and
-//! reads the counters, and exception and panic capture. Runs on the caller's threads.
+//! The user-facing side: the guard that ends the session, the handle that logs, flushes,
+//! waits, reads the counters and ends the session from anywhere, and exception and panic
+//! capture. Runs on the caller's threads.
 
 pub(crate) mod exceptions;
 pub(crate) mod future;
 pub(crate) mod guard;
 pub(crate) mod handle;
 pub(crate) mod panic;
+pub(crate) mod registry;
+pub(crate) mod reporter;

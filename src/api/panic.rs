@@ -1,15 +1,29 @@
-//! Panics: the panic hook, and panics caught by the capture helpers. A panic is reported as
-//! an UNHANDLED_EXCEPTION (`CRITICAL`) with its payload, location, thread and backtrace.
+//! Panics: the process-wide panic hook, and panics caught by the capture helpers. A panic is
+//! reported as an UNHANDLED_EXCEPTION (`CRITICAL`) with its payload, location, thread and
+//! backtrace, and waited for until delivered. It ends the session only where it cannot be
+//! survived: in a program built with `panic = "abort"`.
 
 use std::cell::RefCell;
 use std::panic::PanicHookInfo;
-use std::sync::atomic::Ordering::AcqRel;
+use std::sync::{Arc, Once};
 
 use super::handle::TelemetryHandle;
+use super::registry::Registry;
+use super::reporter::Reporter;
 use crate::handoff::clock::Stamp;
+use crate::handoff::control::deadline_in;
 use crate::handoff::record::{Body, ExceptionRecord, Record};
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
 use crate::severity::Severity;
+
+/// Whether a panic ends the process: the strategy this crate was compiled with, which is the
+/// final binary's.
+const PANIC_ABORTS: bool = cfg!(panic = "abort");
+
+/// The reporters the panic hook reports for.
+static HOOKED: Registry<Reporter> = Registry::new();
+/// The hook is installed once per process, however many reporters register.
+static INSTALL: Once = Once::new();
 
 thread_local! {
     /// The reporters whose panic hook reported the panic unwinding through this thread, so
@@ -19,76 +33,124 @@ thread_local! {
 }
 
 pub(super) fn clear_reported_panics() {
-    PANIC_REPORTED_BY.with(|r| r.borrow_mut().clear());
+    let _ = PANIC_REPORTED_BY.try_with(|r| r.borrow_mut().clear());
 }
 
 impl TelemetryHandle {
-    /// Reports a panic caught by a capture helper, unless the panic hook already did.
-    pub(super) fn report_caught_panic(&self, payload: &(dyn std::any::Any + Send)) {
+    /// Reports a panic a capture helper caught, unless the panic hook already did; returns
+    /// whether it queued the event (and so whether the caller should wait for its delivery).
+    pub(super) fn queue_caught_panic(&self, payload: &(dyn std::any::Any + Send)) -> bool {
+        let Some(reporter) = self.reporter() else { return false };
         let id = self.reporter_id();
-        if PANIC_REPORTED_BY.with(|r| std::mem::take(&mut *r.borrow_mut()).contains(&id)) {
-            return;
-        }
-        self.report_panic(payload_message(payload), None);
-    }
-
-    /// UNHANDLED_EXCEPTION `CRITICAL` for a panic, SESSION_END, and a bounded drain.
-    fn report_panic(&self, message: &str, location: Option<String>) {
-        let Some(handoff) = self.handoff() else { return };
-        let thread = std::thread::current();
-        let name = thread.name().unwrap_or("<unnamed>");
-        let mut traceback = match location {
-            Some(at) => format!("thread '{name}' panicked at {at}"),
-            None => format!("thread '{name}' panicked"),
-        };
-        traceback.push_str("\nBacktrace:\n");
-        traceback.push_str(&std::backtrace::Backtrace::force_capture().to_string());
-        let record = Record {
-            time: Stamp::now(),
-            severity: Severity::Critical,
-            body: Body::Exception(Box::new(ExceptionRecord {
-                error_type: "panic".into(),
-                error_message: truncate_owned(message.to_owned(), MAX_VALUE_BYTES),
-                traceback: Some(truncate_owned(traceback, MAX_EVENT_TEXT_BYTES)),
-            })),
-        };
-        handoff.push_critical(record);
-        self.end_session_and_drain();
-    }
-
-    /// Installs a panic hook that reports a panic on any thread as an UNHANDLED_EXCEPTION
-    /// (severity `CRITICAL`, with the payload, location, thread name and a backtrace), ends
-    /// the session and drains synchronously (at most `flush_timeout`) before the previous
-    /// hook runs, so the events reach the server even when the program then aborts
-    /// (`panic = "abort"`). The previous hook is kept and called after.
-    ///
-    /// Idempotent per reporter: returns true when this call installed the hook, false when it
-    /// was already installed or telemetry is disabled.
-    ///
-    /// # Panics
-    /// When called while the thread is panicking (as [`std::panic::set_hook`] does).
-    pub fn install_panic_hook(&self) -> bool {
-        if !self.is_enabled() || self.panic_hook.swap(true, AcqRel) {
+        let seen = PANIC_REPORTED_BY.try_with(|r| std::mem::take(&mut *r.borrow_mut()).contains(&id));
+        if seen.unwrap_or(false) {
             return false;
         }
-        let handle = self.clone();
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            handle.report_panic_hook(info);
-            previous(info);
-        }));
-        true
+        let traceback = traceback(None);
+        reporter.handoff.push_critical(panic_record(payload_message(payload), &traceback))
     }
 
-    fn report_panic_hook(&self, info: &PanicHookInfo<'_>) {
-        // A panic on the uploader's own threads cannot wait for the uploader.
-        if std::thread::current().name().is_some_and(|n| n.starts_with("tinker-telemetry")) {
-            return;
+    /// Reports every panic in the process from now on while this reporter lives: an
+    /// UNHANDLED_EXCEPTION (severity `CRITICAL`, with the payload, location, thread name and
+    /// a backtrace), then a wait, at most `flush_timeout`, until it is delivered, before the
+    /// previous hook runs. The session stays open, since a panic that unwinds may be
+    /// survived (a joined thread, a tokio task, `catch_unwind`): later events are sent, and
+    /// SESSION_END when the guard drops. In a program built with `panic = "abort"`, where
+    /// nothing survives a panic, the hook also ends the session (SESSION_END) and drains
+    /// before the process aborts.
+    ///
+    /// One hook serves the whole process: the first call installs it, keeping the hook that
+    /// was there before and calling it after; each later call registers one more reporter
+    /// with it, held weakly (a reporter that is gone stops reporting, and is not kept alive).
+    /// Each registered reporter reports every panic into its own session. A panic that a
+    /// capture helper catches is reported once, not twice. Panics on the crate's own threads
+    /// are not reported, and nothing is reported after a reporter's shutdown. Replacing the process's hook later with [`std::panic::set_hook`] without
+    /// chaining it stops the reporting.
+    ///
+    /// Returns true when this call registered this reporter; false when it already was,
+    /// telemetry is disabled, or the thread is panicking before any hook was installed.
+    ///
+    /// # Examples
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// let handle = guard.handle();
+    /// handle.install_panic_hook(); // false here: telemetry is disabled in this example
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    pub fn install_panic_hook(&self) -> bool {
+        let Some(reporter) = self.reporter() else { return false };
+        // `set_hook` panics on a panicking thread.
+        if std::thread::panicking() && !INSTALL.is_completed() {
+            return false;
         }
-        let id = self.reporter_id();
-        PANIC_REPORTED_BY.with(|r| r.borrow_mut().push(id));
-        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-        self.report_panic(payload_message(info.payload()), location);
+        if !HOOKED.add(reporter) {
+            return false;
+        }
+        INSTALL.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                on_panic(info);
+                previous(info);
+            }));
+        });
+        true
+    }
+}
+
+/// The hook: the panic to every registered reporter, then the wait for its delivery; where
+/// the panic aborts, the end of every session first.
+fn on_panic(info: &PanicHookInfo<'_>) {
+    // A panic on the crate's own threads cannot wait for the uploader.
+    if std::thread::current().name().is_some_and(|n| n.starts_with("tinker-telemetry")) {
+        return;
+    }
+    let reporters: Vec<Arc<Reporter>> = HOOKED.live().into_iter().filter(|r| !r.shut_down()).collect();
+    if reporters.is_empty() {
+        return;
+    }
+    let ids = reporters.iter().map(|r| Arc::as_ptr(r) as usize);
+    let _ = PANIC_REPORTED_BY.try_with(|r| r.borrow_mut().extend(ids));
+    let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+    let traceback = traceback(location);
+    let message = payload_message(info.payload());
+    for reporter in &reporters {
+        reporter.handoff.push_critical(panic_record(message, &traceback));
+        if PANIC_ABORTS {
+            reporter.end_session();
+        }
+    }
+    // Every drain asked for first, then waited for: the uploaders work side by side.
+    let drains: Vec<_> =
+        reporters.iter().map(|r| (r.request_drain(), deadline_in(r.flush_timeout))).collect();
+    for (reporter, (request, deadline)) in reporters.iter().zip(drains) {
+        reporter.wait_drained(request, deadline);
+    }
+}
+
+/// Where the panic happened, on which thread, and a backtrace.
+fn traceback(location: Option<String>) -> String {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("<unnamed>");
+    let mut traceback = match location {
+        Some(at) => format!("thread '{name}' panicked at {at}"),
+        None => format!("thread '{name}' panicked"),
+    };
+    traceback.push_str("\nBacktrace:\n");
+    traceback.push_str(&std::backtrace::Backtrace::force_capture().to_string());
+    traceback
+}
+
+/// The UNHANDLED_EXCEPTION (`CRITICAL`) a panic becomes.
+fn panic_record(message: &str, traceback: &str) -> Record {
+    Record {
+        time: Stamp::now(),
+        severity: Severity::Critical,
+        body: Body::Exception(Box::new(ExceptionRecord {
+            error_type: "panic".into(),
+            error_message: truncate_owned(message.to_owned(), MAX_VALUE_BYTES),
+            traceback: Some(truncate_owned(traceback.to_owned(), MAX_EVENT_TEXT_BYTES)),
+        })),
     }
 }
 

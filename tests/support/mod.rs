@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, reason = "each test binary uses a part of it")]
 
 pub mod child;
+pub mod programs;
 pub mod proxy;
 
 use std::collections::VecDeque;
