@@ -20,10 +20,7 @@ fn large_events_while_the_server_is_down_stay_within_the_byte_bound() {
     // A port nothing listens on: every request is refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let uri = format!("http://127.0.0.1:{port}");
-    let (_layer, guard) = support::test_builder(&uri, SESSION)
-        .max_queue_size(EVENTS)
-        .build()
-        .unwrap();
+    let (_layer, guard) = support::test_builder(&uri, SESSION).max_queue_size(EVENTS).build().unwrap();
     let handle = guard.handle();
     let blob = "x".repeat(PAYLOAD);
     handle.log("warm-up", json!({ "blob": blob }), Severity::Info);
