@@ -81,7 +81,9 @@
 //! give it, once per reporter (concurrent calls get the same report, and the guard's drop
 //! then returns at once). In async code, [`TelemetryHandle::shutdown_async`] and
 //! [`TelemetryHandle::wait_until_drained_async`] return futures that wait on a short-lived
-//! thread of their own, never blocking the runtime's threads, with any executor.
+//! thread of their own, never blocking the runtime's threads, with any executor. With the
+//! `signals` feature, `TelemetryHandle::install_signal_handlers` ends the session on
+//! SIGINT or SIGTERM before the signal ends the process.
 //!
 //! `std::process::exit` runs no destructors: the guard never drops, and whatever is still
 //! queued, SESSION_END included, is lost. End the session first, or return from `main`:
@@ -267,6 +269,7 @@
 //! |---|---|---|
 //! | `anyhow` | on | [`ReportableError`] for `anyhow::Error`: every exception helper takes it |
 //! | `eyre` | off | [`ReportableError`] for `eyre::Report` |
+//! | `signals` | off | `TelemetryHandle::install_signal_handlers`: SIGINT and SIGTERM end the session and drain (at most `flush_timeout`), then the signal's default action ends the process (Unix; adds `signal-hook`) |
 //!
 //! The minimum supported Rust version is 1.85 (edition 2024); CI checks that no dependency
 //! asks for a newer one.
