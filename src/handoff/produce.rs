@@ -14,7 +14,7 @@ use crate::severity::Severity;
 impl Handoff {
     /// Hands a record to the uploader without blocking. Returns false, counting the record as
     /// dropped, when the queue is full or the reporter has shut down.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, record: Record) -> bool {
         let Some(before) = self.admit() else { return false };
         let bytes = record.heap_bytes();
@@ -56,12 +56,19 @@ impl Handoff {
     /// Counts `bytes` of payload against `max_bytes`; false (nothing counted) when the bound
     /// is reached. A record without heap payload only checks the bound: the line is already
     /// this thread's after `admit`.
-    #[inline]
+    #[inline(always)]
     fn admit_bytes(&self, bytes: usize) -> bool {
-        let load = &self.load.bytes;
         if bytes == 0 {
-            return load.load(Relaxed) < self.max_bytes;
+            return self.load.bytes.load(Relaxed) < self.max_bytes;
         }
+        self.admit_heap_bytes(bytes)
+    }
+
+    /// [`admit_bytes`](Self::admit_bytes) for a record with heap payload: the uncommon case.
+    #[cold]
+    #[inline(never)]
+    fn admit_heap_bytes(&self, bytes: usize) -> bool {
+        let load = &self.load.bytes;
         let before = load.fetch_add(bytes, Relaxed);
         if before.saturating_add(bytes) > self.max_bytes {
             load.fetch_sub(bytes, Relaxed);
