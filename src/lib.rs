@@ -156,6 +156,22 @@
 //! disable) fill in what the builder leaves unset; builder settings win. When disabled,
 //! `build()` starts no thread and opens no socket, and the layer and handle do nothing.
 //!
+//! ## TLS, proxies, redirects
+//!
+//! The uploader speaks HTTP/1.1 through reqwest 0.13 over rustls, with the crypto provider the
+//! program installed as the process default, else aws-lc-rs. It trusts the Mozilla root store
+//! bundled with the crate (`webpki-root-certs`), so it behaves the same on every machine,
+//! containers without a CA bundle included. The handshake is part of the request, bounded by
+//! `http_timeout`. A certificate the client refuses is a network failure: retried, then
+//! dropped and counted, and [`TelemetryHandle::last_delivery_error`] says why ("TLS: invalid
+//! peer certificate: UnknownIssuer"); no request, and so no API key, is ever written on such
+//! a connection.
+//!
+//! An `https://` endpoint honours `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (and, on Windows
+//! and macOS, the system's proxy settings) through a `CONNECT` tunnel; a loopback endpoint is
+//! never reached through a proxy. Redirects are never followed, and reqwest's own retries are
+//! off: each attempt the crate counts is one request.
+//!
 //! # Delivery
 //!
 //! Events wait in per-thread lanes, bounded together by `max_queue_size` events and
@@ -238,8 +254,11 @@
 //! | `anyhow` | on | [`ReportableError`] for `anyhow::Error`: every exception helper takes it |
 //! | `eyre` | off | [`ReportableError`] for `eyre::Report` |
 //!
-//! The minimum supported Rust version is 1.85 (edition 2024); CI checks that no dependency
-//! asks for a newer one.
+//! The TLS stack (rustls with aws-lc-rs) needs a C compiler to build, as ring did before; on
+//! Linux, no cmake.
+//!
+//! The minimum supported Rust version is 1.85 (edition 2024), as for reqwest 0.13; CI checks
+//! that no dependency asks for a newer one.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(doctest)]
