@@ -161,11 +161,15 @@
 //! The uploader speaks HTTP/1.1 through reqwest 0.13 over rustls, with the crypto provider the
 //! program installed as the process default, else aws-lc-rs. It trusts the Mozilla root store
 //! bundled with the crate (`webpki-root-certs`), so it behaves the same on every machine,
-//! containers without a CA bundle included. The handshake is part of the request, bounded by
-//! `http_timeout`. A certificate the client refuses is a network failure: retried, then
-//! dropped and counted, and [`TelemetryHandle::last_delivery_error`] says why ("TLS: invalid
-//! peer certificate: UnknownIssuer"); no request, and so no API key, is ever written on such
-//! a connection.
+//! containers without a CA bundle included, and the roots added with
+//! [`Builder::root_certificate`] (a private CA, or a network that inspects TLS with its own).
+//! The `platform-roots` feature trusts the platform's store as well, through the platform's
+//! verifier (rustls-platform-verifier: the keychain on macOS, the certificate store on
+//! Windows, on Linux the bundle `SSL_CERT_FILE` or `SSL_CERT_DIR` names, else the
+//! distribution's). The handshake is part of the request, bounded by `http_timeout`. A
+//! certificate the client refuses is a network failure: retried, then dropped and counted,
+//! and [`TelemetryHandle::last_delivery_error`] says why ("TLS: invalid peer certificate:
+//! UnknownIssuer"); no request, and so no API key, is ever written on such a connection.
 //!
 //! An `https://` endpoint honours `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (and, on Windows
 //! and macOS, the system's proxy settings) through a `CONNECT` tunnel; a loopback endpoint is
@@ -253,6 +257,7 @@
 //! |---|---|---|
 //! | `anyhow` | on | [`ReportableError`] for `anyhow::Error`: every exception helper takes it |
 //! | `eyre` | off | [`ReportableError`] for `eyre::Report` |
+//! | `platform-roots` | off | trust the platform's certificate store and verifier besides the bundled Mozilla roots |
 //!
 //! The TLS stack (rustls with aws-lc-rs) needs a C compiler to build, as ring did before; on
 //! Linux, no cmake.

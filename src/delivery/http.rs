@@ -6,7 +6,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AG
 
 use super::diagnose;
 use super::retry::parse_retry_after;
-use super::tls;
+use super::tls::{self, AddedRoots};
 use super::transport::{Answer, BoxFuture, Transport};
 
 /// The `User-Agent` this crate sends.
@@ -20,7 +20,11 @@ pub(crate) struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub(crate) fn new(endpoint: reqwest::Url, api_key: &str) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        endpoint: reqwest::Url,
+        api_key: &str,
+        roots: &AddedRoots,
+    ) -> Result<Self, reqwest::Error> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
@@ -35,7 +39,7 @@ impl HttpTransport {
         if crate::urls::is_loopback(&endpoint) {
             client = client.no_proxy();
         }
-        let client = tls::trust(client)
+        let client = tls::trust(client, roots)
             .default_headers(headers)
             // A POST must never turn into a GET to somewhere else.
             .redirect(reqwest::redirect::Policy::none())
