@@ -225,7 +225,8 @@
 //! | [`TelemetryHandle::install_panic_hook`] | a panic on any thread: UNHANDLED_EXCEPTION `CRITICAL` with payload, location, thread and backtrace, SESSION_END, drain; then the previous hook |
 //!
 //! An error is a *user error* when it or a cause carries an HTTP status in 400..=499 other
-//! than 408 and 429 ([`is_user_error`]; `reqwest::Error`, [`HttpError`], types registered with
+//! than 408 and 429 ([`is_user_error`]; `reqwest::Error` of reqwest 0.13, and of 0.12 with the
+//! `reqwest-0-12` feature, [`HttpError`], types registered with
 //! [`Builder::status_error`], or a rule given to [`Builder::user_error_classifier`]). A user
 //! error is sent as a `GENERIC_EVENT` named `user_error` (`WARNING`, `event_data` with
 //! `error_type`, `message`, `status_code`, `body`); any other error as an
@@ -257,6 +258,8 @@
 //! |---|---|---|
 //! | `anyhow` | on | [`ReportableError`] for `anyhow::Error`: every exception helper takes it |
 //! | `eyre` | off | [`ReportableError`] for `eyre::Report` |
+//! | `reqwest-0-13` | on | user errors read from reqwest 0.13's `reqwest::Error` (the crate sends with reqwest 0.13 whatever this says) |
+//! | `reqwest-0-12` | off | user errors read from reqwest 0.12's `reqwest::Error`; pulls reqwest 0.12 without default features |
 //! | `platform-roots` | off | trust the platform's certificate store and verifier besides the bundled Mozilla roots |
 //!
 //! The TLS stack (rustls with aws-lc-rs) needs a C compiler to build, as ring did before; on
@@ -294,8 +297,9 @@ pub use config::defaults::{
 };
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
-pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};
+pub use errors::classify::{MAX_CAUSES, is_user_error, is_user_status};
 pub use errors::reportable::{ReportableError, kinds};
+pub use errors::status::{HttpError, HttpStatusError};
 pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Stats};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,

@@ -19,7 +19,8 @@ use crate::delivery::redact::Redactor;
 use crate::delivery::thread;
 use crate::delivery::uploader::UploadConfig;
 use crate::errors::build::BuildError;
-use crate::errors::classify::{Classifier, HttpStatusError, read_status};
+use crate::errors::classify::Classifier;
+use crate::errors::status::{HttpStatusError, read_status};
 use crate::handoff::Handoff;
 
 /// Configures a [`TinkerTelemetryLayer`]; [`build`](Builder::build) checks everything and
