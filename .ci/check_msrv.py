@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Fails when a dependency in Cargo.lock declares a rust-version newer than this crate's."""
+"""Fails when a dependency in Cargo.lock (every feature on) declares a rust-version newer than this crate's."""
 import json
 import subprocess
 import sys
 
-meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--locked"]))
+meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--locked", "--all-features"]))
 root = next(p for p in meta["packages"] if p["id"] in meta["workspace_members"])
 ours = root["rust_version"]
 

@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || -> Result<(), Box<dyn std::error::Error>> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let client = reqwest_middleware_05::ClientBuilder::new(reqwest_013::Client::new())
+        let client = reqwest_middleware_05::ClientBuilder::new(reqwest::Client::new())
             .with(reqwest_tracing_07::TracingMiddleware::default())
             .build();
         let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;

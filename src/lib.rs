@@ -180,6 +180,26 @@
 //! disable) fill in what the builder leaves unset; builder settings win. When disabled,
 //! `build()` starts no thread and opens no socket, and the layer and handle do nothing.
 //!
+//! ## TLS, proxies, redirects
+//!
+//! The uploader speaks HTTP/1.1 through reqwest 0.13 over rustls, with the crypto provider the
+//! program installed as the process default, else aws-lc-rs. It trusts the Mozilla root store
+//! bundled with the crate (`webpki-root-certs`), so it behaves the same on every machine,
+//! containers without a CA bundle included, and the roots added with
+//! [`Builder::root_certificate`] (a private CA, or a network that inspects TLS with its own).
+//! The `platform-roots` feature trusts the platform's store as well, through the platform's
+//! verifier (rustls-platform-verifier: the keychain on macOS, the certificate store on
+//! Windows, on Linux the bundle `SSL_CERT_FILE` or `SSL_CERT_DIR` names, else the
+//! distribution's). The handshake is part of the request, bounded by `http_timeout`. A
+//! certificate the client refuses is a network failure: retried, then dropped and counted,
+//! and [`TelemetryHandle::last_delivery_error`] says why ("TLS: invalid peer certificate:
+//! UnknownIssuer"); no request, and so no API key, is ever written on such a connection.
+//!
+//! An `https://` endpoint honours `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (and, on Windows
+//! and macOS, the system's proxy settings) through a `CONNECT` tunnel; a loopback endpoint is
+//! never reached through a proxy. Redirects are never followed, and reqwest's own retries are
+//! off: each attempt the crate counts is one request.
+//!
 //! # Delivery
 //!
 //! Events wait in per-thread lanes, bounded together by `max_queue_size` events and
@@ -237,7 +257,8 @@
 //! panic that both the hook and a capture helper see is reported once.
 //!
 //! An error is a *user error* when it or a cause carries an HTTP status in 400..=499 other
-//! than 408 and 429 ([`is_user_error`]; `reqwest::Error`, [`HttpError`], types registered with
+//! than 408 and 429 ([`is_user_error`]; `reqwest::Error` of reqwest 0.13, and of 0.12 with the
+//! `reqwest-0-12` feature, [`HttpError`], types registered with
 //! [`Builder::status_error`], or a rule given to [`Builder::user_error_classifier`]). A user
 //! error is sent as a `GENERIC_EVENT` named `user_error` (`WARNING`, `event_data` with
 //! `error_type`, `message`, `status_code`, `body`); any other error as an
@@ -270,9 +291,15 @@
 //! | `anyhow` | on | [`ReportableError`] for `anyhow::Error`: every exception helper takes it |
 //! | `eyre` | off | [`ReportableError`] for `eyre::Report` |
 //! | `signals` | off | `TelemetryHandle::install_signal_handlers`: SIGINT and SIGTERM end the session and drain (at most `flush_timeout`), then the signal's default action ends the process (Unix; adds `signal-hook`) |
+//! | `reqwest-0-13` | on | user errors read from reqwest 0.13's `reqwest::Error` (the crate sends with reqwest 0.13 whatever this says) |
+//! | `reqwest-0-12` | off | user errors read from reqwest 0.12's `reqwest::Error`; pulls reqwest 0.12 without default features |
+//! | `platform-roots` | off | trust the platform's certificate store and verifier besides the bundled Mozilla roots |
 //!
-//! The minimum supported Rust version is 1.85 (edition 2024); CI checks that no dependency
-//! asks for a newer one.
+//! The TLS stack (rustls with aws-lc-rs) needs a C compiler to build, as ring did before; on
+//! Linux, no cmake.
+//!
+//! The minimum supported Rust version is 1.85 (edition 2024), as for reqwest 0.13; CI checks
+//! that no dependency asks for a newer one.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(doctest)]
@@ -304,8 +331,9 @@ pub use config::defaults::{
 };
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
-pub use errors::classify::{HttpError, HttpStatusError, MAX_CAUSES, is_user_error, is_user_status};
+pub use errors::classify::{MAX_CAUSES, is_user_error, is_user_status};
 pub use errors::reportable::{ReportableError, kinds};
+pub use errors::status::{HttpError, HttpStatusError};
 pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Stats};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,

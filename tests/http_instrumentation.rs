@@ -92,10 +92,10 @@ fn by_status(events: &[Value], status: u64) -> &Value {
 fn reqwest_tracing_0_7_spans_arrive_as_http_requests() {
     let events = captured(false, |addr| async move {
         use reqwest_tracing_07::{SpanBackendWithUrl, TracingMiddleware};
-        let plain = reqwest_middleware_05::ClientBuilder::new(reqwest_013::Client::new())
+        let plain = reqwest_middleware_05::ClientBuilder::new(reqwest::Client::new())
             .with(TracingMiddleware::default())
             .build();
-        let with_url = reqwest_middleware_05::ClientBuilder::new(reqwest_013::Client::new())
+        let with_url = reqwest_middleware_05::ClientBuilder::new(reqwest::Client::new())
             .with(TracingMiddleware::<SpanBackendWithUrl>::new())
             .build();
         let _ = plain.get(format!("http://{addr}/ok?token=SECRET")).send().await.unwrap();
@@ -129,7 +129,7 @@ fn reqwest_tracing_0_7_spans_arrive_as_http_requests() {
 #[test]
 fn reqwest_tracing_0_5_spans_arrive_as_http_requests() {
     let events = captured(false, |addr| async move {
-        let client = reqwest_middleware_04::ClientBuilder::new(reqwest::Client::new())
+        let client = reqwest_middleware_04::ClientBuilder::new(reqwest_012::Client::new())
             .with(reqwest_tracing_05::TracingMiddleware::default())
             .build();
         let _ = client.get(format!("http://{addr}/ok?token=SECRET")).send().await.unwrap();
@@ -150,7 +150,7 @@ fn reqwest_tracing_0_5_spans_arrive_as_http_requests() {
 fn tower_http_request_spans_arrive_with_their_status() {
     // Server spans belong to no session of their own: a session-less reporter takes them.
     let events = captured(true, |addr| async move {
-        let client = reqwest_013::Client::new();
+        let client = reqwest::Client::new();
         for path in ["/ok?page=SECRET", "/missing", "/boom"] {
             let _ = client.get(format!("http://{addr}{path}")).send().await.unwrap();
         }

@@ -2,8 +2,9 @@
 //! event fields whose names look secret are sent redacted, end to end over HTTP; and the key
 //! only ever travels in the `X-API-Key` header, to a loopback host when the URL is plain
 //! `http://`, never to wherever a redirect points, never through a proxy to a loopback host,
-//! and through a proxy to an `https://` host only inside a `CONNECT` tunnel. The proxy cases
-//! run in child processes, which read the proxy variables when they build their reporter.
+//! and through a proxy to an `https://` host only inside a `CONNECT` tunnel; a certificate the
+//! client refuses puts it nowhere. The proxy and TLS cases run in child processes, which read
+//! the proxy variables when they build their reporter.
 
 mod support;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::child::{child, is_child, run_ok};
 use support::proxy::FakeProxy;
+use support::tls::TestCa;
 use support::{API_KEY, PATIENCE, Raw, RawServer};
 use tinker_telemetry::{REDACTED, Severity, TinkerTelemetryLayer};
 use tracing_subscriber::prelude::*;
@@ -409,4 +411,58 @@ fn an_https_endpoint_goes_through_the_proxy_as_a_tunnel() {
         assert!(head.starts_with("CONNECT telemetry.tinker.test:443 "), "not a tunnel: {head}");
         assert!(!head.contains(API_KEY), "the key reached the proxy in clear: {head}");
     }
+}
+
+// ---- TLS ----
+
+/// In the child: everything logged at TRACE (tracing, and `log` through tracing-log) on
+/// stderr, debug lines on; a session to `TINKER_BASE_URL` whose certificate is refused; the
+/// error, the counters and the report on stdout.
+#[test]
+fn child_refused_certificate() {
+    if !is_child("child_refused_certificate") {
+        return;
+    }
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("trace"))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false))
+        .init();
+    let (_layer, guard) = TinkerTelemetryLayer::builder()
+        .session_id(PROXY_SESSION)
+        .debug(true)
+        .max_retries(1)
+        .retry_base_delay(Duration::from_millis(5))
+        .flush_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let handle = guard.handle();
+    handle.log("tls.refused", json!({}), Severity::Info);
+    assert!(handle.wait_until_drained(PATIENCE));
+    let error = handle.last_delivery_error().unwrap();
+    println!("CHILD error: {error} {error:?}");
+    println!("CHILD handle: {handle:?} {:?}", handle.stats());
+    println!("CHILD report: {:?}", guard.shutdown());
+}
+
+#[test]
+fn a_refused_certificate_puts_the_key_nowhere() {
+    let ca = TestCa::new("a CA the client does not know");
+    let server = RawServer::tls(&ca, |_| Raw::Accept);
+    let mut cmd = child("child_refused_certificate");
+    cmd.env("TINKER_BASE_URL", server.uri()).env("TINKER_API_KEY", KEY);
+    let out = run_ok(&mut cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The test would prove nothing if the refusal were not described.
+    assert!(stdout.contains("CHILD error: TLS: invalid peer certificate: UnknownIssuer"), "{stdout}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("tinker-telemetry: ") && l.contains("TLS: invalid peer certificate")),
+        "{stderr}"
+    );
+    shows_no_key("the child's stdout", &stdout);
+    shows_no_key("the child's stderr", &stderr);
+    assert!(server.seen().is_empty(), "a request got past a refused handshake");
+    assert!(server.connections() > 0, "no handshake was tried");
 }

@@ -19,7 +19,8 @@ use crate::delivery::redact::Redactor;
 use crate::delivery::thread;
 use crate::delivery::uploader::UploadConfig;
 use crate::errors::build::BuildError;
-use crate::errors::classify::{Classifier, HttpStatusError, read_status};
+use crate::errors::classify::Classifier;
+use crate::errors::status::{HttpStatusError, read_status};
 use crate::handoff::Handoff;
 
 /// Configures a [`TinkerTelemetryLayer`]; [`build`](Builder::build) checks everything and
@@ -65,6 +66,7 @@ pub struct Builder {
     pub(super) redacted_fields: Option<Vec<String>>,
     pub(super) capture_spans: Vec<String>,
     pub(super) classifier: Classifier,
+    pub(super) root_certificates: Vec<Vec<u8>>,
 }
 
 impl TinkerTelemetryLayer {
@@ -97,6 +99,7 @@ impl Default for Builder {
             redacted_fields: None,
             capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
             classifier: Classifier::default(),
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -124,6 +127,8 @@ impl fmt::Debug for Builder {
             .field("redacted_fields", &self.redacted_fields)
             .field("capture_spans", &self.capture_spans)
             .field("classifier", &self.classifier)
+            // Counted, never shown: a PEM passed by mistake may be a private key.
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }
@@ -268,6 +273,26 @@ impl Builder {
         self
     }
 
+    /// Trusts the certificates in `pem` as roots for an `https://` [`base_url`](Builder::base_url),
+    /// besides the bundled Mozilla roots (and, with the `platform-roots` feature, the
+    /// platform's store): for a server whose certificate comes from a private CA, or a network
+    /// that inspects TLS with its own. `pem` holds one or more `BEGIN CERTIFICATE` sections;
+    /// other sections (a key) are skipped. Each call adds to the roots of the calls before.
+    /// `build()` refuses a PEM without a certificate, or whose certificate does not parse,
+    /// with a [`BuildError`] naming `root_certificate` that never quotes the PEM. Default: none
+    /// added.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let pem = std::fs::read("/etc/ssl/private-ca.pem")?;
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().root_certificate(pem);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
     /// Field names whose values are sent as `[REDACTED]`: a field is redacted when the words of
     /// its name contain the words of one of these (`token` matches `access_token` and
     /// `X-Auth-Token`, not `max_tokens`), ignoring case. Replaces the default list,
@@ -372,7 +397,8 @@ impl Builder {
     /// `base_url` does not parse as an `http` or `https` URL, or is plain `http` to a host that
     /// is not loopback while an API key would be sent; a size, count or interval is zero;
     /// `max_batch_size` exceeds [`MAX_BATCH_SIZE_LIMIT`](crate::MAX_BATCH_SIZE_LIMIT) or `max_queue_size`;
-    /// `flush_threshold` exceeds `max_queue_size`. Also when the uploader thread or its HTTP
+    /// `flush_threshold` exceeds `max_queue_size`; a `root_certificate` PEM holds no
+    /// certificate or one that does not parse. Also when the uploader thread or its HTTP
     /// client cannot be started.
     pub fn build(self) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         self.build_with_env(&|name| std::env::var(name).ok())
@@ -383,8 +409,8 @@ impl Builder {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         let checked = self.check(env)?;
-        let (enabled, session_id, endpoint, api_key) =
-            (checked.enabled, checked.session_id, checked.endpoint, checked.api_key);
+        let (enabled, session_id, endpoint, api_key, roots) =
+            (checked.enabled, checked.session_id, checked.endpoint, checked.api_key, checked.roots);
         let layer_config = LayerConfig {
             session_id: session_id.clone().into(),
             sessionless: self.sessionless,
@@ -423,7 +449,7 @@ impl Builder {
             redactor,
             debug: self.debug,
         };
-        let thread = thread::start(config, Arc::clone(&handoff), control)?;
+        let thread = thread::start(config, roots, Arc::clone(&handoff), control)?;
         let handle = TelemetryHandle::enabled(
             Arc::clone(&handoff),
             self.flush_timeout,

@@ -3,6 +3,7 @@
 
 use super::builder::Builder;
 use super::defaults::{DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, MAX_BATCH_SIZE_LIMIT};
+use crate::delivery::tls::{AddedRoots, parse_roots};
 use crate::errors::build::BuildError;
 use crate::limits::MAX_EVENT_BYTES;
 
@@ -13,7 +14,13 @@ impl Builder {
             // Disabled, nothing is sent and nothing is started: no option can be wrong.
             let session_id = self.session_id.as_deref().map(str::trim).unwrap_or_default().to_owned();
             let endpoint = endpoint(DEFAULT_BASE_URL)?;
-            return Ok(Checked { enabled, session_id, endpoint, api_key: None });
+            return Ok(Checked {
+                enabled,
+                session_id,
+                endpoint,
+                api_key: None,
+                roots: AddedRoots::default(),
+            });
         }
         let nonzero = |option: &'static str, zero: bool| {
             if zero { Err(BuildError::invalid(option, "must be greater than zero")) } else { Ok(()) }
@@ -93,7 +100,14 @@ impl Builder {
                 "plain http:// is only allowed to a loopback host; use https:// so the API key is not sent in clear",
             ));
         }
-        Ok(Checked { enabled, session_id, endpoint, api_key })
+        // The PEM is never quoted: one passed by mistake may be a private key.
+        let roots = parse_roots(&self.root_certificates).map_err(|(i, bad)| {
+            BuildError::invalid(
+                "root_certificate",
+                format!("PEM {} of {} {bad}", i + 1, self.root_certificates.len()),
+            )
+        })?;
+        Ok(Checked { enabled, session_id, endpoint, api_key, roots })
     }
 }
 
@@ -102,6 +116,7 @@ pub(super) struct Checked {
     pub(super) session_id: String,
     pub(super) endpoint: reqwest::Url,
     pub(super) api_key: Option<String>,
+    pub(super) roots: AddedRoots,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -184,6 +199,7 @@ mod tests {
             "flush_threshold"
         );
         assert_eq!(option_of(base().max_in_flight(0)), "max_in_flight");
+        assert_eq!(option_of(base().root_certificate("not a certificate")), "root_certificate");
         assert_eq!(option_of(base()), "none");
     }
 
@@ -199,6 +215,7 @@ mod tests {
         assert_eq!(option_of(Builder::default().session_id("s").enabled(false)), "none");
         assert_eq!(option_of(Builder::default().enabled(false)), "none");
         assert_eq!(option_of(Builder::default().max_batch_size(0).base_url("nope").enabled(false)), "none");
+        assert_eq!(option_of(Builder::default().root_certificate("nope").enabled(false)), "none");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AG
 
 use super::diagnose;
 use super::retry::parse_retry_after;
+use super::tls::{self, AddedRoots};
 use super::transport::{Answer, BoxFuture, Transport};
 
 /// The `User-Agent` this crate sends.
@@ -19,7 +20,11 @@ pub(crate) struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub(crate) fn new(endpoint: reqwest::Url, api_key: &str) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        endpoint: reqwest::Url,
+        api_key: &str,
+        roots: &AddedRoots,
+    ) -> Result<Self, reqwest::Error> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
@@ -34,10 +39,12 @@ impl HttpTransport {
         if crate::urls::is_loopback(&endpoint) {
             client = client.no_proxy();
         }
-        let client = client
+        let client = tls::trust(client, roots)
             .default_headers(headers)
             // A POST must never turn into a GET to somewhere else.
             .redirect(reqwest::redirect::Policy::none())
+            // One attempt is one request: `send.rs` counts and paces the retries.
+            .retry(reqwest::retry::never())
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
         Ok(HttpTransport { client, endpoint })

@@ -10,7 +10,8 @@
 //!                                retry, wait, split or stop   ─▶ Fate, booked in the hand-off
 //! ```
 //!
-//! `http.rs` is the reqwest `Transport`; tests drive `send.rs` through a scripted one.
+//! `http.rs` is the reqwest `Transport` (whom it trusts over TLS: `tls.rs`); tests drive
+//! `send.rs` through a scripted one.
 
 pub(crate) mod batch;
 pub(crate) mod diagnose;
@@ -21,6 +22,7 @@ pub(crate) mod redact;
 pub(crate) mod retry;
 pub(crate) mod send;
 pub(crate) mod thread;
+pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod uploader;
 pub(crate) mod wire;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::http::HttpTransport;
+use super::tls::AddedRoots;
 use super::uploader::{UploadConfig, Uploader};
 use crate::errors::build::BuildError;
 use crate::handoff::Handoff;
@@ -27,6 +28,7 @@ fn silence_this_thread() {
 /// could not be.
 pub(crate) fn start(
     config: UploadConfig,
+    roots: AddedRoots,
     handoff: Arc<Handoff>,
     control: mpsc::UnboundedReceiver<Control>,
 ) -> Result<std::thread::JoinHandle<()>, BuildError> {
@@ -47,7 +49,7 @@ pub(crate) fn start(
                     return;
                 }
             };
-            let transport = match HttpTransport::new(config.endpoint.clone(), &config.api_key) {
+            let transport = match HttpTransport::new(config.endpoint.clone(), &config.api_key, &roots) {
                 Ok(t) => t,
                 Err(e) => {
                     let _ = ready_tx.send(Err(BuildError::Client(Box::new(e))));

@@ -7,3 +7,5 @@ pub(crate) mod build;
 pub(crate) mod classify;
 pub(crate) mod report;
 pub(crate) mod reportable;
+pub(crate) mod reqwest_versions;
+pub(crate) mod status;

@@ -4,7 +4,9 @@
 use std::error::Error;
 use std::fmt::{self, Write as _};
 
-use super::classify::{Classifier, HttpError, UserErrorInfo, chain};
+use super::classify::{Classifier, UserErrorInfo, chain};
+use super::reqwest_versions;
+use super::status::HttpError;
 use crate::handoff::clock::Stamp;
 use crate::handoff::record::{Body, ExceptionRecord, Record};
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES, truncate_owned};
@@ -66,7 +68,7 @@ pub(crate) fn dyn_type_name(err: &(dyn Error + 'static)) -> String {
     if err.is::<HttpError>() {
         return "HttpError".into();
     }
-    if err.is::<reqwest::Error>() {
+    if reqwest_versions::is_reqwest_error(err) {
         return "reqwest::Error".into();
     }
     if err.is::<std::io::Error>() {

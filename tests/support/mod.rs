@@ -6,6 +6,7 @@
 pub mod child;
 pub mod programs;
 pub mod proxy;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -418,13 +419,15 @@ struct RawState {
     schema: jsonschema::Validator,
     stop: std::sync::atomic::AtomicBool,
     next: std::sync::atomic::AtomicUsize,
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 /// An HTTP/1.1 server on 127.0.0.1 built on `std::net` (a thread per connection, keep-alive)
 /// whose answer to the n-th request (from 0) is `plan(n)`. Validates every body it reads
-/// against the request schema.
+/// against the request schema. [`RawServer::tls`] serves the same behind TLS.
 pub struct RawServer {
     addr: std::net::SocketAddr,
+    scheme: &'static str,
     state: Arc<RawState>,
 }
 
@@ -441,6 +444,18 @@ impl RawServer {
 
     /// Listens with `listener` (to come up on a port chosen earlier).
     pub fn on(listener: std::net::TcpListener, plan: impl Fn(usize) -> Raw + Send + Sync + 'static) -> Self {
+        Self::serving(listener, "http", plan, |stream, state| {
+            let _ = raw_serve(stream, state);
+        })
+    }
+
+    /// Listens with `listener`; `serve` runs each connection on a thread of its own.
+    fn serving(
+        listener: std::net::TcpListener,
+        scheme: &'static str,
+        plan: impl Fn(usize) -> Raw + Send + Sync + 'static,
+        serve: impl Fn(std::net::TcpStream, &RawState) + Send + Sync + 'static,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(RawState {
             plan: Box::new(plan),
@@ -450,25 +465,33 @@ impl RawServer {
             schema: schema(),
             stop: std::sync::atomic::AtomicBool::new(false),
             next: std::sync::atomic::AtomicUsize::new(0),
+            connections: std::sync::atomic::AtomicUsize::new(0),
         });
         let accepting = Arc::clone(&state);
+        let serve = Arc::new(serve);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if accepting.stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
+                accepting.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let state = Arc::clone(&accepting);
-                std::thread::spawn(move || {
-                    let _ = raw_serve(stream, &state);
-                });
+                let serve = Arc::clone(&serve);
+                std::thread::spawn(move || serve(stream, &state));
             }
         });
-        RawServer { addr, state }
+        RawServer { addr, scheme, state }
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://` for [`RawServer::tls`].
     pub fn uri(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// TCP connections accepted so far (a refused TLS handshake makes one, and no request).
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A builder aimed at this server, with the same test-friendly timings as
@@ -515,8 +538,7 @@ impl Drop for RawServer {
     }
 }
 
-fn raw_serve(mut stream: std::net::TcpStream, state: &RawState) -> std::io::Result<()> {
-    use std::io::{Read, Write};
+fn raw_serve(mut stream: impl std::io::Read + std::io::Write, state: &RawState) -> std::io::Result<()> {
     // Unbuffered on purpose: a reset must leave the rest of the request unread in the kernel.
     loop {
         let mut head = Vec::with_capacity(512);
