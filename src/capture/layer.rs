@@ -241,9 +241,7 @@ impl Inner {
     ) {
         let meta = event.metadata();
         let mut draft = Draft::<EventFields>::default();
-        let mut visitor = FieldVisitor::new(&mut draft, text, false)
-            .with_errors(&self.config.classifier)
-            .bridged_from_log(meta.name() == LOG_EVENT);
+        let mut visitor = FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.classifier);
         if check {
             visitor = visitor.checking_session(&self.config.session_id);
         }
@@ -260,6 +258,9 @@ impl Inner {
             }
             self.handoff.push(record);
             return;
+        }
+        if draft.name.is_none() && meta.name() == LOG_EVENT {
+            draft.drop_log_fields(meta);
         }
         let unnamed = draft.name.is_none() && draft.message.is_none() && is_default_event_name(meta.name());
         let span = if unnamed { span_name() } else { None };

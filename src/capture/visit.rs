@@ -206,6 +206,14 @@ impl Draft<NamedFields> {
 }
 
 impl Draft<EventFields> {
+    /// Leaves out the `log.*` fields tracing-log adds to a bridged `log` record (target,
+    /// module path, file, line). Only bridged records pay for it.
+    pub(crate) fn drop_log_fields(&mut self, meta: &tracing::Metadata<'_>) {
+        let names = meta.fields();
+        self.fields
+            .retain(|e| names.iter().nth(usize::from(e[0])).is_none_or(|f| !f.name().starts_with("log.")));
+    }
+
     /// The finished event record, packed: its fields and text in one buffer.
     pub(crate) fn pack(&self, meta: &'static tracing::Metadata<'static>, text: &str) -> PackedFields {
         PackedFields::new(meta, self.name, self.message, &self.fields, self.fields_dropped, text)
@@ -224,14 +232,12 @@ pub(crate) struct FieldVisitor<'a, S> {
     errors: Option<&'a Classifier>,
     /// The session to compare a `session_id` field with.
     session: Option<&'a str>,
-    /// The event is a `log` record bridged by tracing-log.
-    bridged_from_log: bool,
 }
 
 impl<'a, S: FieldStore> FieldVisitor<'a, S> {
     pub(crate) fn new(draft: &'a mut Draft<S>, text: &'a mut String, replace: bool) -> Self {
         let base = if replace { 0 } else { text.len() };
-        FieldVisitor { draft, text, base, replace, errors: None, session: None, bridged_from_log: false }
+        FieldVisitor { draft, text, base, replace, errors: None, session: None }
     }
 
     /// Compares a `session_id` field with `session` while capturing (into
@@ -241,17 +247,9 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         self
     }
 
-    /// Whether `field` is skipped: the event is another session's, or the field is the `log`
-    /// crate's bookkeeping on an event bridged by tracing-log.
-    fn skipping(&self, field: &Field) -> bool {
-        self.draft.session == Some(false) || (self.bridged_from_log && field.name().starts_with("log."))
-    }
-
-    /// Leaves out the `log.*` fields tracing-log adds to a bridged `log` record (target, module
-    /// path, file, line): the event is one of those.
-    pub(crate) fn bridged_from_log(mut self, bridged: bool) -> Self {
-        self.bridged_from_log = bridged;
-        self
+    /// Whether the rest of the fields can be skipped: the event is another session's.
+    fn skipping(&self) -> bool {
+        self.draft.session == Some(false)
     }
 
     fn check_session_str(&mut self, value: &str) {
@@ -347,7 +345,7 @@ impl fmt::Write for Limited<'_> {
 
 impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.skipping(field) {
+        if self.skipping() {
             return;
         }
         match field.name() {
@@ -363,7 +361,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.skipping(field) {
+        if self.skipping() {
             return;
         }
         match field.name() {
@@ -385,13 +383,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() != SESSION_ID && !self.skipping(field) {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() != SESSION_ID && !self.skipping(field) {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::U64(value));
         }
     }
@@ -411,13 +409,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() != SESSION_ID && !self.skipping(field) {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::F64(value));
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.skipping(field) {
+        if self.skipping() {
             return;
         }
         match self.errors {
@@ -436,7 +434,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() != SESSION_ID && !self.skipping(field) {
+        if field.name() != SESSION_ID && !self.skipping() {
             self.add(field, Val::Bool(value));
         }
     }
@@ -444,7 +442,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
 
 impl<S: FieldStore> FieldVisitor<'_, S> {
     fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
-        if field.name() == SESSION_ID || self.skipping(field) {
+        if field.name() == SESSION_ID || self.skipping() {
             return;
         }
         let start = self.text.len();
