@@ -486,3 +486,28 @@ fn eyre_reports_go_through_the_helpers_with_the_eyre_feature() {
     assert_eq!(events[0]["event_data"]["status_code"], 404);
     assert_eq!(events[1]["error_message"], "plain");
 }
+
+#[test]
+fn a_status_read_by_a_closure_classifies_a_foreign_error_type() {
+    let collector = Collector::start();
+    let (_layer, guard) = collector
+        .builder(SESSION)
+        .status_error_with(|err| {
+            err.downcast_ref::<std::io::Error>()
+                .filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+                .map(|_| 403)
+        })
+        .build()
+        .unwrap();
+    let handle = guard.handle();
+    let denied =
+        anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied)).context("uploading");
+    handle.log_exception(&denied, Severity::Error);
+    handle.log_exception(&std::io::Error::other("disk"), Severity::Error);
+    assert!(handle.wait_until_drained(PATIENCE));
+    drop(guard);
+    let events = error_events(&collector);
+    assert_eq!(events[0]["event_name"], "user_error");
+    assert_eq!(events[0]["event_data"]["status_code"], 403);
+    assert_eq!(events[1]["event"], "UNHANDLED_EXCEPTION", "another io::Error is not a user error");
+}

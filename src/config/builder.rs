@@ -362,7 +362,29 @@ impl Builder {
     where
         E: HttpStatusError + std::error::Error + 'static,
     {
-        self.classifier.readers.push(read_status::<E>);
+        self.classifier.readers.push(Arc::new(read_status::<E>));
+        self
+    }
+
+    /// Reads an HTTP status off errors with a closure, asked about the error and each of its
+    /// causes: for error types from other crates, which the orphan rule keeps you from
+    /// implementing [`HttpStatusError`](crate::HttpStatusError) for. A 4xx it returns (other
+    /// than 408 and 429) makes a `user_error` event. Default: none.
+    ///
+    /// # Examples
+    /// ```
+    /// // An error type of another crate that keeps its status in a method of its own.
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().status_error_with(|err| {
+    ///     err.downcast_ref::<std::io::Error>()
+    ///         .filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    ///         .map(|_| 403)
+    /// });
+    /// ```
+    pub fn status_error_with<F>(mut self, status: F) -> Self
+    where
+        F: Fn(&(dyn std::error::Error + 'static)) -> Option<u16> + Send + Sync + 'static,
+    {
+        self.classifier.readers.push(Arc::new(move |err| status(err).map(|code| (code, None))));
         self
     }
 

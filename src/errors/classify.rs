@@ -35,7 +35,8 @@ pub fn is_user_error(err: &(dyn Error + 'static)) -> bool {
 }
 
 /// Reads a status (and body) off one error, if it is of a known type.
-pub(crate) type StatusReader = fn(&(dyn Error + 'static)) -> Option<(u16, Option<String>)>;
+pub(crate) type StatusReader =
+    Arc<dyn Fn(&(dyn Error + 'static)) -> Option<(u16, Option<String>)> + Send + Sync>;
 
 /// A custom user-error rule: `Some(true)` a user error, `Some(false)` not, `None` undecided.
 pub(crate) type CustomRule = Arc<dyn Fn(&(dyn Error + 'static)) -> Option<bool> + Send + Sync>;
