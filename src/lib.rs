@@ -100,6 +100,11 @@
 //! # Ok::<(), tinker_telemetry::BuildError>(())
 //! ```
 //!
+//! A process forked from the one that built a reporter inherits the guard and handles but
+//! not the uploader thread: there nothing is sent, and every call that would wait for the
+//! uploader (the guard's drop, `shutdown`, `wait_until_drained`, the fatal path, the panic
+//! hook) returns at once.
+//!
 //! # What gets captured
 //!
 //! An event is captured when its level is at least [`Builder::min_level`] (`INFO`) and its

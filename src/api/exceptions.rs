@@ -65,13 +65,14 @@ impl TelemetryHandle {
     /// Returns whether the event was queued and the queue drained in time. Events logged
     /// after it are counted as dropped. Safe from any thread, inside or outside a runtime (it
     /// blocks only the calling thread); in async code prefer
-    /// [`log_fatal_exception_async`](Self::log_fatal_exception_async).
+    /// [`log_fatal_exception_async`](Self::log_fatal_exception_async). In a forked child it
+    /// does nothing and returns false at once.
     pub fn log_fatal_exception<E: ReportableError<K> + ?Sized, K>(
         &self,
         err: &E,
         severity: Severity,
     ) -> bool {
-        if !self.is_enabled() {
+        if !self.reporter().is_some_and(|r| r.in_own_process()) {
             return false;
         }
         let queued = self.queue_exception(err, severity, true);
@@ -102,7 +103,7 @@ impl TelemetryHandle {
         err: &E,
         severity: Severity,
     ) -> impl Future<Output = bool> + Send + 'static {
-        let reporter = self.reporter().cloned();
+        let reporter = self.reporter().filter(|r| r.in_own_process()).cloned();
         let (queued, request) = match &reporter {
             Some(reporter) => {
                 let queued = self.queue_exception(err, severity, true);

@@ -19,6 +19,7 @@ use crate::handoff::stats::Stats;
 /// 200 ms for the uploader's bookkeeping and its thread's exit; dropped inside an async task
 /// it blocks that task's worker thread (on a current-thread runtime, every task) for as long.
 /// When the session was already ended through a handle ([`TelemetryHandle::shutdown`]) it
+/// returns at once; in a process forked from the one that built it, it sends nothing and
 /// returns at once.
 ///
 /// `std::process::exit` runs no destructors: the guard never drops, and whatever is queued,

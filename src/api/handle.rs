@@ -19,7 +19,9 @@ use crate::severity::Severity;
 /// read the counters, and end the session from any thread. `Clone + Send + Sync`; get one
 /// from [`TelemetryGuard::handle`].
 ///
-/// When telemetry is disabled every method is a no-op that returns at once.
+/// When telemetry is disabled every method is a no-op that returns at once. In a process
+/// forked from the one that built the reporter, nothing is sent (the uploader thread stayed
+/// in the parent) and every method that would wait returns at once.
 ///
 /// [`TelemetryGuard::handle`]: crate::TelemetryGuard::handle
 #[derive(Clone)]
@@ -92,14 +94,14 @@ impl TelemetryHandle {
 
     /// Asks the uploader to send everything queued now, without waiting for it.
     pub fn flush(&self) {
-        if let Some(reporter) = &self.reporter {
+        if let Some(reporter) = self.reporter.as_ref().filter(|r| r.in_own_process()) {
             reporter.handoff.request_flush();
         }
     }
 
     /// Flushes, then waits until every event queued before the call has been delivered or
     /// finally dropped, for at most `timeout`. Returns whether that happened in time (always
-    /// true when telemetry is disabled).
+    /// true when telemetry is disabled; false at once in a forked child).
     ///
     /// Blocks the calling thread; in async code use
     /// [`wait_until_drained_async`](Self::wait_until_drained_async).
@@ -133,6 +135,9 @@ impl TelemetryHandle {
         let request = reporter.as_ref().and_then(|r| r.request_drain());
         async move {
             let Some(reporter) = reporter else { return true };
+            if !reporter.in_own_process() {
+                return false;
+            }
             off_thread(move || reporter.wait_drained(request, deadline)).await.unwrap_or(false)
         }
     }
@@ -145,6 +150,7 @@ impl TelemetryHandle {
     /// first call's report at once; a call made while another is draining waits for that
     /// report (at most its own `timeout`). Events logged afterwards are counted as dropped.
     /// Blocks the calling thread; in async code use [`shutdown_async`](Self::shutdown_async).
+    /// In a forked child it sends nothing and returns at once, with `drained` false.
     ///
     /// # Examples
     /// Ending the session from a worker thread, while `main` still holds the guard:
@@ -198,6 +204,9 @@ impl TelemetryHandle {
             let Some(reporter) = reporter else {
                 return ShutdownReport { stats: Stats::default(), drained: true };
             };
+            if !reporter.in_own_process() {
+                return reporter.shutdown_by(deadline);
+            }
             let waiter = Arc::clone(&reporter);
             match off_thread(move || waiter.shutdown_by(deadline)).await {
                 Some(report) => report,

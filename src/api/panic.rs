@@ -43,7 +43,7 @@ impl TelemetryHandle {
         let Some(reporter) = self.reporter() else { return false };
         let id = self.reporter_id();
         let seen = PANIC_REPORTED_BY.try_with(|r| std::mem::take(&mut *r.borrow_mut()).contains(&id));
-        if seen.unwrap_or(false) {
+        if seen.unwrap_or(false) || !reporter.in_own_process() {
             return false;
         }
         let traceback = traceback(None);
@@ -64,7 +64,8 @@ impl TelemetryHandle {
     /// with it, held weakly (a reporter that is gone stops reporting, and is not kept alive).
     /// Each registered reporter reports every panic into its own session. A panic that a
     /// capture helper catches is reported once, not twice. Panics on the crate's own threads
-    /// are not reported, and nothing is reported after a reporter's shutdown. Replacing the process's hook later with [`std::panic::set_hook`] without
+    /// are not reported, and nothing is reported in a forked child or after a reporter's
+    /// shutdown. Replacing the process's hook later with [`std::panic::set_hook`] without
     /// chaining it stops the reporting.
     ///
     /// Returns true when this call registered this reporter; false when it already was,
@@ -105,7 +106,8 @@ fn on_panic(info: &PanicHookInfo<'_>) {
     if std::thread::current().name().is_some_and(|n| n.starts_with("tinker-telemetry")) {
         return;
     }
-    let reporters: Vec<Arc<Reporter>> = HOOKED.live().into_iter().filter(|r| !r.shut_down()).collect();
+    let reporters: Vec<Arc<Reporter>> =
+        HOOKED.live().into_iter().filter(|r| r.in_own_process() && !r.shut_down()).collect();
     if reporters.is_empty() {
         return;
     }

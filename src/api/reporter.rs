@@ -1,5 +1,6 @@
 //! [`Reporter`]: the user-facing state of one reporter, shared by its guard and every handle:
-//! the hand-off, the drain timeout, the uploader thread, and how far the shutdown has got. Drains and the shutdown run here, on the caller's thread.
+//! the hand-off, the drain timeout, the process it was built in, the uploader thread, and how
+//! far the shutdown has got. Drains and the shutdown run here, on the caller's thread.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Release};
@@ -36,7 +37,8 @@ pub struct ShutdownReport {
     /// The final counters: what was delivered and, by reason, what was dropped.
     pub stats: Stats,
     /// True when every event was delivered or finally dropped before the deadline; false
-    /// when the deadline cut the drain short (see `stats.dropped.unsent_at_shutdown`).
+    /// when the deadline cut the drain short (see `stats.dropped.unsent_at_shutdown`), and
+    /// in a process forked from the one that built the reporter, where nothing is sent.
     pub drained: bool,
 }
 
@@ -55,6 +57,8 @@ pub(crate) struct Reporter {
     pub(crate) handoff: Arc<Handoff>,
     pub(crate) flush_timeout: Duration,
     pub(crate) classifier: Arc<Classifier>,
+    /// The process that built the reporter: the only one with an uploader thread.
+    pid: u32,
     uploader: Mutex<Option<JoinHandle<()>>>,
     /// A shutdown has begun (read without a lock: the panic hook checks it).
     shutting_down: AtomicBool,
@@ -68,6 +72,7 @@ impl Reporter {
             handoff,
             flush_timeout,
             classifier,
+            pid: std::process::id(),
             uploader: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             ending: Mutex::new(Ending::Open),
@@ -79,14 +84,23 @@ impl Reporter {
         *self.uploader.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
     }
 
+    /// Whether this is the process that built the reporter. In a forked child the uploader
+    /// thread does not exist: nothing there may wait for it, or wake its runtime.
+    pub(crate) fn in_own_process(&self) -> bool {
+        std::process::id() == self.pid
+    }
+
     /// Whether a shutdown has begun: the guard dropped, or `shutdown` called.
     pub(crate) fn shut_down(&self) -> bool {
         self.shutting_down.load(Acquire)
     }
 
     /// Asks the uploader for the index it will have settled once everything queued now is
-    /// delivered or dropped; `None` when it has stopped.
+    /// delivered or dropped; `None` when it has stopped (or lives in another process).
     pub(crate) fn request_drain(&self) -> Option<Receiver<u64>> {
+        if !self.in_own_process() {
+            return None;
+        }
         let (tx, rx) = sync_channel(1);
         self.handoff.send_control(Control::Flush(Some(tx))).then_some(rx)
     }
@@ -94,6 +108,9 @@ impl Reporter {
     /// Waits for the drain [`request_drain`](Self::request_drain) asked for, until
     /// `deadline`. Returns whether everything queued at the request was settled in time.
     pub(crate) fn wait_drained(&self, request: Option<Receiver<u64>>, deadline: Instant) -> bool {
+        if !self.in_own_process() {
+            return false;
+        }
         // No request: the uploader has stopped; drained if it settled everything first.
         let Some(answer) = request else { return self.handoff.stats().queued == 0 };
         match answer.recv_timeout(remaining(deadline)) {
@@ -112,14 +129,24 @@ impl Reporter {
     /// Ends the session: later events are counted as dropped, SESSION_END is queued unless it
     /// already was.
     pub(crate) fn end_session(&self) {
-        self.handoff.close();
-        self.handoff.end_session();
+        if self.in_own_process() {
+            self.handoff.close();
+            self.handoff.end_session();
+        }
     }
 
     /// Ends the session and drains by `deadline`, once per reporter: the first caller does
     /// it, a caller arriving meanwhile waits for its report (until its own deadline), and a
     /// caller arriving after gets the same report at once.
     pub(crate) fn shutdown_by(&self, deadline: Instant) -> ShutdownReport {
+        if !self.in_own_process() {
+            // The uploader thread is the parent's: leave its handle alone, send nothing.
+            // `try_lock`: a thread of the parent may have held the lock when the process forked.
+            if let Some(thread) = self.uploader.try_lock().ok().and_then(|mut t| t.take()) {
+                std::mem::forget(thread);
+            }
+            return ShutdownReport { stats: self.handoff.stats(), drained: false };
+        }
         let mut ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             match *ending {

@@ -90,7 +90,7 @@ fn listen() -> io::Result<()> {
 
 /// Shuts every registered reporter down, each within its own `flush_timeout`.
 fn end_sessions() {
-    let reporters: Vec<Arc<Reporter>> = SIGNALLED.live();
+    let reporters: Vec<Arc<Reporter>> = SIGNALLED.live().into_iter().filter(|r| r.in_own_process()).collect();
     std::thread::scope(|scope| {
         for reporter in &reporters {
             let shutdown = move || reporter.shutdown_by(deadline_in(reporter.flush_timeout));

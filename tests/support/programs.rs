@@ -1,5 +1,5 @@
-//! The programs in `tests/programs/` (a crate of its own, built with `panic = "abort"`): built
-//! once per test binary run, then run as child processes.
+//! The programs in `tests/programs/` (a crate of its own, built with `panic = "abort"`, free to
+//! use `unsafe` for `fork`): built once per test binary run, then run as child processes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

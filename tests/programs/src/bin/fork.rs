@@ -1,0 +1,61 @@
+//! A reporter inherited by a forked child. The parent builds a reporter aimed at
+//! `$TINKER_BASE_URL` (panic hook installed), logs three events and waits for them, then
+//! forks. The child, depending on the first argument:
+//!
+//! - `drop`: calls every method that would wait for the uploader (which stayed in the
+//!   parent), then drops the guard, and exits 0 if each returned what a child should get;
+//! - `panic`: panics, and so aborts (`panic = "abort"`) once the hook returns.
+//!
+//! The parent waits for the child, logs one more event, drops its guard, and prints
+//! `CHILD status=<exit code or -signal> elapsed_ms=<fork to child's end>`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tinker_telemetry::{HttpError, Severity, TinkerTelemetryLayer};
+
+fn main() {
+    let mode = std::env::args().nth(1).expect("a mode: drop or panic");
+    let (_layer, guard) = TinkerTelemetryLayer::builder()
+        .session_id("fork-session")
+        .flush_interval(Duration::from_secs(3600))
+        .flush_timeout(Duration::from_secs(10))
+        .build()
+        .expect("a reporter");
+    let handle = guard.handle();
+    assert!(handle.install_panic_hook());
+    for step in 0..3 {
+        handle.log("before.fork", json!({ "step": step }), Severity::Info);
+    }
+    assert!(handle.wait_until_drained(Duration::from_secs(10)));
+    let forked_at = Instant::now();
+    // SAFETY: the child only calls the crate's methods, which check the process id before
+    // touching a lock or the uploader, and then ends with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = match mode.as_str() {
+            "drop" => {
+                let waited = handle.wait_until_drained(Duration::from_secs(10));
+                let fatal =
+                    handle.log_fatal_exception(&HttpError::new(500, "in the child"), Severity::Critical);
+                let report = handle.shutdown(Duration::from_secs(10));
+                drop(guard);
+                !waited && !fatal && !report.drained
+            }
+            _ => panic!("boom in the child"),
+        };
+        // SAFETY: ends the child without running the parent's exit handlers twice.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked; `status` outlives the call.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid, "waitpid failed");
+    let elapsed = forked_at.elapsed();
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) };
+    handle.log("after.fork", json!({}), Severity::Info);
+    let report = guard.shutdown();
+    assert!(report.drained, "{report:?}");
+    println!("CHILD status={code} elapsed_ms={}", elapsed.as_millis());
+}
