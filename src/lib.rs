@@ -311,6 +311,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod analysis;
 mod api;
 mod capture;
 mod config;

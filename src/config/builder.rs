@@ -11,6 +11,7 @@ use super::defaults::{
     DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
 };
+use crate::analysis::sink::Sink;
 use crate::api::guard::TelemetryGuard;
 use crate::api::handle::TelemetryHandle;
 use crate::capture::layer::{LayerConfig, TinkerTelemetryLayer};
@@ -67,7 +68,12 @@ pub struct Builder {
     pub(super) capture_spans: Vec<String>,
     pub(super) classifier: Classifier,
     pub(super) root_certificates: Vec<Vec<u8>>,
+    /// Makes the metrics exporters' sinks, one per reporter (`export/`).
+    pub(super) sinks: Vec<SinkFactory>,
 }
+
+/// Makes one [`Sink`] for the uploader thread of a reporter being built.
+pub(crate) type SinkFactory = Arc<dyn Fn() -> Box<dyn Sink> + Send + Sync>;
 
 impl TinkerTelemetryLayer {
     /// Starts configuring a layer; see [`Builder`].
@@ -100,6 +106,7 @@ impl Default for Builder {
             capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
             classifier: Classifier::default(),
             root_certificates: Vec::new(),
+            sinks: Vec::new(),
         }
     }
 }
@@ -129,6 +136,7 @@ impl fmt::Debug for Builder {
             .field("classifier", &self.classifier)
             // Counted, never shown: a PEM passed by mistake may be a private key.
             .field("root_certificates", &self.root_certificates.len())
+            .field("sinks", &self.sinks.len())
             .finish()
     }
 }
