@@ -8,11 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
-use time::OffsetDateTime;
-use time::macros::format_description;
 use uuid::Uuid;
 
 use super::redact::Redactor;
+use crate::handoff::clock::format_timestamp;
 use crate::handoff::record::{Body, FieldSource, Record, Val};
 use crate::limits::{MAX_EVENT_BYTES, REDACTED};
 use crate::urls::scrub_urls_in;
@@ -256,15 +255,6 @@ impl Serialize for Redacted<'_> {
     }
 }
 
-/// Formats a wall-clock time as RFC 3339 UTC with exactly six fractional digits,
-/// `2026-11-21T05:38:37.548134Z`.
-pub(crate) fn format_timestamp(at: SystemTime) -> String {
-    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    // A time before 1970 or past year 9999 cannot come from a sane clock; fall back to the
-    // epoch rather than fail the event.
-    OffsetDateTime::from(at).format(&format).unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000000Z"))
-}
-
 /// Formats a duration the way Python's `str(timedelta)` does, which is what the backend
 /// expects in `SESSION_END.duration`: `0:00:05.123456`, `0:00:05`, `1 day, 1:00:00`.
 ///
@@ -445,14 +435,6 @@ mod tests {
         for (d, want) in cases {
             assert_eq!(format_duration(d), want, "{d:?}");
         }
-    }
-
-    #[test]
-    fn timestamp_always_has_six_fraction_digits() {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_239_517);
-        assert_eq!(format_timestamp(at), "2026-11-21T05:38:37.000000Z");
-        let at = at + Duration::from_nanos(548_134_999);
-        assert_eq!(format_timestamp(at), "2026-11-21T05:38:37.548134Z");
     }
 
     #[test]

@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering::AcqRel, Ordering::Release};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use time::OffsetDateTime;
+use time::macros::format_description;
+
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 static CALIBRATING: AtomicBool = AtomicBool::new(false);
 
@@ -99,6 +102,15 @@ impl Anchor {
     }
 }
 
+/// Formats a wall-clock time as RFC 3339 UTC with exactly six fractional digits,
+/// `2026-11-21T05:38:37.548134Z`.
+pub(crate) fn format_timestamp(at: SystemTime) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    // A time before 1970 or past year 9999 cannot come from a sane clock; fall back to the
+    // epoch rather than fail the event.
+    OffsetDateTime::from(at).format(&format).unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000000Z"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +134,13 @@ mod tests {
         // Within the calibration's error, which is far below a millisecond over 20 ms.
         let slack = Duration::from_millis(1);
         assert!(at + slack >= before && at <= after + slack, "{at:?} not in {before:?}..{after:?}");
+    }
+
+    #[test]
+    fn timestamp_always_has_six_fraction_digits() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_239_517);
+        assert_eq!(format_timestamp(at), "2026-11-21T05:38:37.000000Z");
+        let at = at + Duration::from_nanos(548_134_999);
+        assert_eq!(format_timestamp(at), "2026-11-21T05:38:37.548134Z");
     }
 }
