@@ -1,5 +1,21 @@
 //! Analysis of the captured spans, on the uploader thread: every captured span is an
 //! operation, counted, timed and checked for error spikes where its record already goes, so
 //! the emitting thread pays nothing for it.
+//!
+//! ```text
+//! uploader.rs add(record) ─▶ analyzer.rs observe
+//!                              ├─ operation.rs  record → Operation (route template, error type)
+//!                              ├─ sink.rs       every Sink (export/: metrics, OpenTelemetry)
+//!                              └─ operations.rs the table: per key a window (histogram.rs)
+//!                                               and its spike state (spike.rs)
+//! uploader.rs timer ─────────▶ analyzer.rs summary (process.rs) ─▶ performance.summary
+//! ```
 
+pub(crate) mod analyzer;
+pub(crate) mod bench;
+pub(crate) mod histogram;
+pub(crate) mod operation;
+pub(crate) mod operations;
+pub(crate) mod process;
 pub(crate) mod sink;
+pub(crate) mod spike;

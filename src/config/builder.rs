@@ -11,6 +11,7 @@ use super::defaults::{
     DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
 };
+use crate::analysis::analyzer::{AnalysisConfig, Analyzer};
 use crate::analysis::sink::Sink;
 use crate::api::guard::TelemetryGuard;
 use crate::api::handle::TelemetryHandle;
@@ -68,6 +69,8 @@ pub struct Builder {
     pub(super) capture_spans: Vec<String>,
     pub(super) classifier: Classifier,
     pub(super) root_certificates: Vec<Vec<u8>>,
+    /// Summaries, alerts, summary-only spans (`analysis.rs`).
+    pub(super) analysis: AnalysisConfig,
     /// Makes the metrics exporters' sinks, one per reporter (`export/`).
     pub(super) sinks: Vec<SinkFactory>,
 }
@@ -106,6 +109,7 @@ impl Default for Builder {
             capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
             classifier: Classifier::default(),
             root_certificates: Vec::new(),
+            analysis: AnalysisConfig::default(),
             sinks: Vec::new(),
         }
     }
@@ -136,6 +140,7 @@ impl fmt::Debug for Builder {
             .field("classifier", &self.classifier)
             // Counted, never shown: a PEM passed by mistake may be a private key.
             .field("root_certificates", &self.root_certificates.len())
+            .field("analysis", &self.analysis)
             .field("sinks", &self.sinks.len())
             .finish()
     }
@@ -445,13 +450,20 @@ impl Builder {
             session_id: session_id.clone().into(),
             sessionless: self.sessionless,
             min_level: self.min_level,
-            capture_spans: self.capture_spans.iter().map(|s| s.as_str().into()).collect(),
+            capture_spans: self
+                .capture_spans
+                .iter()
+                .map(String::as_str)
+                .chain(self.analysis.summary_only.iter().map(|s| &**s))
+                .map(Into::into)
+                .collect(),
             classifier: Arc::new(self.classifier),
         };
         if !enabled {
             let handle = TelemetryHandle::disabled(session_id);
             return Ok((TinkerTelemetryLayer::disabled(), TelemetryGuard::disabled(handle)));
         }
+        self.analysis.check()?;
         let (handoff, control) = Handoff::new(
             self.max_queue_size,
             self.max_queue_bytes,
@@ -479,7 +491,9 @@ impl Builder {
             redactor,
             debug: self.debug,
         };
-        let thread = thread::start(config, roots, Arc::clone(&handoff), control)?;
+        let sinks = self.sinks.iter().map(|make| make()).collect();
+        let analyzer = Analyzer::new(self.analysis, sinks);
+        let thread = thread::start(config, roots, Arc::clone(&handoff), control, analyzer)?;
         let handle = TelemetryHandle::enabled(
             Arc::clone(&handoff),
             self.flush_timeout,

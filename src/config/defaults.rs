@@ -39,3 +39,12 @@ pub const ENV_ENABLED: &str = "TINKER_TELEMETRY";
 pub const ENV_API_KEY: &str = "TINKER_API_KEY";
 /// The environment variable read when no base URL is given.
 pub const ENV_BASE_URL: &str = "TINKER_BASE_URL";
+
+/// Default for [`crate::Builder::summary_interval`]: 60 s.
+pub const DEFAULT_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+/// Default for [`crate::Builder::error_spike`]: 5 errors of one operation …
+pub const DEFAULT_SPIKE_THRESHOLD: usize = 5;
+/// … within 10 s.
+pub const DEFAULT_SPIKE_WINDOW: Duration = Duration::from_secs(10);
+/// Default for [`crate::Builder::max_operations`]: 256 distinct operations.
+pub const DEFAULT_MAX_OPERATIONS: usize = 256;

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::http::HttpTransport;
 use super::tls::AddedRoots;
 use super::uploader::{UploadConfig, Uploader};
+use crate::analysis::analyzer::Analyzer;
 use crate::errors::build::BuildError;
 use crate::handoff::Handoff;
 use crate::handoff::control::Control;
@@ -31,6 +32,7 @@ pub(crate) fn start(
     roots: AddedRoots,
     handoff: Arc<Handoff>,
     control: mpsc::UnboundedReceiver<Control>,
+    analyzer: Analyzer,
 ) -> Result<std::thread::JoinHandle<()>, BuildError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), BuildError>>(1);
     let thread = std::thread::Builder::new()
@@ -57,7 +59,7 @@ pub(crate) fn start(
                 }
             };
             let _ = ready_tx.send(Ok(()));
-            let uploader = Uploader::new(config, handoff, Box::new(transport));
+            let uploader = Uploader::new(config, handoff, Box::new(transport), analyzer);
             runtime.block_on(uploader.run(control));
             // Do not wait for a blocking DNS lookup that may never return.
             runtime.shutdown_background();

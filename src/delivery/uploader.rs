@@ -17,6 +17,7 @@ use super::redact::Redactor;
 use super::send::{Deliverer, Settle};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
+use crate::analysis::analyzer::{Analyzer, SPIKE_EVENT, SUMMARY_EVENT};
 use crate::handoff::Handoff;
 use crate::handoff::clock::{Anchor, Stamp};
 use crate::handoff::control::Control;
@@ -45,6 +46,9 @@ pub(crate) struct UploadConfig {
     /// One line per payload on stderr.
     pub(crate) debug: bool,
 }
+
+/// Summaries wait this long when they are off: a timer that never fires in practice.
+const NO_SUMMARIES: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl std::fmt::Debug for UploadConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,6 +101,8 @@ pub(super) struct Uploader {
     drop_reports: DropReports,
     /// What event timestamps are converted against; taken anew at each take.
     anchor: Anchor,
+    /// Operations, summaries, alerts and the metrics sinks.
+    analyzer: Analyzer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +114,12 @@ enum Take {
 }
 
 impl Uploader {
-    pub(super) fn new(config: UploadConfig, handoff: Arc<Handoff>, transport: Box<dyn Transport>) -> Self {
+    pub(super) fn new(
+        config: UploadConfig,
+        handoff: Arc<Handoff>,
+        transport: Box<dyn Transport>,
+        analyzer: Analyzer,
+    ) -> Self {
         let envelope =
             Envelope::new(&handoff.session_id, platform(), process_uuid(), env!("CARGO_PKG_VERSION"));
         let (shutdown_tx, shutdown_rx) = watch::channel(None);
@@ -138,12 +149,16 @@ impl Uploader {
             start_in_flight: false,
             drop_reports: DropReports::default(),
             anchor: Anchor::now(),
+            analyzer,
         }
     }
 
     pub(super) async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
         let mut timer = tokio::time::interval(self.config.flush_interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = self.analyzer.summary_interval().unwrap_or(NO_SUMMARIES);
+        let mut summaries = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let handoff = Arc::clone(&self.handoff);
         loop {
             self.dispatch();
@@ -181,6 +196,11 @@ impl Uploader {
                 }
                 () = handoff.wake.notified() => self.take(Take::WholeBatches),
                 _ = timer.tick() => self.take(Take::All),
+                _ = summaries.tick() => {
+                    // The window's last operations count in its summary.
+                    self.take(Take::All);
+                    self.summarize();
+                }
             }
         }
     }
@@ -219,6 +239,8 @@ impl Uploader {
         if how == Take::All {
             self.seal();
         }
+        let handoff = &self.handoff;
+        self.analyzer.delivery(|| handoff.stats());
         let sealed = self.unsettled - self.filling_len();
         if self.handoff.rearm_wake(sealed) {
             // Events crossed the new mark while it moved: come back for them.
@@ -237,14 +259,25 @@ impl Uploader {
         let Some(data) = self.drop_reports.due(self.handoff.stats().dropped, moment) else {
             return false;
         };
-        let record = Record {
-            time: Stamp::now(),
-            severity: Severity::Warning,
-            body: Body::Json { name: DROPPED_EVENT.into(), data },
-        };
+        self.add_own(DROPPED_EVENT, Severity::Warning, data);
+        true
+    }
+
+    /// Adds a `performance.summary` event if operations were counted since the last one.
+    fn summarize(&mut self) {
+        if self.ended {
+            return;
+        }
+        if let Some(data) = self.analyzer.summary(Instant::now()) {
+            self.add_own(SUMMARY_EVENT, Severity::Info, data);
+        }
+    }
+
+    /// Adds an event the uploader makes itself, counted past the queue's bound.
+    fn add_own(&mut self, name: &str, severity: Severity, data: serde_json::Value) {
+        let record = Record { time: Stamp::now(), severity, body: Body::Json { name: name.into(), data } };
         self.handoff.hold_past_bound();
         self.add(record);
-        true
     }
 
     /// Serializes one record into the batch being filled.
@@ -253,10 +286,26 @@ impl Uploader {
             self.handoff.settle(&self.handoff.counters.after_shutdown_taken, 1);
             return;
         }
+        let time = self.anchor.wall(record.time);
+        let observed = self.analyzer.observe(&record, time);
+        if observed.summarized {
+            self.handoff.settle(&self.handoff.counters.summarized, 1);
+        } else {
+            self.serialize(record, time);
+        }
+        if let Some(alert) = observed.alert {
+            self.add_own(SPIKE_EVENT, Severity::Error, alert);
+        }
+    }
+
+    /// Serializes one record, stamped `time`, into the batch being filled.
+    fn serialize(&mut self, record: Record, time: std::time::SystemTime) {
         let is_start = matches!(record.body, Body::SessionStart);
         let is_end = matches!(record.body, Body::SessionEnd { .. });
         if is_end {
-            // Whatever was lost goes out before the session ends.
+            // The last window's numbers, then whatever was lost, go out before the session
+            // ends.
+            self.summarize();
             self.report_drops(Moment::SessionEnd);
         }
         self.unsettled += 1;
@@ -267,7 +316,6 @@ impl Uploader {
         let index = self.next_index;
         self.next_index += 1;
         let id = uuid::Uuid::new_v4();
-        let time = self.anchor.wall(record.time);
         let json = to_wire_json(&record, time, &id, index, &self.config.redactor).into_boxed_slice();
         let capacity = self.config.max_batch_size;
         let batch = self.filling.get_or_insert_with(|| Batch::new(index, capacity));

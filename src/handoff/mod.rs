@@ -165,6 +165,7 @@ impl Handoff {
                 + self.dropped_closed.load(Relaxed),
             delivered: c.delivered.load(Relaxed),
             dropped,
+            summarized: c.summarized.load(Relaxed),
             retries: c.retries.load(Relaxed),
             batches_sent: c.batches_sent.load(Relaxed),
             queued: held,

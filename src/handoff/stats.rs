@@ -6,14 +6,14 @@ use std::sync::atomic::AtomicU64;
 /// What happened to a reporter's events so far.
 ///
 /// Every event the reporter took responsibility for is counted once in `accepted`, and ends in
-/// exactly one of `delivered`, one of the `dropped` reasons, or `queued` (waiting or in
-/// flight). So, once the reporter is quiet,
-/// `accepted == delivered + dropped.total() + queued`.
+/// exactly one of `delivered`, one of the `dropped` reasons, `summarized` or `queued` (waiting
+/// or in flight). So, once the reporter is quiet,
+/// `accepted == delivered + dropped.total() + summarized + queued`.
 ///
 /// # Examples
 /// ```
 /// let stats = tinker_telemetry::Stats::default();
-/// assert_eq!(stats.accepted, stats.delivered + stats.dropped.total() + stats.queued);
+/// assert_eq!(stats.accepted, stats.delivered + stats.dropped.total() + stats.summarized + stats.queued);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -25,6 +25,9 @@ pub struct Stats {
     pub delivered: u64,
     /// Events given up on, by reason.
     pub dropped: Dropped,
+    /// Captured spans of a [`summary_only`](crate::Builder::summary_only) name: counted in
+    /// the `performance.summary` events (and the metrics exporters) instead of sent.
+    pub summarized: u64,
     /// Requests sent again after a retryable failure (network error, timeout, 408, 429, 5xx).
     pub retries: u64,
     /// Requests the server answered with a 2xx status.
@@ -79,6 +82,7 @@ pub(crate) struct UploadCounters {
     pub(crate) too_large: AtomicU64,
     pub(crate) unsent_at_shutdown: AtomicU64,
     pub(crate) after_shutdown_taken: AtomicU64,
+    pub(crate) summarized: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) batches_sent: AtomicU64,
 }

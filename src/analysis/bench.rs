@@ -1,0 +1,65 @@
+//! A way in for the benchmarks in `bench/`: what a captured HTTP span costs the uploader
+//! thread's analysis (route template, table look-up, histogram, spike check), without the
+//! uploader around it. Hidden from the docs; not part of the API.
+
+use std::time::{Duration, SystemTime};
+
+use super::operation::template;
+use super::operations::Operations;
+use super::sink::{OpKind, Operation};
+use super::spike::SpikeRule;
+
+/// The analysis of one reporter, driven directly.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct AnalysisBench {
+    operations: Operations,
+    route: String,
+}
+
+impl AnalysisBench {
+    /// A table of at most `max_operations` keys, alerting at `threshold` errors in `window`.
+    #[must_use]
+    pub fn new(max_operations: usize, threshold: usize, window: Duration) -> Self {
+        let rule = SpikeRule { threshold, window };
+        AnalysisBench { operations: Operations::new(max_operations, Some(rule)), route: String::new() }
+    }
+
+    /// Counts one HTTP request to `path`; returns whether it raised an alert.
+    pub fn record_http(&mut self, method: &str, path: &str, status: u16, duration: Duration) -> bool {
+        template(path, &mut self.route);
+        let failed = status >= 400;
+        let op = Operation {
+            kind: OpKind::Http,
+            name: "http.request",
+            method: Some(method),
+            route: Some(&self.route),
+            server_address: Some("tinker.example"),
+            status: Some(status),
+            error_type: failed.then_some("500"),
+            queue_to: None,
+            duration,
+        };
+        self.operations.record(&op, SystemTime::now()).is_some()
+    }
+
+    /// Ends the summary window; returns how many operations it listed.
+    pub fn summary(&mut self) -> usize {
+        self.operations
+            .summary()
+            .and_then(|s| s.get("operations").and_then(|o| o.as_array()).map(Vec::len))
+            .unwrap_or(0)
+    }
+
+    /// Distinct keys held, `_other` included.
+    #[must_use]
+    pub fn keys(&self) -> usize {
+        self.operations.keys()
+    }
+
+    /// About the heap the table holds.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        self.operations.heap_bytes()
+    }
+}

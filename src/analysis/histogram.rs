@@ -1,0 +1,172 @@
+//! Durations in log-spaced buckets: quantiles with a bounded relative error, in memory that
+//! grows with the range of durations seen, not their number.
+//!
+//! Bucket `i ≥ 1` holds durations in `(MIN·γ^(i−1), MIN·γ^i]` with `γ` = [`GROWTH`]; bucket 0
+//! holds everything up to [`MIN_MS`]. A quantile is read as the geometric middle of its
+//! bucket, so it is within [`QUANTILE_RELATIVE_ERROR`] (2 %) of a duration that really was at that
+//! rank, clamped to the smallest and largest seen (exact at the ends).
+
+/// The ratio between consecutive bucket bounds.
+pub(crate) const GROWTH: f64 = 1.04;
+/// The largest relative error of the p50, p95 and p99 durations in `performance.summary`
+/// events: 2 %. Durations are counted in log-spaced buckets (each bound 1.04 times the last);
+/// a quantile is read as the geometric middle of its bucket, within `√1.04 − 1` (1.98 %) of
+/// a duration that really was at that rank. The smallest and largest are exact.
+pub const QUANTILE_RELATIVE_ERROR: f64 = 0.02;
+/// Durations up to this (1 µs) share bucket 0.
+const MIN_MS: f64 = 0.001;
+/// The last bucket: durations from about 22 hours up are counted in it.
+const MAX_INDEX: usize = 640;
+
+/// Counts of durations per bucket, with their count, sum, smallest and largest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Histogram {
+    /// The bucket index of `counts[0]`.
+    offset: usize,
+    counts: Vec<u32>,
+    count: u64,
+    sum_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+}
+
+fn index(ms: f64) -> usize {
+    if ms <= MIN_MS || ms.is_nan() {
+        return 0;
+    }
+    let i = ((ms / MIN_MS).ln() / GROWTH.ln()).ceil();
+    (i as usize).min(MAX_INDEX)
+}
+
+/// The value bucket `i` stands for: the geometric middle of its bounds.
+fn middle(i: usize) -> f64 {
+    if i == 0 { MIN_MS } else { MIN_MS * GROWTH.powf(i as f64 - 0.5) }
+}
+
+impl Histogram {
+    /// Counts one duration, in milliseconds.
+    pub(crate) fn record(&mut self, ms: f64) {
+        let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
+        let i = index(ms);
+        if self.counts.is_empty() {
+            self.offset = i;
+        }
+        if i < self.offset {
+            let grow = self.offset - i;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = i;
+        }
+        let at = i - self.offset;
+        if at >= self.counts.len() {
+            self.counts.resize(at + 1, 0);
+        }
+        self.counts[at] = self.counts[at].saturating_add(1);
+        if self.count == 0 {
+            self.min_ms = ms;
+            self.max_ms = ms;
+        } else {
+            self.min_ms = self.min_ms.min(ms);
+            self.max_ms = self.max_ms.max(ms);
+        }
+        self.count += 1;
+        self.sum_ms += ms;
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub(crate) fn mean_ms(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.sum_ms / self.count as f64 }
+    }
+
+    pub(crate) fn max_ms(&self) -> f64 {
+        self.max_ms
+    }
+
+    /// The duration at quantile `q` (0 to 1): the smallest bucket holding at least
+    /// `⌈q·count⌉` durations, read as its middle, clamped to the smallest and largest seen.
+    pub(crate) fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        if rank == 1 {
+            return self.min_ms;
+        }
+        if rank >= self.count {
+            return self.max_ms;
+        }
+        let mut seen = 0u64;
+        for (at, &n) in self.counts.iter().enumerate() {
+            seen += u64::from(n);
+            if seen >= rank {
+                return middle(at + self.offset).clamp(self.min_ms, self.max_ms);
+            }
+        }
+        self.max_ms
+    }
+
+    /// The heap the buckets hold.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * size_of::<u32>()
+    }
+
+    /// Empties the histogram, keeping its buckets' memory.
+    pub(crate) fn clear(&mut self) {
+        self.counts.clear();
+        self.count = 0;
+        self.sum_ms = 0.0;
+        self.min_ms = 0.0;
+        self.max_ms = 0.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact quantile of sorted values, by the same rank rule.
+    fn exact(sorted: &[f64], q: f64) -> f64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+        sorted[rank - 1]
+    }
+
+    #[test]
+    fn quantiles_are_within_the_documented_error() {
+        assert!(GROWTH.sqrt() - 1.0 <= QUANTILE_RELATIVE_ERROR);
+        let mut rng = fastrand::Rng::with_seed(7);
+        // Log-uniform from 10 µs to 100 s, the spread of real request latencies.
+        let mut values: Vec<f64> = (0..20_000).map(|_| 10f64.powf(rng.f64() * 7.0 - 2.0)).collect();
+        let mut h = Histogram::default();
+        for v in &values {
+            h.record(*v);
+        }
+        values.sort_by(f64::total_cmp);
+        for q in [0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            let (got, want) = (h.quantile(q), exact(&values, q));
+            assert!((got - want).abs() <= want * QUANTILE_RELATIVE_ERROR + 1e-12, "q{q}: {got} vs {want}");
+        }
+        assert_eq!(h.quantile(0.0), values[0], "the ends are exact");
+        assert_eq!(h.quantile(1.0), *values.last().unwrap());
+        assert_eq!(h.count(), 20_000);
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!((h.mean_ms() - mean).abs() < 1e-6 * mean);
+        assert!(h.heap_bytes() <= 4 * 480, "{} bytes for seven decades", h.heap_bytes());
+    }
+
+    #[test]
+    fn edge_values_are_counted_not_lost() {
+        let mut h = Histogram::default();
+        for v in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12, 5.0] {
+            h.record(v);
+        }
+        assert_eq!(h.count(), 6);
+        assert_eq!(h.quantile(0.0), 0.0);
+        assert_eq!(h.quantile(1.0), 1e12, "past the last bucket, still the largest seen");
+        h.clear();
+        assert_eq!((h.count(), h.quantile(0.5), h.mean_ms()), (0, 0.0, 0.0));
+        h.record(3.0);
+        assert_eq!(h.quantile(0.5), 3.0, "one value is its own every quantile");
+    }
+}

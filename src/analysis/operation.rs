@@ -1,0 +1,235 @@
+//! A captured span's record read as an [`Operation`]: its kind, its low-cardinality labels
+//! (method, route template, host), its outcome (status, error type) and its duration.
+
+use std::time::Duration;
+
+use super::sink::{OpKind, Operation};
+use crate::handoff::record::{FieldRecord, FieldSource, Val};
+use crate::severity::Severity;
+
+/// The route of an HTTP operation without a path, or whose path is too long or deep to be a
+/// route: every such request is counted under this one value.
+pub(crate) const UNKNOWN_ROUTE: &str = "_unknown";
+/// The error type of a failure that names none.
+pub(crate) const OTHER_ERROR: &str = "_OTHER";
+/// What an id segment of a path becomes in its template.
+const ID: &str = "{id}";
+/// Paths with more segments than this, or more bytes than [`MAX_ROUTE_BYTES`], are not
+/// templated but counted as [`UNKNOWN_ROUTE`].
+const MAX_SEGMENTS: usize = 8;
+const MAX_ROUTE_BYTES: usize = 128;
+/// The longest error type kept; a longer one is cut at a character boundary.
+const MAX_ERROR_TYPE_BYTES: usize = 64;
+
+/// Text an [`Operation`] borrows: the route template and error type are built here, the rest
+/// comes from the record.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    route: String,
+    error_type: String,
+}
+
+/// The operation a captured span's record describes. `name` is the name it is sent under
+/// (`http.request` for every HTTP span).
+pub(crate) fn read<'a>(
+    name: &'a str,
+    severity: Severity,
+    rec: &'a FieldRecord,
+    scratch: &'a mut Scratch,
+) -> Operation<'a> {
+    let kind = match name {
+        crate::capture::span::HTTP_REQUEST => OpKind::Http,
+        crate::capture::span::QUEUE_STATE_CHANGE => OpKind::QueueStateChange,
+        _ => OpKind::Other,
+    };
+    let duration = match rec.get("duration_ms") {
+        Some(Val::F64(ms)) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
+        _ => Duration::ZERO,
+    };
+    let status = match rec.get("status") {
+        Some(Val::U64(code)) => u16::try_from(code).ok(),
+        Some(Val::I64(code)) => u16::try_from(code).ok(),
+        _ => None,
+    };
+    let error_text = rec.get_str("error").filter(|e| !e.trim().is_empty());
+    let named_type = rec.get_str("error.type").or_else(|| rec.get_str("error_type"));
+    let (route, method, server_address) = if kind == OpKind::Http {
+        let route = match rec.get_str("route") {
+            Some(route) if !route.is_empty() => route,
+            _ => rec.get_str("path").unwrap_or(""),
+        };
+        template(route, &mut scratch.route);
+        (Some(scratch.route.as_str()), rec.get_str("method"), rec.get_str("host"))
+    } else {
+        (None, None, None)
+    };
+    let failed_status = status.filter(|s| *s >= 400);
+    scratch.error_type.clear();
+    let error_type = if let Some(code) = failed_status {
+        use std::fmt::Write;
+        let _ = write!(scratch.error_type, "{code}");
+        Some(scratch.error_type.as_str())
+    } else if let Some(t) = named_type.filter(|t| !t.trim().is_empty()) {
+        scratch.error_type.push_str(crate::limits::floor_char_boundary(t.trim(), MAX_ERROR_TYPE_BYTES));
+        Some(scratch.error_type.as_str())
+    } else if let Some(text) = error_text {
+        Some(error_kind(text))
+    } else if severity >= Severity::Error {
+        Some(OTHER_ERROR)
+    } else {
+        None
+    };
+    Operation {
+        kind,
+        name,
+        method,
+        route,
+        server_address,
+        status,
+        error_type,
+        queue_to: if kind == OpKind::QueueStateChange { rec.get_str("to") } else { None },
+        duration,
+    }
+}
+
+/// A short, fixed error type for an error described only in words.
+fn error_kind(text: &str) -> &'static str {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("timed out") || lower.contains("timeout") {
+        "timeout"
+    } else if lower.contains("connect") || lower.contains("refused") || lower.contains("reset") {
+        "connect"
+    } else if lower.contains("dns") || lower.contains("resolve") {
+        "dns"
+    } else if lower.contains("tls") || lower.contains("certificate") {
+        "tls"
+    } else {
+        OTHER_ERROR
+    }
+}
+
+/// Writes the route template of `path` into `out`: the query and fragment left out, each
+/// segment that looks like an id replaced by `{id}`; [`UNKNOWN_ROUTE`] for no path, or one
+/// too long or too deep to be a route.
+pub(crate) fn template(path: &str, out: &mut String) {
+    out.clear();
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if path.is_empty() {
+        out.push_str(UNKNOWN_ROUTE);
+        return;
+    }
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if i > MAX_SEGMENTS {
+            break;
+        }
+        out.push_str(if is_id(segment) { ID } else { segment });
+    }
+    if path.split('/').count() > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
+        out.clear();
+        out.push_str(UNKNOWN_ROUTE);
+    }
+}
+
+/// Whether a path segment is an id rather than a name: anything with a digit (except a
+/// version like `v1`), anything over 32 bytes, anything percent-encoded or holding `:`, `=`,
+/// `@` or `.` after the first character (a file name, an address, a model path).
+fn is_id(segment: &str) -> bool {
+    if segment.is_empty() || segment == ID {
+        return false;
+    }
+    let bytes = segment.as_bytes();
+    let version = bytes.len() >= 2 && bytes[0] == b'v' && bytes[1..].iter().all(u8::is_ascii_digit);
+    if version {
+        return false;
+    }
+    segment.len() > 32
+        || bytes.iter().any(u8::is_ascii_digit)
+        || bytes.iter().skip(1).any(|b| matches!(b, b'%' | b':' | b'=' | b'@' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::record::TextRange;
+
+    fn templated(path: &str) -> String {
+        let mut out = String::new();
+        template(path, &mut out);
+        out
+    }
+
+    #[test]
+    fn ids_become_placeholders_and_queries_go() {
+        assert_eq!(templated("/api/v1/futures/retrieve"), "/api/v1/futures/retrieve");
+        assert_eq!(
+            templated("/api/v1/futures/3f2a9c1e-5b4e-4d7a-9c1e-0b9f0c7d2e11?wait=1"),
+            "/api/v1/futures/{id}"
+        );
+        assert_eq!(templated("/api/v1/sampling_sessions/42/sample"), "/api/v1/sampling_sessions/{id}/sample");
+        assert_eq!(templated("/models/tinker%3A%2F%2Fabc/weights#x"), "/models/{id}/weights");
+        assert_eq!(templated("/files/model.safetensors"), "/files/{id}");
+        assert_eq!(templated("/api/v2beta/x"), "/api/{id}/x", "only plain versions are names");
+        assert_eq!(templated("/api/v10/x"), "/api/v10/x");
+        assert_eq!(templated("/a/{id}/b"), "/a/{id}/b", "a template stays one");
+        assert_eq!(templated(""), UNKNOWN_ROUTE);
+        assert_eq!(templated("?q=1"), UNKNOWN_ROUTE);
+        assert_eq!(templated("/a/b/c/d/e/f/g/h/i/j"), UNKNOWN_ROUTE, "too deep to be a route");
+        assert_eq!(templated(&format!("/{}", "a".repeat(200))), "/{id}");
+        assert_eq!(
+            templated(&format!("/{}", ["abcdefghijklmnopqrstuvwxyzabcdef"; 5].join("/"))),
+            UNKNOWN_ROUTE
+        );
+    }
+
+    fn record(fields: &[(&'static str, Val)], text: &str) -> FieldRecord {
+        FieldRecord { fields: fields.to_vec(), text: text.into(), ..FieldRecord::default() }
+    }
+
+    #[test]
+    fn an_http_record_reads_as_an_operation_with_its_outcome() {
+        let text = "POST/api/v1/sessions/77/heartbeathost.example";
+        let rec = record(
+            &[
+                ("method", Val::Str(TextRange(0, 4))),
+                ("path", Val::Str(TextRange(4, 33))),
+                ("host", Val::Str(TextRange(33, 45))),
+                ("status", Val::U64(503)),
+                ("duration_ms", Val::F64(250.0)),
+            ],
+            text,
+        );
+        let mut scratch = Scratch::default();
+        let op = read("http.request", Severity::Error, &rec, &mut scratch);
+        assert_eq!(op.kind, OpKind::Http);
+        assert_eq!(op.method, Some("POST"));
+        assert_eq!(op.route, Some("/api/v1/sessions/{id}/heartbeat"));
+        assert_eq!(op.server_address, Some("host.example"));
+        assert_eq!(op.status, Some(503));
+        assert_eq!(op.error_type, Some("503"));
+        assert_eq!(op.duration, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn failures_without_a_status_get_a_short_type() {
+        let text = "GETerror sending request: operation timed out";
+        let rec =
+            record(&[("method", Val::Str(TextRange(0, 3))), ("error", Val::Str(TextRange(3, 45)))], text);
+        let mut scratch = Scratch::default();
+        let op = read("http.request", Severity::Error, &rec, &mut scratch);
+        assert_eq!((op.status, op.error_type, op.route), (None, Some("timeout"), Some(UNKNOWN_ROUTE)));
+        let ok = record(&[("status", Val::U64(200))], "");
+        assert_eq!(read("http.request", Severity::Info, &ok, &mut scratch).error_type, None);
+        let queue = record(&[("to", Val::Str(TextRange(0, 17)))], "paused_rate_limit");
+        let op = read("queue.state_change", Severity::Warning, &queue, &mut scratch);
+        assert_eq!(
+            (op.kind, op.queue_to, op.error_type),
+            (OpKind::QueueStateChange, Some("paused_rate_limit"), None)
+        );
+        let failed = record(&[], "");
+        let op = read("train.step", Severity::Error, &failed, &mut scratch);
+        assert_eq!((op.kind, op.error_type, op.method), (OpKind::Other, Some(OTHER_ERROR), None));
+    }
+}

@@ -1,0 +1,121 @@
+//! The builder's analysis options: summaries, error-spike alerts, summary-only spans and the
+//! cap on distinct operations; their defaults and what `build()` checks of them.
+
+use std::time::Duration;
+
+use super::builder::Builder;
+use super::defaults::{
+    DEFAULT_MAX_OPERATIONS, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL,
+};
+use crate::analysis::analyzer::AnalysisConfig;
+use crate::analysis::spike::SpikeRule;
+use crate::errors::build::BuildError;
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            enabled: true,
+            summary_interval: DEFAULT_SUMMARY_INTERVAL,
+            spike: Some(SpikeRule { threshold: DEFAULT_SPIKE_THRESHOLD, window: DEFAULT_SPIKE_WINDOW }),
+            max_operations: DEFAULT_MAX_OPERATIONS,
+            summary_only: Vec::new(),
+        }
+    }
+}
+
+impl AnalysisConfig {
+    /// Nothing, or the option at fault.
+    pub(super) fn check(&self) -> Result<(), BuildError> {
+        let a = self;
+        let zero = |option| BuildError::invalid(option, "must be greater than zero");
+        if a.summary_interval.is_zero() {
+            return Err(zero("summary_interval"));
+        }
+        if a.max_operations == 0 {
+            return Err(zero("max_operations"));
+        }
+        match a.spike {
+            Some(rule) if rule.threshold == 0 => {
+                Err(BuildError::invalid("error_spike", "the threshold must be greater than zero"))
+            }
+            Some(rule) if rule.window.is_zero() => {
+                Err(BuildError::invalid("error_spike", "the window must be greater than zero"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Builder {
+    /// Whether the reporter analyses its captured spans: `performance.summary` events every
+    /// [`summary_interval`](Builder::summary_interval) and
+    /// [`error_spike`](Builder::error_spike) alerts. Metrics exporters (the `metrics` and
+    /// `opentelemetry` features) record either way. Default: on.
+    pub fn analysis(mut self, enabled: bool) -> Self {
+        self.analysis.enabled = enabled;
+        self
+    }
+
+    /// How often a `performance.summary` event is sent: per operation (a captured span's
+    /// name, method and route template), its count, errors, error rate, mean, p50, p95, p99
+    /// and largest duration over the interval, plus the ten most used operations and the
+    /// process's memory, CPU time and threads. None is sent for an interval in which no
+    /// captured span closed; one more goes just before SESSION_END. Default: 60 s.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().summary_interval(Duration::from_secs(10));
+    /// ```
+    pub fn summary_interval(mut self, interval: Duration) -> Self {
+        self.analysis.summary_interval = interval;
+        self
+    }
+
+    /// Raise one `alert.error_spike` event (severity ERROR) when one operation fails
+    /// `threshold` times within a sliding `window`, then none for that operation until a
+    /// window has passed since. Default: 5 errors in 10 s.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().error_spike(10, Duration::from_secs(30));
+    /// ```
+    pub fn error_spike(mut self, threshold: usize, window: Duration) -> Self {
+        self.analysis.spike = Some(SpikeRule { threshold, window });
+        self
+    }
+
+    /// No error-spike alerts. Default: alerts on (see [`error_spike`](Builder::error_spike)).
+    pub fn no_error_spike(mut self) -> Self {
+        self.analysis.spike = None;
+        self
+    }
+
+    /// The most distinct operations (name, method and route template) the analysis keeps;
+    /// operations past it are counted together under the name `_other`. Default: 256.
+    pub fn max_operations(mut self, operations: usize) -> Self {
+        self.analysis.max_operations = operations;
+        self
+    }
+
+    /// Span names counted in `performance.summary` events (and by the metrics exporters)
+    /// instead of being sent one event each: for high-volume spans whose numbers matter more
+    /// than each occurrence. Each name is also captured (see
+    /// [`capture_span`](Builder::capture_span)); HTTP spans all go by `http.request`. They
+    /// are counted in [`Stats::summarized`](crate::Stats::summarized). Default: none.
+    ///
+    /// # Examples
+    /// ```
+    /// // Every HTTP request in the summaries, none as an event of its own.
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().summary_only(["http.request"]);
+    /// ```
+    pub fn summary_only<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.analysis.summary_only = names.into_iter().map(|n| n.into().into_boxed_str()).collect();
+        self
+    }
+}
