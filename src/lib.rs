@@ -237,6 +237,35 @@
 //! on stderr (events, bytes, outcome, retries, last error). Neither goes through tracing, so
 //! neither can feed back into the layer, and neither shows the API key.
 //!
+//! # Summaries and alerts
+//!
+//! Every captured span is an *operation*, keyed by its name, its method and its route
+//! template (the span's `route`, else its path with id-like segments replaced by `{id}` and
+//! the query left out); a status of 400 or more, an `error` or an `error.type` field makes it
+//! a failure, counted inside its operation. At most [`Builder::max_operations`] keys are
+//! kept; later ones count under `_other`. The uploader thread does this as it takes the
+//! records, so the emitting threads pay nothing for it.
+//!
+//! - Every [`Builder::summary_interval`] in which operations happened, and once more before
+//!   SESSION_END, a `performance.summary` event (INFO): per operation its count, errors,
+//!   error rate, mean, p50, p95, p99 (within [`QUANTILE_RELATIVE_ERROR`]) and largest
+//!   duration in milliseconds, the session's ten most used operations (`top`), and the
+//!   process's resident memory, CPU time and threads (`process`, Linux).
+//! - When one operation fails [`Builder::error_spike`]'s threshold times within its sliding
+//!   window, an `alert.error_spike` event (ERROR) with the operation, the error count, the
+//!   window, the first error's time and the count of each error type; then none for that
+//!   operation until a window has passed.
+//! - [`Builder::summary_only`] names spans counted in the summaries instead of sent one event
+//!   each ([`Stats::summarized`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! let builder = tinker_telemetry::TinkerTelemetryLayer::builder()
+//!     .summary_interval(Duration::from_secs(30))
+//!     .error_spike(10, Duration::from_secs(60))
+//!     .summary_only(["http.request"]);
+//! ```
+//!
 //! # Exceptions and panics
 //!
 //! Errors are what applications carry ([`ReportableError`]): any `std::error::Error` value,

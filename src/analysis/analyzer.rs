@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use super::operation::{Scratch, read};
-use super::operations::Operations;
+use super::operations::{OTHER_KEY, Operations};
 use super::process::measurements;
 use super::sink::Sink;
 use super::spike::SpikeRule;
@@ -76,12 +76,16 @@ impl Analyzer {
         }
         let Some(name) = fields.name().map(|n| fields.text(n)) else { return Observed::default() };
         let summarized = self.config.summary_only.iter().any(|s| &**s == name);
-        let op = read(name, record.severity, fields, &mut self.scratch);
+        let mut op = read(name, record.severity, fields, &mut self.scratch);
+        let recorded = self.operations.record(&op, at);
+        if recorded.folded && op.route.is_some() {
+            // The exporters' series are capped with the table's keys.
+            op.route = Some(OTHER_KEY);
+        }
         for sink in &mut self.sinks {
             sink.operation(&op);
         }
-        let alert = if self.config.enabled { self.operations.record(&op, at) } else { None };
-        Observed { summarized, alert }
+        Observed { summarized, alert: recorded.alert }
     }
 
     /// Passes the reporter's counters to the sinks.

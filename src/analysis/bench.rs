@@ -40,7 +40,7 @@ impl AnalysisBench {
             queue_to: None,
             duration,
         };
-        self.operations.record(&op, SystemTime::now()).is_some()
+        self.operations.record(&op, SystemTime::now()).alert.is_some()
     }
 
     /// Ends the summary window; returns how many operations it listed.

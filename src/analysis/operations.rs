@@ -18,6 +18,15 @@ pub(crate) const OTHER_KEY: &str = "_other";
 /// How many operations `top` lists.
 const TOP: usize = 10;
 
+/// What counting one operation led to.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Recorded {
+    /// The key cap was reached: the operation was counted under [`OTHER_KEY`].
+    pub(crate) folded: bool,
+    /// The `alert.error_spike` event data, if this error made its operation's spike.
+    pub(crate) alert: Option<Value>,
+}
+
 /// One key's numbers.
 #[derive(Debug)]
 struct Entry {
@@ -82,10 +91,15 @@ impl Operations {
         }
     }
 
-    /// Counts one operation that ended at `at`. Returns the `alert.error_spike` event data if
-    /// this error makes its operation's spike.
-    pub(crate) fn record(&mut self, op: &Operation<'_>, at: SystemTime) -> Option<Value> {
+    /// Counts one operation that ended at `at`.
+    pub(crate) fn record(&mut self, op: &Operation<'_>, at: SystemTime) -> Recorded {
         let i = self.entry(op);
+        let folded = &*self.entries[i].name == OTHER_KEY && op.name != OTHER_KEY;
+        Recorded { folded, alert: self.count(i, op, at) }
+    }
+
+    /// Counts `op` in entry `i`; returns the alert data if this error makes a spike.
+    fn count(&mut self, i: usize, op: &Operation<'_>, at: SystemTime) -> Option<Value> {
         let entry = &mut self.entries[i];
         entry.window.record(op.duration.as_secs_f64() * 1000.0);
         entry.total += 1;
@@ -275,8 +289,8 @@ mod tests {
     fn keys_past_the_cap_fold_into_other() {
         let mut ops = Operations::new(3, None);
         let routes: Vec<String> = (0..1000).map(|i| format!("/r{i}")).collect();
-        for r in &routes {
-            ops.record(&op("GET", r, 1, None), at(0));
+        for (i, r) in routes.iter().enumerate() {
+            assert_eq!(ops.record(&op("GET", r, 1, None), at(0)).folded, i >= 3);
         }
         assert_eq!(ops.keys(), 4, "three keys and _other");
         let s = Value::Object(ops.summary().unwrap());
@@ -291,15 +305,19 @@ mod tests {
         let rule = SpikeRule { threshold: 5, window: Duration::from_secs(10) };
         let mut ops = Operations::new(16, Some(rule));
         for t in 0..4 {
-            assert_eq!(ops.record(&op("POST", "/b", 1, Some("500")), at(t * 100)), None);
+            assert_eq!(ops.record(&op("POST", "/b", 1, Some("500")), at(t * 100)).alert, None);
         }
-        assert_eq!(ops.record(&op("GET", "/a", 1, Some("500")), at(450)), None, "another operation's error");
-        let alert = ops.record(&op("POST", "/b", 1, Some("503")), at(500)).unwrap();
+        assert_eq!(
+            ops.record(&op("GET", "/a", 1, Some("500")), at(450)).alert,
+            None,
+            "another operation's error"
+        );
+        let alert = ops.record(&op("POST", "/b", 1, Some("503")), at(500)).alert.unwrap();
         assert_eq!(
             alert,
             json!({"operation": "http.request", "method": "POST", "route": "/b", "errors": 5, "window_s": 10.0,
                    "first_error_at": "2026-11-21T05:38:37.000000Z", "error_types": {"500": 4, "503": 1}})
         );
-        assert_eq!(ops.record(&op("POST", "/b", 1, Some("500")), at(600)), None);
+        assert_eq!(ops.record(&op("POST", "/b", 1, Some("500")), at(600)).alert, None);
     }
 }

@@ -28,7 +28,7 @@ pub(crate) struct Operation<'a> {
     /// The HTTP method, upper case.
     pub(crate) method: Option<&'a str>,
     /// The route template: the route the span named, else its path with ids replaced by
-    /// `{id}` and the query left out.
+    /// `{id}` and the query left out; `_other` once the analysis's key cap is reached.
     pub(crate) route: Option<&'a str>,
     /// The host the request went to.
     pub(crate) server_address: Option<&'a str>,
