@@ -531,6 +531,10 @@ fn bad_configuration_is_refused_with_the_option_named() {
         ("max_batch_size", base().max_batch_size(101)),
         ("max_batch_size", base().max_queue_size(10).max_batch_size(20).flush_threshold(5)),
         ("max_in_flight", base().max_in_flight(0)),
+        ("summary_interval", base().summary_interval(zero)),
+        ("error_spike", base().error_spike(0, Duration::from_secs(10))),
+        ("error_spike", base().error_spike(5, zero)),
+        ("max_operations", base().max_operations(0)),
     ];
     if std::env::var_os(tinker_telemetry::ENV_API_KEY).is_none() {
         cases.push(("api_key", TinkerTelemetryLayer::builder().session_id(SESSION).enabled(true)));
@@ -542,7 +546,13 @@ fn bad_configuration_is_refused_with_the_option_named() {
         assert!(message.contains(&format!("`{option}`")), "{message}");
     }
     // The edges that are fine.
-    for ok in [base().max_retries(0), base().max_queue_size(1).max_batch_size(1).flush_threshold(1)] {
+    for ok in [
+        base().max_retries(0),
+        base().max_queue_size(1).max_batch_size(1).flush_threshold(1),
+        base().max_operations(1).error_spike(1, Duration::from_nanos(1)).no_error_spike(),
+        // Disabled, no option can be wrong.
+        base().enabled(false).summary_interval(zero).max_operations(0),
+    ] {
         let (_layer, guard) = ok.flush_timeout(Duration::from_millis(50)).build().unwrap();
         drop(guard);
     }
