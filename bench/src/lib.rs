@@ -3,6 +3,7 @@
 //! `/proc/self/status` readings.
 
 mod sink;
+pub mod workload;
 
 use std::time::{Duration, Instant};
 
