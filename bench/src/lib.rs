@@ -2,6 +2,7 @@
 //! configuration under test, the pacing that keeps a producer from losing events, and
 //! `/proc/self/status` readings.
 
+pub mod peers;
 mod sink;
 pub mod workload;
 
