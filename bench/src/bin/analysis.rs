@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Run without `--mode`, it measures throughput and the summary in this process, runs each
-//! memory measurement as a child process of itself (`--mode memory --cap N --paths N`) so
-//! that RSS growth is not hidden by memory an earlier measurement freed, and, unless told
+//! memory measurement as a child process of itself (`--mode memory --cap N --paths N`: cap
+//! 256 with 100,000 and 1,000,000 distinct paths, cap 10,000 with 100,000) so that RSS
+//! growth is not hidden by memory an earlier measurement freed, and, unless told
 //! `--no-e2e`, runs the `e2e` program built beside it for the uploader's delivery rate in the
 //! same session.
 
@@ -71,7 +72,7 @@ fn orchestrate(records: usize, e2e: bool) -> Result {
     println!("--- memory with the key cap reached (each a child process)");
     let me = std::env::current_exe()?;
     let mut rows = Vec::new();
-    for (cap, paths) in [(DEFAULT_MAX_OPERATIONS, 100_000), (10_000, 100_000)] {
+    for (cap, paths) in [(DEFAULT_MAX_OPERATIONS, 100_000), (DEFAULT_MAX_OPERATIONS, 1_000_000), (10_000, 100_000)] {
         let out = Command::new(&me)
             .args(["--mode", "memory", "--cap", &cap.to_string(), "--paths", &paths.to_string()])
             .output()?;
@@ -220,17 +221,19 @@ fn summary_cost(keys: usize) -> (Duration, usize) {
     (times[times.len() / 2], listed)
 }
 
-/// One table of cap `cap` fed `paths` distinct paths (each twice, with a 500 one time in 50),
-/// in this process alone: its own estimate of its heap and the growth of VmRSS.
+/// One table of cap `cap` fed `paths` distinct paths, in this process alone: its own
+/// estimate of its heap and the growth of VmRSS. Each path is recorded three times, at 1 ms,
+/// at 10 s and at a duration of the workload, one time in 50 a 500, so that every key's
+/// histogram spans the range a Tinker request can take (its largest realistic size).
 fn memory(cap: usize, paths: usize) -> Result {
     let names = distinct_paths(paths);
     let durations = durations();
     let rss_before = proc_status_kib("VmRSS").ok_or("no VmRSS")?;
     let mut t = table(cap);
-    for round in 0..2u64 {
-        for (i, p) in names.iter().enumerate() {
-            let n = round * paths as u64 + i as u64;
-            t.record_http("POST", p, status(n), durations[n as usize % DURATIONS]);
+    for (i, p) in names.iter().enumerate() {
+        let spread = [Duration::from_millis(1), Duration::from_secs(10), durations[i % DURATIONS]];
+        for (k, d) in spread.into_iter().enumerate() {
+            t.record_http("POST", p, status((3 * i + k) as u64), d);
         }
     }
     let rss_after = proc_status_kib("VmRSS").ok_or("no VmRSS")?;
