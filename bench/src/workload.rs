@@ -65,7 +65,8 @@ pub const SERVER_ADDRESS: &str = "tinker.example";
 
 /// The bucket bounds, in seconds, the peers' histograms are given (OpenTelemetry's
 /// recommendation for `http.client.request.duration`).
-pub const BOUNDARIES_S: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+pub const BOUNDARIES_S: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 
 /// How many distinct durations the workload cycles through.
 pub const DURATIONS: usize = 4096;

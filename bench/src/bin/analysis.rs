@@ -21,7 +21,9 @@ use std::hint::black_box;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use tinker_telemetry::{AnalysisBench, DEFAULT_MAX_OPERATIONS, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW};
+use tinker_telemetry::{
+    AnalysisBench, DEFAULT_MAX_OPERATIONS, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW,
+};
 use tinker_telemetry_bench::proc_status_kib;
 use tinker_telemetry_bench::workload::{DURATIONS, REQUESTS, distinct_paths, durations, status};
 
@@ -65,14 +67,19 @@ fn orchestrate(records: usize, e2e: bool) -> Result {
         .into_iter()
         .map(|keys| {
             let (took, listed) = summary_cost(keys);
-            println!("{keys:>6} keys: {:>9.1} µs per summary (median of 21), {listed} operations listed", micros(took));
+            println!(
+                "{keys:>6} keys: {:>9.1} µs per summary (median of 21), {listed} operations listed",
+                micros(took)
+            );
             (keys, took, listed)
         })
         .collect();
     println!("--- memory with the key cap reached (each a child process)");
     let me = std::env::current_exe()?;
     let mut rows = Vec::new();
-    for (cap, paths) in [(DEFAULT_MAX_OPERATIONS, 100_000), (DEFAULT_MAX_OPERATIONS, 1_000_000), (10_000, 100_000)] {
+    for (cap, paths) in
+        [(DEFAULT_MAX_OPERATIONS, 100_000), (DEFAULT_MAX_OPERATIONS, 1_000_000), (10_000, 100_000)]
+    {
         let out = Command::new(&me)
             .args(["--mode", "memory", "--cap", &cap.to_string(), "--paths", &paths.to_string()])
             .output()?;
@@ -108,7 +115,9 @@ fn orchestrate(records: usize, e2e: bool) -> Result {
             workload / rate,
             past_cap / rate
         ),
-        None => println!("| uploader delivery | not measured (`--no-e2e`, or `e2e` not built beside this program) |"),
+        None => println!(
+            "| uploader delivery | not measured (`--no-e2e`, or `e2e` not built beside this program) |"
+        ),
     }
     println!("\n| cap | distinct paths | keys held | `heap_bytes()` | RSS growth | RSS growth per key |");
     println!("|---:|---:|---:|---:|---:|---:|");

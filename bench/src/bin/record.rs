@@ -76,7 +76,9 @@ fn main() {
             let route = if mode == "prometheus" { Route::Static } else { Route::Templated };
             let recorder = prometheus();
             let handle = recorder.handle();
-            metrics::with_local_recorder(&recorder, || run(Target::Metrics(&handle, route), &mut inputs, records))
+            metrics::with_local_recorder(&recorder, || {
+                run(Target::Metrics(&handle, route), &mut inputs, records)
+            })
         }
         "opentelemetry" | "opentelemetry_templated" => {
             let route = if mode == "opentelemetry" { Route::Static } else { Route::Templated };
