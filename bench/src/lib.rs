@@ -2,7 +2,9 @@
 //! configuration under test, the pacing that keeps a producer from losing events, and
 //! `/proc/self/status` readings.
 
+pub mod peers;
 mod sink;
+pub mod workload;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,7 @@
 //! Emits events of one shape through a reporter, for a profiler to look at:
-//! `profile <captured|in_span|other|other_span|none|bare> [events]`
-//! (`bare`: the captured event's shape through a registry with no layer).
+//! `profile <captured|in_span|other|other_span|none|http_span|bare> [events]`
+//! (`bare`: the captured event's shape through a registry with no layer; `http_span`: the
+//! open and close of a captured `http.request` span, the shape the uploader's analysis reads).
 
 use std::hint::black_box;
 
@@ -22,6 +23,17 @@ fn emit_other(i: u64) {
 #[inline(never)]
 fn emit_none(i: u64) {
     event_without_session!(i);
+}
+
+#[inline(never)]
+fn emit_http_span() {
+    drop(tracing::info_span!(
+        "http.request",
+        session_id = SESSION,
+        method = "GET",
+        path = "/x",
+        status = 200
+    ));
 }
 
 fn main() {
@@ -47,6 +59,7 @@ fn main() {
         "captured" | "bare" => paced(n, &backlog, |i| emit_captured(black_box(i))),
         "other" => paced(n, &backlog, |i| emit_other(black_box(i))),
         "none" => paced(n, &backlog, |i| emit_none(black_box(i))),
+        "http_span" => paced(n, &backlog, |_| emit_http_span()),
         "in_span" | "other_span" => {
             let session = if mode == "in_span" { SESSION } else { OTHER_SESSION };
             let span = tracing::info_span!("session", session_id = session);
