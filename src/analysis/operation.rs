@@ -113,21 +113,20 @@ fn error_kind(text: &str) -> &'static str {
 /// too long or too deep to be a route.
 pub(crate) fn template(path: &str, out: &mut String) {
     out.clear();
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    if path.is_empty() {
-        out.push_str(UNKNOWN_ROUTE);
-        return;
-    }
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        if i > MAX_SEGMENTS {
+    let end = path.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(path.len());
+    let path = &path[..end];
+    let mut segments = 0;
+    for segment in path.split('/') {
+        segments += 1;
+        if segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
             break;
+        }
+        if segments > 1 {
+            out.push('/');
         }
         out.push_str(if is_id(segment) { ID } else { segment });
     }
-    if path.split('/').count() > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
+    if path.is_empty() || segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
         out.clear();
         out.push_str(UNKNOWN_ROUTE);
     }
@@ -135,19 +134,23 @@ pub(crate) fn template(path: &str, out: &mut String) {
 
 /// Whether a path segment is an id rather than a name: anything with a digit (except a
 /// version like `v1`), anything over 32 bytes, anything percent-encoded or holding `:`, `=`,
-/// `@` or `.` after the first character (a file name, an address, a model path).
+/// `@` or `.` after the first character (a file name, an address, a model path). One pass
+/// over the bytes.
 fn is_id(segment: &str) -> bool {
-    if segment.is_empty() || segment == ID {
-        return false;
-    }
     let bytes = segment.as_bytes();
-    let version = bytes.len() >= 2 && bytes[0] == b'v' && bytes[1..].iter().all(u8::is_ascii_digit);
-    if version {
-        return false;
+    if bytes.len() > 32 {
+        return true;
     }
-    segment.len() > 32
-        || bytes.iter().any(u8::is_ascii_digit)
-        || bytes.iter().skip(1).any(|b| matches!(b, b'%' | b':' | b'=' | b'@' | b'.'))
+    let mut digit = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => digit = true,
+            b'%' | b':' | b'=' | b'@' | b'.' if i > 0 => return true,
+            _ => {}
+        }
+    }
+    let version = bytes.first() == Some(&b'v') && bytes[1..].iter().all(u8::is_ascii_digit);
+    digit && !version
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use crate::handoff::clock::format_timestamp;
 
 /// The name operations past the key cap are counted under.
 pub(crate) const OTHER_KEY: &str = "_other";
+/// [`OTHER_KEY`]'s entry in the index.
+const OTHER_INDEX_KEY: &str = "_other\0\0\0";
 /// How many operations `top` lists.
 const TOP: usize = 10;
 
@@ -129,10 +131,15 @@ impl Operations {
             return i;
         }
         let full = self.index.len() >= self.max_keys;
+        if full {
+            if let Some(&i) = self.index.get(OTHER_INDEX_KEY) {
+                return i;
+            }
+        }
         let (key, name, method, route) = if full {
-            (format!("{OTHER_KEY}\0\0\0"), OTHER_KEY, None, None)
+            (OTHER_INDEX_KEY, OTHER_KEY, None, None)
         } else {
-            (self.key.clone(), op.name, op.method, op.route)
+            (self.key.as_str(), op.name, op.method, op.route)
         };
         let next = self.entries.len();
         let i = *self.index.entry(key.into()).or_insert(next);
