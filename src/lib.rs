@@ -346,6 +346,7 @@ mod capture;
 mod config;
 mod delivery;
 mod errors;
+mod export;
 mod handoff;
 mod limits;
 mod severity;
@@ -373,6 +374,7 @@ pub use errors::build::BuildError;
 pub use errors::classify::{MAX_CAUSES, is_user_error, is_user_status};
 pub use errors::reportable::{ReportableError, kinds};
 pub use errors::status::{HttpError, HttpStatusError};
+pub use export::names::DURATION_BUCKETS;
 pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Stats};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,

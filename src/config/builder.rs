@@ -73,6 +73,9 @@ pub struct Builder {
     pub(super) analysis: AnalysisConfig,
     /// Makes the metrics exporters' sinks, one per reporter (`export/`).
     pub(super) sinks: Vec<SinkFactory>,
+    /// Record through the `metrics` facade (`exports.rs`).
+    #[cfg(feature = "metrics")]
+    pub(super) metrics_facade: bool,
 }
 
 /// Makes one [`Sink`] for the uploader thread of a reporter being built.
@@ -111,6 +114,8 @@ impl Default for Builder {
             root_certificates: Vec::new(),
             analysis: AnalysisConfig::default(),
             sinks: Vec::new(),
+            #[cfg(feature = "metrics")]
+            metrics_facade: true,
         }
     }
 }
@@ -491,7 +496,15 @@ impl Builder {
             redactor,
             debug: self.debug,
         };
-        let sinks = self.sinks.iter().map(|make| make()).collect();
+        #[cfg_attr(
+            not(feature = "metrics"),
+            expect(unused_mut, reason = "the facade's sink is the only addition")
+        )]
+        let mut sinks: Vec<Box<dyn Sink>> = self.sinks.iter().map(|make| make()).collect();
+        #[cfg(feature = "metrics")]
+        if self.metrics_facade {
+            sinks.push(Box::new(crate::export::metrics::MetricsSink::default()));
+        }
         let analyzer = Analyzer::new(self.analysis, sinks);
         let thread = thread::start(config, roots, Arc::clone(&handoff), control, analyzer)?;
         let handle = TelemetryHandle::enabled(

@@ -5,3 +5,4 @@ pub(crate) mod analysis;
 pub(crate) mod builder;
 pub(crate) mod check;
 pub(crate) mod defaults;
+pub(crate) mod exports;

@@ -447,6 +447,9 @@ impl Uploader {
             handoff.take_last(self.unsettled, grace, |record| handoff.release_bytes(record.heap_bytes()));
         handoff.settle(&handoff.counters.after_shutdown_taken, late as u64);
         handoff.set_watermark(u64::MAX);
-        handoff.stats()
+        let stats = handoff.stats();
+        // The exporters end with every event's fate.
+        self.analyzer.delivery(|| stats);
+        stats
     }
 }

@@ -1,0 +1,131 @@
+//! The `opentelemetry` feature: operations and delivery counters through the application's
+//! `SdkMeterProvider`, read back from an in-memory exporter.
+
+mod support;
+
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use support::{Collector, Reply};
+use tinker_telemetry::DURATION_BUCKETS;
+use tracing_subscriber::prelude::*;
+
+const SESSION: &str = "otel-session";
+
+fn attrs<'a>(kv: impl Iterator<Item = &'a KeyValue>) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = kv.map(|kv| (kv.key.to_string(), kv.value.clone())).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn s(k: &str, v: &str) -> (String, Value) {
+    (k.to_owned(), Value::from(v.to_owned()))
+}
+
+#[test]
+fn operations_and_counters_reach_an_sdk_meter_provider() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider =
+        SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter.clone()).build()).build();
+    let collector = Collector::with_plan(vec![Reply::Status(503)]);
+    let (layer, guard) = collector.builder(SESSION).meter_provider(&provider).metrics(false).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let session = tracing::info_span!("session", session_id = SESSION);
+        let _in = session.enter();
+        for _ in 0..2 {
+            tracing::info_span!(
+                "http.request",
+                method = "GET",
+                url = "https://tinker.example/api/v1/futures/77?x=1",
+                status = 200
+            )
+            .in_scope(|| std::thread::sleep(std::time::Duration::from_millis(20)));
+        }
+        tracing::info_span!(
+            "http.request",
+            method = "POST",
+            url = "https://tinker.example/api/v1/sessions/5/heartbeat",
+            status = 503
+        )
+        .in_scope(|| {});
+        tracing::info_span!("queue.state_change", to = "paused_capacity").in_scope(|| {});
+    });
+    let stats = guard.shutdown().stats;
+    provider.force_flush().unwrap();
+    let exported = exporter.get_finished_metrics().unwrap();
+    let scope = exported
+        .last()
+        .unwrap()
+        .scope_metrics()
+        .find(|s| s.scope().name() == "tinker-telemetry")
+        .expect("the crate's meter");
+    assert_eq!(scope.scope().version(), Some(env!("CARGO_PKG_VERSION")));
+    let metric = |name: &str| -> &Metric {
+        scope.metrics().find(|m| m.name() == name).unwrap_or_else(|| panic!("{name}"))
+    };
+
+    let http = metric("http.client.request.duration");
+    assert_eq!(http.unit(), "s");
+    let AggregatedMetrics::F64(MetricData::Histogram(h)) = http.data() else { panic!("{:?}", http.data()) };
+    let points: Vec<_> = h.data_points().collect();
+    assert_eq!(points.len(), 2, "one series per method, route, status");
+    let get = points.iter().find(|p| p.count() == 2).expect("the two GETs");
+    assert_eq!(get.bounds().collect::<Vec<_>>(), DURATION_BUCKETS, "explicit bounds");
+    assert!(get.min().unwrap() >= 0.02 && get.sum() >= 0.04, "seconds: {:?} {}", get.min(), get.sum());
+    assert_eq!(
+        attrs(get.attributes()),
+        vec![
+            s("http.request.method", "GET"),
+            ("http.response.status_code".to_owned(), Value::I64(200)),
+            s("http.route", "/api/v1/futures/{id}"),
+            s("server.address", "tinker.example"),
+        ]
+    );
+    let post = points.iter().find(|p| p.count() == 1).unwrap();
+    assert_eq!(
+        attrs(post.attributes()),
+        vec![
+            s("error.type", "503"),
+            s("http.request.method", "POST"),
+            ("http.response.status_code".to_owned(), Value::I64(503)),
+            s("http.route", "/api/v1/sessions/{id}/heartbeat"),
+            s("server.address", "tinker.example"),
+        ]
+    );
+
+    let AggregatedMetrics::F64(MetricData::Histogram(other)) =
+        metric("tinker_telemetry.operation.duration").data()
+    else {
+        panic!()
+    };
+    let point = other.data_points().next().unwrap();
+    assert_eq!((point.count(), attrs(point.attributes())), (1, vec![s("operation", "queue.state_change")]));
+    let sum = |name: &str, with: &[(String, Value)]| -> u64 {
+        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric(name).data() else { panic!("{name}") };
+        sum.data_points().filter(|p| attrs(p.attributes()) == with).map(|p| p.value()).sum()
+    };
+    assert_eq!(sum("tinker_telemetry.queue.state_changes", &[s("to", "paused_capacity")]), 1);
+    assert!(stats.retries >= 1);
+    assert_eq!(sum("tinker_telemetry.requests.retried", &[]), stats.retries);
+    assert_eq!(sum("tinker_telemetry.events.delivered", &[]), stats.delivered);
+    for reason in
+        ["queue_full", "rejected", "retries_exhausted", "too_large", "after_shutdown", "unsent_at_shutdown"]
+    {
+        let AggregatedMetrics::U64(MetricData::Sum(dropped)) =
+            metric("tinker_telemetry.events.dropped").data()
+        else {
+            panic!()
+        };
+        assert!(
+            dropped
+                .data_points()
+                .any(|p| attrs(p.attributes()) == vec![s("reason", reason)] && p.value() == 0),
+            "{reason}"
+        );
+    }
+    let AggregatedMetrics::U64(MetricData::Gauge(depth)) = metric("tinker_telemetry.queue.depth").data()
+    else {
+        panic!()
+    };
+    assert_eq!(depth.data_points().next().unwrap().value(), 0);
+}
