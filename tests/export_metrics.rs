@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use support::{Collector, Reply};
+use support::{Collector, Gate, Reply};
 use tinker_telemetry::DURATION_BUCKETS;
 use tracing_subscriber::prelude::*;
 
@@ -55,15 +55,24 @@ fn labels_of<'a>(samples: &'a [Sample], name: &str) -> Vec<&'a BTreeMap<String, 
 
 #[test]
 fn operations_and_counters_reach_a_prometheus_recorder() {
+    // SESSION_START is held until the recorder is installed; the spans' batch then fails
+    // once (a retry) and is refused (its events dropped as `rejected`).
+    let gate = Gate::default();
+    let collector =
+        Collector::with_plan(vec![Reply::Held(gate.clone()), Reply::Status(503), Reply::Status(400)]);
+    let (layer, guard) = collector.builder(SESSION).capture_span("checkpoint.save").build().unwrap();
+    // The application installs its recorder after `build()`, once the uploader has already
+    // taken SESSION_START and passed its counters to the (then no-op) recorder: the units
+    // and descriptions must reach the new recorder all the same.
+    collector.wait_requests(1);
     let handle = PrometheusBuilder::new()
         .with_recommended_naming(true)
         .set_buckets_for_metric(Matcher::Suffix("duration".into()), DURATION_BUCKETS)
         .unwrap()
         .install_recorder()
         .unwrap();
-    // SESSION_START's first attempt fails: one retry.
-    let collector = Collector::with_plan(vec![Reply::Status(503)]);
-    let (layer, guard) = collector.builder(SESSION).capture_span("checkpoint.save").build().unwrap();
+    gate.open();
+    collector.wait_requests(1).iter().for_each(|seen| assert!(seen.accepted));
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         let session = tracing::info_span!("session", session_id = SESSION);
         let _in = session.enter();
@@ -88,14 +97,38 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
         for to in ["paused_rate_limit", "active"] {
             tracing::info_span!("queue.state_change", from = "x", to).in_scope(|| {});
         }
-        tracing::info_span!("checkpoint.save", step = 7).in_scope(|| {});
+        // At least 30 ms: above the 0.025 s bucket, below 10 s (seconds, not milliseconds).
+        tracing::info_span!("checkpoint.save", step = 7)
+            .in_scope(|| std::thread::sleep(std::time::Duration::from_millis(30)));
     });
     let stats = guard.shutdown().stats;
     let text = handle.render();
     assert!(!text.contains("wait=1") && !text.contains("3f2a9c1e"), "no query, no id:\n{text}");
     let samples = parse(&text);
 
+    // The families, their types and descriptions: the names dashboards and alerts query.
+    let families: BTreeMap<&str, &str> =
+        text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split_once(' ').unwrap()).collect();
+    let want = BTreeMap::from([
+        ("http_client_request_duration_seconds", "histogram"),
+        ("tinker_telemetry_events_delivered_total", "counter"),
+        ("tinker_telemetry_events_dropped_total", "counter"),
+        ("tinker_telemetry_operation_duration_seconds", "histogram"),
+        ("tinker_telemetry_queue_depth", "gauge"),
+        ("tinker_telemetry_queue_state_changes_total", "counter"),
+        ("tinker_telemetry_requests_retried_total", "counter"),
+    ]);
+    assert_eq!(families, want, "{text}");
+    for name in want.keys() {
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} is described:\n{text}");
+    }
+
     let http = "http_client_request_duration_seconds";
+    let allowed =
+        ["http_request_method", "http_route", "server_address", "http_response_status_code", "error_type"];
+    for (name, labels, _) in samples.iter().filter(|(n, ..)| n.starts_with(http)) {
+        assert!(labels.keys().all(|k| k == "le" || allowed.contains(&k.as_str())), "{name} {labels:?}");
+    }
     let get = [
         ("http_request_method", "GET"),
         ("http_route", "/api/v1/futures/{id}"),
@@ -108,9 +141,9 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
         .filter(|l| l.get("http_request_method").map(String::as_str) == Some("GET"))
         .map(|l| l["le"].clone())
         .collect();
-    let mut want: Vec<String> = DURATION_BUCKETS.iter().map(f64::to_string).collect();
-    want.push("+Inf".into());
-    assert_eq!(buckets, want, "the bounds the recorder was given, as a histogram");
+    let mut bounds: Vec<String> = DURATION_BUCKETS.iter().map(f64::to_string).collect();
+    bounds.push("+Inf".into());
+    assert_eq!(buckets, bounds, "the bounds the recorder was given, as a histogram");
     assert_eq!(value(&samples, &format!("{http}_bucket"), &[get[0], ("le", "+Inf")]), 3.0);
     let failed = [
         ("http_route", "/api/v1/sampling_sessions/{id}/sample"),
@@ -134,21 +167,34 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
     let ops = "tinker_telemetry_operation_duration_seconds_count";
     assert_eq!(value(&samples, ops, &[("operation", "queue.state_change")]), 2.0);
     assert_eq!(value(&samples, ops, &[("operation", "checkpoint.save")]), 1.0);
+    let bucket = |le| {
+        let name = "tinker_telemetry_operation_duration_seconds_bucket";
+        value(&samples, name, &[("operation", "checkpoint.save"), ("le", le)])
+    };
+    assert_eq!((bucket("0.025"), bucket("10"), bucket("+Inf")), (0.0, 1.0, 1.0), "30 ms, in seconds");
     for to in ["paused_rate_limit", "active"] {
         assert_eq!(value(&samples, "tinker_telemetry_queue_state_changes_total", &[("to", to)]), 1.0);
     }
     assert!(stats.retries >= 1);
     assert_eq!(value(&samples, "tinker_telemetry_requests_retried_total", &[]), stats.retries as f64);
     assert_eq!(value(&samples, "tinker_telemetry_events_delivered_total", &[]), stats.delivered as f64);
+    // Every reason's series, the ones that never happened at 0.
+    assert!(stats.dropped.rejected >= 1);
+    assert_eq!(stats.dropped.total(), stats.dropped.rejected);
     for reason in
         ["queue_full", "rejected", "retries_exhausted", "too_large", "after_shutdown", "unsent_at_shutdown"]
     {
+        let want = if reason == "rejected" { stats.dropped.rejected as f64 } else { 0.0 };
         assert_eq!(
             value(&samples, "tinker_telemetry_events_dropped_total", &[("reason", reason)]),
-            0.0,
+            want,
             "{reason}"
         );
     }
+    assert_eq!(
+        stats.accepted,
+        stats.delivered + stats.dropped.total(),
+        "every event settled, so the counters above are whole"
+    );
     assert_eq!(value(&samples, "tinker_telemetry_queue_depth", &[]), 0.0);
-    assert!(text.contains("# TYPE http_client_request_duration_seconds histogram"), "{text}");
 }

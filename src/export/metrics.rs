@@ -15,9 +15,12 @@ use crate::handoff::stats::Stats;
 /// Records into the `metrics` facade's global recorder.
 #[derive(Debug, Default)]
 pub(crate) struct MetricsSink {
-    /// The metrics were described to the recorder (done at first use, so that a recorder
-    /// installed after `build()` gets the descriptions and units too).
-    described: bool,
+    /// The recorder the metrics were last described to, by address: they are described
+    /// again whenever the current recorder is another, so that one installed after `build()`
+    /// (after the uploader's first take) gets the units and descriptions too. Without its
+    /// unit, a Prometheus recorder would name `http.client.request.duration` without the
+    /// `_seconds` suffix.
+    described_to: Option<usize>,
     /// The counters as last exported.
     last: Stats,
     /// Text of the status code, kept between records.
@@ -26,10 +29,11 @@ pub(crate) struct MetricsSink {
 
 impl MetricsSink {
     fn describe(&mut self) {
-        if self.described {
+        let current = metrics::with_recorder(|recorder| std::ptr::from_ref(recorder).cast::<()>().addr());
+        if self.described_to == Some(current) {
             return;
         }
-        self.described = true;
+        self.described_to = Some(current);
         metrics::describe_histogram!(HTTP_DURATION, Unit::Seconds, HTTP_DURATION_HELP);
         metrics::describe_histogram!(OPERATION_DURATION, Unit::Seconds, OPERATION_DURATION_HELP);
         metrics::describe_counter!(QUEUE_STATE_CHANGES, QUEUE_STATE_CHANGES_HELP);
