@@ -15,25 +15,28 @@ use crate::handoff::stats::Stats;
 /// Records into the `metrics` facade's global recorder.
 #[derive(Debug, Default)]
 pub(crate) struct MetricsSink {
-    /// The recorder the metrics were last described to, by address: they are described
-    /// again whenever the current recorder is another, so that one installed after `build()`
-    /// (after the uploader's first take) gets the units and descriptions too. Without its
-    /// unit, a Prometheus recorder would name `http.client.request.duration` without the
-    /// `_seconds` suffix.
-    described_to: Option<usize>,
-    /// The counters as last exported.
+    /// The recorder the metrics were last described to, by address. A recorder installed
+    /// after `build()` (after the uploader's first take) is another one: it is told the
+    /// units and descriptions too (without its unit, a Prometheus recorder would name
+    /// `http.client.request.duration` without the `_seconds` suffix), and the counters start
+    /// again from 0 so that it receives the reporter's whole counts.
+    recorder: Option<usize>,
+    /// The counters as last exported to that recorder.
     last: Stats,
     /// Text of the status code, kept between records.
     status: String,
 }
 
 impl MetricsSink {
+    /// Describes the metrics to the current recorder, if it is not the one they were
+    /// described to.
     fn describe(&mut self) {
         let current = metrics::with_recorder(|recorder| std::ptr::from_ref(recorder).cast::<()>().addr());
-        if self.described_to == Some(current) {
+        if self.recorder == Some(current) {
             return;
         }
-        self.described_to = Some(current);
+        self.recorder = Some(current);
+        self.last = Stats::default();
         metrics::describe_histogram!(HTTP_DURATION, Unit::Seconds, HTTP_DURATION_HELP);
         metrics::describe_histogram!(OPERATION_DURATION, Unit::Seconds, OPERATION_DURATION_HELP);
         metrics::describe_counter!(QUEUE_STATE_CHANGES, QUEUE_STATE_CHANGES_HELP);
@@ -71,5 +74,139 @@ impl Sink for MetricsSink {
             metrics::counter!(DROPPED, "reason" => reason).increment(gained(now, was));
         }
         metrics::gauge!(QUEUE_DEPTH).set(stats.queued as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+    use super::*;
+
+    const REASONS: [&str; 6] =
+        ["queue_full", "rejected", "retries_exhausted", "too_large", "after_shutdown", "unsent_at_shutdown"];
+
+    fn recorder() -> PrometheusRecorder {
+        PrometheusBuilder::new().with_recommended_naming(true).build_recorder()
+    }
+
+    /// The value of the sample line `series` (its name and labels as rendered).
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    fn op(kind: OpKind, name: &'static str) -> Operation<'static> {
+        Operation {
+            kind,
+            name,
+            method: None,
+            route: None,
+            server_address: None,
+            status: None,
+            error_type: None,
+            queue_to: None,
+            duration: Duration::from_millis(30),
+        }
+    }
+
+    fn http(status: Option<u16>, error_type: Option<&'static str>) -> Operation<'static> {
+        Operation {
+            method: Some("POST"),
+            route: Some("/api/v1/sampling_sessions/{id}/sample"),
+            server_address: Some("tinker.example"),
+            status,
+            error_type,
+            ..op(OpKind::Http, "http.request")
+        }
+    }
+
+    #[test]
+    fn operations_become_series_with_the_conventions_labels() {
+        let recorder = recorder();
+        let mut sink = MetricsSink::default();
+        metrics::with_local_recorder(&recorder, || {
+            sink.operation(&http(Some(200), None));
+            sink.operation(&http(Some(500), Some("500")));
+            sink.operation(&http(None, Some("timeout")));
+            sink.operation(&Operation {
+                queue_to: Some("paused_rate_limit"),
+                ..op(OpKind::QueueStateChange, "queue.state_change")
+            });
+            sink.operation(&Operation {
+                error_type: Some("io_error"),
+                ..op(OpKind::Other, "checkpoint.save")
+            });
+        });
+        let text = recorder.handle().render();
+        let http = "http_client_request_duration_seconds_count";
+        let base = r#"http_request_method="POST",http_route="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example""#;
+        for labels in [
+            format!(r#"{base},http_response_status_code="200""#),
+            format!(r#"{base},http_response_status_code="500",error_type="500""#),
+            format!(r#"{base},error_type="timeout""#),
+        ] {
+            assert_eq!(value(&text, &format!("{http}{{{labels}}}")), Some(1.0), "{labels}:\n{text}");
+        }
+        let other = "tinker_telemetry_operation_duration_seconds_count";
+        assert_eq!(
+            value(&text, &format!(r#"{other}{{operation="queue.state_change"}}"#)),
+            Some(1.0),
+            "{text}"
+        );
+        let failed = format!(r#"{other}{{operation="checkpoint.save",error_type="io_error"}}"#);
+        assert_eq!(value(&text, &failed), Some(1.0), "{text}");
+        let changes = r#"tinker_telemetry_queue_state_changes_total{to="paused_rate_limit"}"#;
+        assert_eq!(value(&text, changes), Some(1.0), "{text}");
+        assert_eq!(text.matches("_count").count(), 5, "no other series:\n{text}");
+    }
+
+    #[test]
+    fn counters_grow_by_the_differences_and_every_reason_starts_at_zero() {
+        let recorder = recorder();
+        let handle = recorder.handle();
+        let mut sink = MetricsSink::default();
+        let mut later = Stats { delivered: 8, retries: 1, queued: 2, ..Stats::default() };
+        later.dropped.rejected = 2;
+        metrics::with_local_recorder(&recorder, || {
+            sink.delivery(&Stats { delivered: 5, retries: 1, queued: 7, ..Stats::default() });
+            let text = handle.render();
+            for reason in REASONS {
+                let series = format!(r#"tinker_telemetry_events_dropped_total{{reason="{reason}"}}"#);
+                assert_eq!(value(&text, &series), Some(0.0), "{reason}:\n{text}");
+            }
+            assert_eq!(value(&text, "tinker_telemetry_queue_depth"), Some(7.0), "{text}");
+            sink.delivery(&later);
+            sink.delivery(&later);
+        });
+        let text = handle.render();
+        assert_eq!(value(&text, "tinker_telemetry_events_delivered_total"), Some(8.0), "{text}");
+        assert_eq!(value(&text, "tinker_telemetry_requests_retried_total"), Some(1.0), "{text}");
+        for reason in REASONS {
+            let series = format!(r#"tinker_telemetry_events_dropped_total{{reason="{reason}"}}"#);
+            let want = if reason == "rejected" { 2.0 } else { 0.0 };
+            assert_eq!(value(&text, &series), Some(want), "{reason}:\n{text}");
+        }
+        assert_eq!(value(&text, "tinker_telemetry_queue_depth"), Some(2.0), "{text}");
+    }
+
+    #[test]
+    fn a_recorder_installed_later_gets_the_units_and_the_whole_counts() {
+        let mut sink = MetricsSink::default();
+        let stats = Stats { delivered: 5, retries: 2, ..Stats::default() };
+        // No recorder yet: the facade's no-op one.
+        sink.operation(&http(Some(200), None));
+        sink.delivery(&stats);
+        let recorder = recorder();
+        metrics::with_local_recorder(&recorder, || {
+            sink.operation(&http(Some(200), None));
+            sink.delivery(&stats);
+        });
+        let text = recorder.handle().render();
+        assert!(text.contains("# HELP http_client_request_duration_seconds "), "{text}");
+        assert!(text.contains("# HELP tinker_telemetry_events_delivered_total "), "{text}");
+        assert_eq!(value(&text, "tinker_telemetry_events_delivered_total"), Some(5.0), "{text}");
+        assert_eq!(value(&text, "tinker_telemetry_requests_retried_total"), Some(2.0), "{text}");
     }
 }

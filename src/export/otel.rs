@@ -87,3 +87,92 @@ impl Sink for OtelSink {
         self.depth.record(stats.queued, &[]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use opentelemetry::Value;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    use super::*;
+
+    /// A sink on a provider whose metrics `read` returns.
+    fn sink() -> (OtelSink, impl Fn() -> ResourceMetrics) {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let sink = OtelSink::new(&provider.meter(METER));
+        let read = move || {
+            provider.force_flush().unwrap();
+            exporter.get_finished_metrics().unwrap().pop().unwrap()
+        };
+        (sink, read)
+    }
+
+    /// The points of the counter `name`: each one's attributes and value.
+    fn sums(metrics: &ResourceMetrics, name: &str) -> Vec<(Vec<(String, Value)>, u64)> {
+        let metric = metrics.scope_metrics().flat_map(|s| s.metrics()).find(|m| m.name() == name).unwrap();
+        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else { panic!("{name}") };
+        let mut points: Vec<_> = sum
+            .data_points()
+            .map(|p| (p.attributes().map(|kv| (kv.key.to_string(), kv.value.clone())).collect(), p.value()))
+            .collect();
+        points.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        points
+    }
+
+    #[test]
+    fn counters_grow_by_the_differences_and_every_reason_starts_at_zero() {
+        let (mut sink, read) = sink();
+        sink.delivery(&Stats { delivered: 5, retries: 1, queued: 7, ..Stats::default() });
+        let first = read();
+        let reasons: Vec<_> =
+            sums(&first, DROPPED).into_iter().map(|(attrs, n)| (attrs[0].1.to_string(), n)).collect();
+        let mut want: Vec<_> = drops(&Stats::default()).map(|(reason, n)| (reason.to_owned(), n)).into();
+        want.sort();
+        assert_eq!(reasons, want, "every reason, at 0");
+
+        let mut later = Stats { delivered: 8, retries: 1, queued: 2, ..Stats::default() };
+        later.dropped.rejected = 2;
+        sink.delivery(&later);
+        sink.delivery(&later);
+        let metrics = read();
+        assert_eq!(sums(&metrics, DELIVERED), vec![(vec![], 8)]);
+        assert_eq!(sums(&metrics, RETRIES), vec![(vec![], 1)]);
+        let rejected = ("reason".to_owned(), Value::from("rejected"));
+        assert!(sums(&metrics, DROPPED).contains(&(vec![rejected], 2)));
+        assert_eq!(sums(&metrics, DROPPED).iter().map(|(_, n)| n).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn the_status_code_is_an_integer_and_durations_are_seconds() {
+        let (mut sink, read) = sink();
+        sink.operation(&Operation {
+            kind: OpKind::Http,
+            name: "http.request",
+            method: Some("GET"),
+            route: Some("/api/v1/futures/{id}"),
+            server_address: Some("tinker.example"),
+            status: Some(429),
+            error_type: Some("429"),
+            queue_to: None,
+            duration: Duration::from_millis(30),
+        });
+        let metrics = read();
+        let metric =
+            metrics.scope_metrics().flat_map(|s| s.metrics()).find(|m| m.name() == HTTP_DURATION).unwrap();
+        assert_eq!(metric.unit(), "s");
+        let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() else { panic!() };
+        let point = h.data_points().next().unwrap();
+        assert_eq!(point.bounds().collect::<Vec<_>>(), DURATION_BUCKETS);
+        assert_eq!(point.sum(), 0.03);
+        let status = point.attributes().find(|kv| kv.key.as_str() == "http.response.status_code").unwrap();
+        assert_eq!(status.value, Value::I64(429));
+        let error = point.attributes().find(|kv| kv.key.as_str() == "error.type").unwrap();
+        assert_eq!(error.value, Value::from("429"));
+    }
+}
