@@ -27,7 +27,8 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
     let exporter = InMemoryMetricExporter::default();
     let provider =
         SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter.clone()).build()).build();
-    let collector = Collector::with_plan(vec![Reply::Status(503)]);
+    // SESSION_START fails once (a retry), then is refused (dropped as `rejected`).
+    let collector = Collector::with_plan(vec![Reply::Status(503), Reply::Status(400)]);
     let (layer, guard) = collector.builder(SESSION).meter_provider(&provider).metrics(false).build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         let session = tracing::info_span!("session", session_id = SESSION);
@@ -72,6 +73,13 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
     let get = points.iter().find(|p| p.count() == 2).expect("the two GETs");
     assert_eq!(get.bounds().collect::<Vec<_>>(), DURATION_BUCKETS, "explicit bounds");
     assert!(get.min().unwrap() >= 0.02 && get.sum() >= 0.04, "seconds: {:?} {}", get.min(), get.sum());
+    let counts: Vec<u64> = get.bucket_counts().collect();
+    assert_eq!(counts.len(), DURATION_BUCKETS.len() + 1);
+    assert_eq!(
+        (counts[..2].iter().sum::<u64>(), counts.iter().sum::<u64>()),
+        (0, 2),
+        "20 ms each: {counts:?}"
+    );
     assert_eq!(
         attrs(get.attributes()),
         vec![
@@ -106,6 +114,7 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
     };
     assert_eq!(sum("tinker_telemetry.queue.state_changes", &[s("to", "paused_capacity")]), 1);
     assert!(stats.retries >= 1);
+    assert!(stats.dropped.rejected >= 1 && stats.dropped.total() == stats.dropped.rejected, "{stats:?}");
     assert_eq!(sum("tinker_telemetry.requests.retried", &[]), stats.retries);
     assert_eq!(sum("tinker_telemetry.events.delivered", &[]), stats.delivered);
     for reason in
@@ -116,10 +125,11 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
         else {
             panic!()
         };
+        let want = if reason == "rejected" { stats.dropped.rejected } else { 0 };
         assert!(
             dropped
                 .data_points()
-                .any(|p| attrs(p.attributes()) == vec![s("reason", reason)] && p.value() == 0),
+                .any(|p| attrs(p.attributes()) == vec![s("reason", reason)] && p.value() == want),
             "{reason}"
         );
     }
