@@ -374,6 +374,9 @@ pub use errors::build::BuildError;
 pub use errors::classify::{MAX_CAUSES, is_user_error, is_user_status};
 pub use errors::reportable::{ReportableError, kinds};
 pub use errors::status::{HttpError, HttpStatusError};
+#[doc(hidden)]
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub use export::bench::ExportBench;
 pub use export::names::DURATION_BUCKETS;
 pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Stats};
 pub use limits::{

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tinker_telemetry_bench::peers::{
-    Inputs, Route, opentelemetry, prometheus, record_metrics, record_opentelemetry, record_tinker, tinker,
+    Inputs, Route, opentelemetry, prometheus, record_export, record_metrics, record_opentelemetry, record_tinker,
+    tinker,
 };
+use tinker_telemetry::ExportBench;
 
 /// Records between two upkeeps of the Prometheus recorder (which moves the samples its
 /// histograms have buffered into their buckets; the exporter does it every 5 s).
@@ -51,6 +53,26 @@ fn benches(c: &mut Criterion) {
     let recorder = prometheus();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
+        // tinker-telemetry's `metrics` sink: the same histogram, given the operation the
+        // analysis read (the route already templated), with the upkeep timed.
+        let mut sink = ExportBench::metrics();
+        g.bench_function("tinker/export/metrics_prometheus", |b| {
+            b.iter_custom(|n| {
+                let mut timed = Duration::ZERO;
+                let mut done = 0;
+                while done < n {
+                    let end = (done + UPKEEP_EVERY).min(n);
+                    let start = Instant::now();
+                    for i in done..end {
+                        record_export(&mut sink, &inputs, i);
+                    }
+                    handle.run_upkeep();
+                    timed += start.elapsed();
+                    done = end;
+                }
+                timed
+            })
+        });
         let mut bench = |name: &str, route: Route, upkeep_timed: bool| {
             g.bench_function(name, |b| {
                 b.iter_custom(|n| {
@@ -83,6 +105,17 @@ fn benches(c: &mut Criterion) {
     // The OpenTelemetry SDK: the record call does all of the aggregation.
     let (provider, histogram, exported) = opentelemetry();
     let mut recorded = 0u64;
+    // tinker-telemetry's OpenTelemetry sink, on the same provider.
+    let mut sink = ExportBench::opentelemetry(&provider);
+    g.bench_function("tinker/export/opentelemetry", |b| {
+        b.iter_custom(|n| {
+            let start = Instant::now();
+            for i in 0..n {
+                record_export(&mut sink, &inputs, i);
+            }
+            start.elapsed()
+        })
+    });
     let mut bench = |name: &str, route: Route| {
         g.bench_function(name, |b| {
             b.iter_custom(|n| {

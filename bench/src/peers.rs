@@ -16,7 +16,7 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use tinker_telemetry::{
-    AnalysisBench, DEFAULT_MAX_OPERATIONS, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW,
+    AnalysisBench, DEFAULT_MAX_OPERATIONS, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, ExportBench,
 };
 
 use crate::workload::{
@@ -69,6 +69,14 @@ pub fn tinker() -> AnalysisBench {
 pub fn record_tinker(t: &mut AnalysisBench, inputs: &Inputs, i: u64) -> bool {
     let (r, d) = pick(i);
     t.record_http(r.method, std::hint::black_box(r.path), status(i), inputs.durations[d])
+}
+
+/// Records the `i`-th request through one of tinker-telemetry's exporter sinks, as the
+/// uploader hands it an operation: the route already templated (the analysis did that).
+#[inline]
+pub fn record_export(e: &mut ExportBench, inputs: &Inputs, i: u64) {
+    let (r, d) = pick(i);
+    e.record_http(r.method, std::hint::black_box(r.route), status(i), inputs.durations[d]);
 }
 
 /// A Prometheus recorder with recommended naming and the OpenTelemetry bucket bounds for

@@ -10,6 +10,8 @@
 //! names.rs: the metric names, units, attributes and bucket bounds both follow
 //! ```
 
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub(crate) mod bench;
 pub(crate) mod names;
 
 #[cfg(feature = "metrics")]

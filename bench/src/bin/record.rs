@@ -3,22 +3,25 @@
 //! ratios between them hold across sessions, where the `metrics` bench's times move.
 //!
 //! ```text
-//! record <tinker|prometheus|prometheus_templated|opentelemetry|opentelemetry_templated> [records]
+//! record <tinker|prometheus|prometheus_templated|opentelemetry|opentelemetry_templated|export_metrics|export_opentelemetry> [records]
 //! valgrind --tool=callgrind --toggle-collect='*record_chunk*' target/release/record tinker 100000
 //! ```
 //!
 //! Records are made in chunks of 1,000 by `record_chunk` (counted); the Prometheus modes run
 //! the recorder's upkeep after each chunk, inside it, since the upkeep is what puts the
-//! buffered samples in their buckets. It also prints the time per record, for what it is
+//! buffered samples in their buckets. The `export_…` modes record through tinker-telemetry's
+//! exporter sinks (the `metrics` one into the same Prometheus recorder), given the route
+//! template as the analysis hands it over. It also prints the time per record, for what it is
 //! worth on a shared machine.
 
 use std::time::Instant;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::metrics::Histogram;
-use tinker_telemetry::AnalysisBench;
+use tinker_telemetry::{AnalysisBench, ExportBench};
 use tinker_telemetry_bench::peers::{
-    Inputs, Route, opentelemetry, prometheus, record_metrics, record_opentelemetry, record_tinker, tinker,
+    Inputs, Route, opentelemetry, prometheus, record_export, record_metrics, record_opentelemetry, record_tinker,
+    tinker,
 };
 
 const CHUNK: u64 = 1_000;
@@ -27,6 +30,7 @@ enum Target<'a> {
     Tinker(&'a mut AnalysisBench),
     Metrics(&'a PrometheusHandle, Route),
     OpenTelemetry(&'a Histogram<f64>, Route),
+    Export(&'a mut ExportBench, Option<&'a PrometheusHandle>),
 }
 
 #[inline(never)]
@@ -46,6 +50,14 @@ fn record_chunk(target: &mut Target<'_>, inputs: &mut Inputs, from: u64) {
         Target::OpenTelemetry(h, route) => {
             for i in from..from + CHUNK {
                 record_opentelemetry(h, inputs, *route, i);
+            }
+        }
+        Target::Export(e, handle) => {
+            for i in from..from + CHUNK {
+                record_export(e, inputs, i);
+            }
+            if let Some(handle) = handle {
+                handle.run_upkeep();
             }
         }
     }
@@ -87,6 +99,21 @@ fn main() {
             provider.shutdown().expect("the meter provider shuts down");
             let got = exported.load(std::sync::atomic::Ordering::Relaxed);
             assert_eq!(got, records, "every record is exported");
+            ns
+        }
+        "export_metrics" => {
+            let recorder = prometheus();
+            let handle = recorder.handle();
+            metrics::with_local_recorder(&recorder, || {
+                let mut e = ExportBench::metrics();
+                run(Target::Export(&mut e, Some(&handle)), &mut inputs, records)
+            })
+        }
+        "export_opentelemetry" => {
+            let (provider, _, _) = opentelemetry();
+            let mut e = ExportBench::opentelemetry(&provider);
+            let ns = run(Target::Export(&mut e, None), &mut inputs, records);
+            provider.shutdown().expect("the meter provider shuts down");
             ns
         }
         other => panic!("unknown mode {other}"),
