@@ -2,15 +2,19 @@
 //! recorder the application installed (`metrics-exporter-prometheus`, say). The crate never
 //! installs one; without one, recording does nothing.
 
-use metrics::{Label, Unit};
+use metrics::{Key, Label, Level, Metadata, Unit};
 
 use super::names::{
     DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, HTTP_DURATION, HTTP_DURATION_HELP, OPERATION_DURATION,
     OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES, QUEUE_STATE_CHANGES_HELP,
-    RETRIES, RETRIES_HELP, attributes, drops, gained,
+    RETRIES, RETRIES_HELP, StatusText, attributes, drops, gained, values,
 };
+use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
 use crate::handoff::stats::Stats;
+
+/// What the crate's histograms are registered with, as `metrics::histogram!` would.
+static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// Records into the `metrics` facade's global recorder.
 #[derive(Debug, Default)]
@@ -23,8 +27,11 @@ pub(crate) struct MetricsSink {
     recorder: Option<usize>,
     /// The counters as last exported to that recorder.
     last: Stats,
-    /// Text of the status code, kept between records.
-    status: String,
+    /// Each duration series's key (its name and labels), made once. The histogram itself is
+    /// registered at every record, as `metrics::histogram!` does, so that a recorder which
+    /// removes idle series (`PrometheusBuilder::idle_timeout`) brings one back when it is
+    /// recorded into again.
+    keys: Series<Key>,
 }
 
 impl MetricsSink {
@@ -50,15 +57,17 @@ impl MetricsSink {
 impl Sink for MetricsSink {
     fn operation(&mut self, op: &Operation<'_>) {
         self.describe();
-        self.status.clear();
-        if let Some(code) = op.status {
-            use std::fmt::Write;
-            let _ = write!(self.status, "{code}");
-        }
-        let labels: Vec<Label> =
-            attributes(op, &self.status).map(|(k, v)| Label::new(k, v.to_owned())).collect();
-        let name = if op.kind == OpKind::Http { HTTP_DURATION } else { OPERATION_DURATION };
-        metrics::histogram!(name, labels).record(op.duration.as_secs_f64());
+        let status = op.status.map(StatusText::new);
+        let values = values(op, status.as_ref().map(StatusText::as_str));
+        let key = self.keys.get(&values, || {
+            let name = if op.kind == OpKind::Http { HTTP_DURATION } else { OPERATION_DURATION };
+            let labels: Vec<Label> = attributes(values).map(|(k, v)| Label::new(k, v.to_owned())).collect();
+            // Retained (shared), so that a recorder keeping the key (metrics-exporter-prometheus
+            // does at every registration) clones it without allocating.
+            Key::from_parts(name, labels).to_retained()
+        });
+        metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
+            .record(op.duration.as_secs_f64());
         if let (OpKind::QueueStateChange, Some(to)) = (op.kind, op.queue_to) {
             metrics::counter!(QUEUE_STATE_CHANGES, "to" => to.to_owned()).increment(1);
         }
@@ -160,6 +169,26 @@ mod tests {
         let changes = r#"tinker_telemetry_queue_state_changes_total{to="paused_rate_limit"}"#;
         assert_eq!(value(&text, changes), Some(1.0), "{text}");
         assert_eq!(text.matches("_count").count(), 5, "no other series:\n{text}");
+    }
+
+    #[test]
+    fn a_series_the_recorder_removed_as_idle_comes_back_when_recorded_again() {
+        let recorder = PrometheusBuilder::new()
+            .with_recommended_naming(true)
+            .idle_timeout(metrics_util::MetricKindMask::HISTOGRAM, Some(Duration::from_millis(1)))
+            .build_recorder();
+        let handle = recorder.handle();
+        let series = r#"http_client_request_duration_seconds_count{http_request_method="POST",http_route="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example",http_response_status_code="200"}"#;
+        let mut sink = MetricsSink::default();
+        metrics::with_local_recorder(&recorder, || {
+            sink.operation(&http(Some(200), None));
+            sink.operation(&http(Some(200), None));
+            assert_eq!(value(&handle.render(), series), Some(2.0));
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(value(&handle.render(), series), None, "idle, removed");
+            sink.operation(&http(Some(200), None));
+        });
+        assert_eq!(value(&handle.render(), series), Some(1.0), "back");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 pub(crate) mod bench;
 pub(crate) mod names;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub(crate) mod series;
 
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;

@@ -6,7 +6,7 @@
     expect(dead_code, reason = "without an exporter feature only DURATION_BUCKETS is used")
 )]
 
-use crate::analysis::sink::Operation;
+use crate::analysis::sink::{OpKind, Operation};
 use crate::handoff::stats::Stats;
 
 /// The bucket bounds of the duration histograms, in seconds: the OpenTelemetry conventions'
@@ -47,25 +47,64 @@ pub(crate) const DELIVERED_HELP: &str = "Telemetry events the server accepted.";
 pub(crate) const DROPPED_HELP: &str = "Telemetry events given up on, by reason.";
 pub(crate) const QUEUE_DEPTH_HELP: &str = "Telemetry events waiting or in flight.";
 
-/// An operation's attributes, in the order the conventions list them: for an HTTP request
-/// `http.request.method`, `http.route`, `server.address`, `http.response.status_code` (when a
-/// response came) and `error.type` (on failure); for another operation `operation` and
-/// `error.type`.
-pub(crate) fn attributes<'a>(
-    op: &Operation<'a>,
-    status: &'a str,
-) -> impl Iterator<Item = (&'static str, &'a str)> {
-    use crate::analysis::sink::OpKind;
+/// The attributes an operation can have, in the order the conventions list them.
+pub(crate) const ATTRIBUTES: [&str; 6] = [
+    "operation",
+    "http.request.method",
+    "http.route",
+    "server.address",
+    "http.response.status_code",
+    "error.type",
+];
+
+/// An operation's attribute values, one per name of [`ATTRIBUTES`], `None` for those it has
+/// not: for an HTTP request `http.request.method`, `http.route`, `server.address`,
+/// `http.response.status_code` (when a response came, as `status`) and `error.type` (on
+/// failure); for another operation `operation` and `error.type`. They name its series.
+pub(crate) type Values<'a> = [Option<&'a str>; 6];
+
+/// The attribute values of `op`, whose status reads `status`.
+pub(crate) fn values<'a>(op: &Operation<'a>, status: Option<&'a str>) -> Values<'a> {
     let http = op.kind == OpKind::Http;
-    let pairs: [(&'static str, Option<&'a str>); 6] = [
-        ("operation", (!http).then_some(op.name)),
-        ("http.request.method", op.method.filter(|_| http)),
-        ("http.route", op.route.filter(|_| http)),
-        ("server.address", op.server_address.filter(|_| http)),
-        ("http.response.status_code", op.status.filter(|_| http).map(|_| status)),
-        ("error.type", op.error_type),
-    ];
-    pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)))
+    [
+        (!http).then_some(op.name),
+        op.method.filter(|_| http),
+        op.route.filter(|_| http),
+        op.server_address.filter(|_| http),
+        status.filter(|_| http),
+        op.error_type,
+    ]
+}
+
+/// The attributes among `values` that are present, name and value.
+pub(crate) fn attributes(values: Values<'_>) -> impl Iterator<Item = (&'static str, &str)> {
+    ATTRIBUTES.into_iter().zip(values).filter_map(|(name, value)| Some((name, value?)))
+}
+
+/// A status code as text, written without allocating.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StatusText {
+    digits: [u8; 5],
+    start: usize,
+}
+
+impl StatusText {
+    pub(crate) fn new(code: u16) -> Self {
+        let mut digits = [b'0'; 5];
+        let (mut rest, mut start) = (code, digits.len());
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                return StatusText { digits, start };
+            }
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.start..]).unwrap_or_default()
+    }
 }
 
 /// The reason attribute of each drop counter, with its count in `stats`.
@@ -84,4 +123,48 @@ pub(crate) fn drops(stats: &Stats) -> [(&'static str, u64); 6] {
 /// What a counter gained between two snapshots (never negative).
 pub(crate) fn gained(now: u64, before: u64) -> u64 {
     now.saturating_sub(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn status_text_reads_as_the_number() {
+        for code in [0, 7, 42, 200, 429, 503, 999, 1000, 65535] {
+            assert_eq!(StatusText::new(code).as_str(), code.to_string());
+        }
+    }
+
+    #[test]
+    fn http_and_other_operations_have_their_own_attributes() {
+        let op = Operation {
+            kind: OpKind::Http,
+            name: "http.request",
+            method: Some("GET"),
+            route: Some("/api/v1/futures/{id}"),
+            server_address: Some("tinker.example"),
+            status: Some(404),
+            error_type: Some("404"),
+            queue_to: None,
+            duration: Duration::ZERO,
+        };
+        let http: Vec<_> = attributes(values(&op, Some("404"))).collect();
+        assert_eq!(
+            http,
+            [
+                ("http.request.method", "GET"),
+                ("http.route", "/api/v1/futures/{id}"),
+                ("server.address", "tinker.example"),
+                ("http.response.status_code", "404"),
+                ("error.type", "404"),
+            ]
+        );
+        // The same fields on another kind of operation: only its name and error type.
+        let other = Operation { kind: OpKind::Other, name: "checkpoint.save", ..op };
+        let other: Vec<_> = attributes(values(&other, Some("404"))).collect();
+        assert_eq!(other, [("operation", "checkpoint.save"), ("error.type", "404")]);
+    }
 }

@@ -8,8 +8,9 @@ use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use super::names::{
     DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, DURATION_BUCKETS, HTTP_DURATION, HTTP_DURATION_HELP,
     OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
-    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained,
+    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, StatusText, attributes, drops, gained, values,
 };
+use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
 use crate::handoff::stats::Stats;
 
@@ -26,8 +27,10 @@ pub(crate) struct OtelSink {
     delivered: Counter<u64>,
     dropped: Counter<u64>,
     depth: Gauge<u64>,
+    /// The counters as last exported.
     last: Stats,
-    status: String,
+    /// Each duration series's attributes, made once.
+    attributes: Series<Vec<KeyValue>>,
 }
 
 impl OtelSink {
@@ -50,28 +53,26 @@ impl OtelSink {
             dropped: counter(DROPPED, DROPPED_HELP),
             depth: meter.u64_gauge(QUEUE_DEPTH).with_description(QUEUE_DEPTH_HELP).build(),
             last: Stats::default(),
-            status: String::new(),
+            attributes: Series::default(),
         }
     }
 }
 
 impl Sink for OtelSink {
     fn operation(&mut self, op: &Operation<'_>) {
-        self.status.clear();
-        let status = op.status.map(i64::from);
-        if let Some(code) = op.status {
-            use std::fmt::Write;
-            let _ = write!(self.status, "{code}");
-        }
-        let attrs: Vec<KeyValue> = attributes(op, &self.status)
-            .map(|(k, v)| match (k, status) {
-                // The conventions make the status code an integer.
-                ("http.response.status_code", Some(code)) => KeyValue::new(k, code),
-                _ => KeyValue::new(k, v.to_owned()),
-            })
-            .collect();
+        let status = op.status.map(StatusText::new);
+        let values = values(op, status.as_ref().map(StatusText::as_str));
+        let attributes = self.attributes.get(&values, || {
+            attributes(values)
+                .map(|(k, v)| match (k, op.status) {
+                    // The conventions make the status code an integer.
+                    ("http.response.status_code", Some(code)) => KeyValue::new(k, i64::from(code)),
+                    _ => KeyValue::new(k, v.to_owned()),
+                })
+                .collect()
+        });
         let histogram = if op.kind == OpKind::Http { &self.http } else { &self.other };
-        histogram.record(op.duration.as_secs_f64(), &attrs);
+        histogram.record(op.duration.as_secs_f64(), attributes);
         if let (OpKind::QueueStateChange, Some(to)) = (op.kind, op.queue_to) {
             self.queue_changes.add(1, &[KeyValue::new("to", to.to_owned())]);
         }
