@@ -257,6 +257,11 @@
 //!   operation until a window has passed.
 //! - [`Builder::summary_only`] names spans counted in the summaries instead of sent one event
 //!   each ([`Stats::summarized`]).
+//! - With the `metrics` or `opentelemetry` feature, every operation and the uploader's
+//!   counters are recorded as metrics named after the OpenTelemetry HTTP conventions
+//!   (`http.client.request.duration` in seconds, with [`DURATION_BUCKETS`] as bounds); the
+//!   repository's `dashboards/` has a Grafana dashboard and Prometheus alerting rules for
+//!   them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -328,6 +333,8 @@
 //! | `reqwest-0-13` | on | user errors read from reqwest 0.13's `reqwest::Error` (the crate sends with reqwest 0.13 whatever this says) |
 //! | `reqwest-0-12` | off | user errors read from reqwest 0.12's `reqwest::Error`; pulls reqwest 0.12 without default features |
 //! | `platform-roots` | off | trust the platform's certificate store and verifier besides the bundled Mozilla roots |
+//! | `metrics` | off | every operation and the delivery counters recorded through the `metrics` 0.24 facade, into the recorder the program installs (`Builder::metrics` lists the metrics) |
+//! | `opentelemetry` | off | the same through a meter of the `MeterProvider` given to `Builder::meter_provider` (opentelemetry 0.33) |
 //!
 //! The TLS stack (rustls with aws-lc-rs) needs a C compiler to build, as ring did before; on
 //! Linux, no cmake.

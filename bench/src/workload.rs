@@ -128,38 +128,42 @@ pub fn distinct_paths(n: usize) -> Vec<String> {
 /// deeper than 8 segments or longer than 128 bytes.
 pub fn template(path: &str, out: &mut String) {
     const MAX_SEGMENTS: usize = 8;
+    const MAX_ROUTE_BYTES: usize = 128;
     out.clear();
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    if path.is_empty() {
-        out.push_str("_unknown");
-        return;
-    }
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        if i > MAX_SEGMENTS {
+    let end = path.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(path.len());
+    let path = &path[..end];
+    let mut segments = 0;
+    for segment in path.split('/') {
+        segments += 1;
+        if segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
             break;
+        }
+        if segments > 1 {
+            out.push('/');
         }
         out.push_str(if is_id(segment) { "{id}" } else { segment });
     }
-    if path.split('/').count() > MAX_SEGMENTS + 1 || out.len() > 128 {
+    if path.is_empty() || segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
         out.clear();
         out.push_str("_unknown");
     }
 }
 
 fn is_id(segment: &str) -> bool {
-    if segment.is_empty() || segment == "{id}" {
-        return false;
-    }
     let bytes = segment.as_bytes();
-    if bytes.len() >= 2 && bytes[0] == b'v' && bytes[1..].iter().all(u8::is_ascii_digit) {
-        return false;
+    if bytes.len() > 32 {
+        return true;
     }
-    segment.len() > 32
-        || bytes.iter().any(u8::is_ascii_digit)
-        || bytes.iter().skip(1).any(|b| matches!(b, b'%' | b':' | b'=' | b'@' | b'.'))
+    let mut digit = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => digit = true,
+            b'%' | b':' | b'=' | b'@' | b'.' if i > 0 => return true,
+            _ => {}
+        }
+    }
+    let version = bytes.first() == Some(&b'v') && bytes[1..].iter().all(u8::is_ascii_digit);
+    digit && !version
 }
 
 #[cfg(test)]
