@@ -191,6 +191,40 @@ mod tests {
         assert_eq!(value(&handle.render(), series), Some(1.0), "back");
     }
 
+    /// What the docs tell applications: metrics-exporter-prometheus matches bucket matchers
+    /// against the sanitized name, before the unit suffix (`Matcher::Full` with the dotted
+    /// name matches nothing).
+    #[test]
+    fn the_documented_matchers_give_both_histograms_the_buckets() {
+        use metrics_exporter_prometheus::Matcher;
+        for matchers in [
+            vec![Matcher::Suffix("duration".into())],
+            vec![
+                Matcher::Full("http_client_request_duration".into()),
+                Matcher::Full("tinker_telemetry_operation_duration".into()),
+            ],
+        ] {
+            let builder = PrometheusBuilder::new().with_recommended_naming(true);
+            let builder = matchers
+                .into_iter()
+                .fold(builder, |b, m| b.set_buckets_for_metric(m, crate::DURATION_BUCKETS).unwrap());
+            let recorder = builder.build_recorder();
+            let mut sink = MetricsSink::default();
+            metrics::with_local_recorder(&recorder, || {
+                sink.operation(&http(Some(200), None));
+                sink.operation(&op(OpKind::Other, "checkpoint.save"));
+            });
+            let text = recorder.handle().render();
+            for name in
+                ["http_client_request_duration_seconds", "tinker_telemetry_operation_duration_seconds"]
+            {
+                assert!(text.contains(&format!("# TYPE {name} histogram")), "{name}:\n{text}");
+                let buckets = text.lines().filter(|l| l.starts_with(&format!("{name}_bucket{{"))).count();
+                assert_eq!(buckets, crate::DURATION_BUCKETS.len() + 1, "{name}:\n{text}");
+            }
+        }
+    }
+
     #[test]
     fn counters_grow_by_the_differences_and_every_reason_starts_at_zero() {
         let recorder = recorder();

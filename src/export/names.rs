@@ -14,12 +14,20 @@ use crate::handoff::stats::Stats;
 /// 10,000 ms of Tinker's Elixir SDK.
 ///
 /// The OpenTelemetry exporter sets them on its histograms. Through the `metrics` facade the
-/// recorder decides, so pass them to it; with `metrics-exporter-prometheus`:
+/// recorder decides, so pass them to it; with `metrics-exporter-prometheus`, whose matchers
+/// see the name with `_` for `.` and without the unit suffix
+/// (`Matcher::Full("http_client_request_duration".into())` and
+/// `Matcher::Full("tinker_telemetry_operation_duration".into())` match the two histograms
+/// exactly, the dotted names match nothing):
 ///
-/// ```ignore
-/// PrometheusBuilder::new()
+/// ```
+/// use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+///
+/// let recorder = PrometheusBuilder::new()
 ///     .with_recommended_naming(true)
 ///     .set_buckets_for_metric(Matcher::Suffix("duration".into()), tinker_telemetry::DURATION_BUCKETS)?
+///     .build_recorder(); // or `.install()`, with its HTTP listener
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const DURATION_BUCKETS: &[f64] =
     &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
