@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use collector::{Answer, Collector};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use tinker_telemetry::{DURATION_BUCKETS, TinkerTelemetryLayer};
 use tracing_subscriber::prelude::*;
 
@@ -42,13 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: metrics [--seconds N]".into()),
     };
 
-    // The exporter serves on a port found free a moment before.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    PrometheusBuilder::new()
-        .with_recommended_naming(true)
-        .set_buckets_for_metric(Matcher::Suffix("duration".into()), DURATION_BUCKETS)?
-        .with_http_listener(([127, 0, 0, 1], port))
-        .install()?;
+    let port = serve_metrics()?;
     println!("METRICS http://127.0.0.1:{port}/metrics");
     std::io::stdout().flush()?;
 
@@ -126,6 +120,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.drained
     );
     Ok(())
+}
+
+/// Installs the Prometheus exporter, the global `metrics` recorder, serving on 127.0.0.1;
+/// returns its port. The exporter does not tell the port it bound, so a free one is found
+/// first; should another program take it in the meantime, another is tried.
+fn serve_metrics() -> Result<u16, Box<dyn std::error::Error>> {
+    let mut attempts = 0;
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let installed = PrometheusBuilder::new()
+            .with_recommended_naming(true)
+            .set_buckets_for_metric(Matcher::Suffix("duration".into()), DURATION_BUCKETS)?
+            .with_http_listener(([127, 0, 0, 1], port))
+            .install();
+        match installed {
+            Ok(()) => return Ok(port),
+            Err(BuildError::FailedToCreateHTTPListener(_)) if attempts < 5 => attempts += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// One HTTP request, as the span a Tinker client would open around it.
