@@ -22,11 +22,27 @@ impl Builder {
     /// | `tinker_telemetry.queue.depth` | gauge | |
     ///
     /// The recorder picks the histogram buckets: give it
-    /// [`DURATION_BUCKETS`](crate::DURATION_BUCKETS).
+    /// [`DURATION_BUCKETS`](crate::DURATION_BUCKETS). It may be installed before or after
+    /// `build()`: one installed later is given the units and descriptions, and the counters'
+    /// totals so far. With several reporters in one process the counters add up and the
+    /// gauge shows the last one to report.
     ///
     /// # Examples
-    /// ```
-    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().metrics(false);
+    /// With metrics-exporter-prometheus (as `http_client_request_duration_seconds`,
+    /// `tinker_telemetry_events_dropped_total`, …):
+    /// ```no_run
+    /// use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    /// use tinker_telemetry::{DURATION_BUCKETS, TinkerTelemetryLayer};
+    ///
+    /// let prometheus = PrometheusBuilder::new()
+    ///     .with_recommended_naming(true)
+    ///     .set_buckets_for_metric(Matcher::Suffix("duration".into()), DURATION_BUCKETS)?
+    ///     .install_recorder()?; // or `.install()`, serving /metrics over HTTP
+    /// let (layer, guard) = TinkerTelemetryLayer::builder()
+    ///     .session_id("6f1c2a9e-5b4e-4d7a-9c1e-0b9f0c7d2e11")
+    ///     .metrics(true) // the default with the feature
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
