@@ -18,11 +18,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tinker_telemetry_bench::peers::{
-    Inputs, Route, opentelemetry, prometheus, record_export, record_metrics, record_opentelemetry, record_tinker,
-    tinker,
-};
 use tinker_telemetry::ExportBench;
+use tinker_telemetry_bench::peers::{
+    Inputs, Route, opentelemetry, prometheus, record_export, record_metrics, record_opentelemetry,
+    record_tinker, tinker,
+};
 
 /// Records between two upkeeps of the Prometheus recorder (which moves the samples its
 /// histograms have buffered into their buckets; the exporter does it every 5 s).

@@ -20,8 +20,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::metrics::Histogram;
 use tinker_telemetry::{AnalysisBench, ExportBench};
 use tinker_telemetry_bench::peers::{
-    Inputs, Route, opentelemetry, prometheus, record_export, record_metrics, record_opentelemetry, record_tinker,
-    tinker,
+    Inputs, Route, opentelemetry, prometheus, record_export, record_metrics, record_opentelemetry,
+    record_tinker, tinker,
 };
 
 const CHUNK: u64 = 1_000;
