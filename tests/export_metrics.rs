@@ -55,15 +55,18 @@ fn labels_of<'a>(samples: &'a [Sample], name: &str) -> Vec<&'a BTreeMap<String, 
 
 #[test]
 fn operations_and_counters_reach_a_prometheus_recorder() {
+    // SESSION_START's first attempt fails: one retry.
+    let collector = Collector::with_plan(vec![Reply::Status(503)]);
+    let (layer, guard) = collector.builder(SESSION).capture_span("checkpoint.save").build().unwrap();
+    // The recorder comes after `build()` and the uploader's first take: the metrics are still
+    // described to it (the `_seconds` suffix comes from their unit).
+    assert!(guard.handle().wait_until_drained(support::PATIENCE));
     let handle = PrometheusBuilder::new()
         .with_recommended_naming(true)
         .set_buckets_for_metric(Matcher::Suffix("duration".into()), DURATION_BUCKETS)
         .unwrap()
         .install_recorder()
         .unwrap();
-    // SESSION_START's first attempt fails: one retry.
-    let collector = Collector::with_plan(vec![Reply::Status(503)]);
-    let (layer, guard) = collector.builder(SESSION).capture_span("checkpoint.save").build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         let session = tracing::info_span!("session", session_id = SESSION);
         let _in = session.enter();
@@ -151,4 +154,8 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
     }
     assert_eq!(value(&samples, "tinker_telemetry_queue_depth", &[]), 0.0);
     assert!(text.contains("# TYPE http_client_request_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# HELP http_client_request_duration_seconds Duration of HTTP client requests."),
+        "{text}"
+    );
 }

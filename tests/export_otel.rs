@@ -123,9 +123,9 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
             "{reason}"
         );
     }
-    let AggregatedMetrics::U64(MetricData::Gauge(depth)) = metric("tinker_telemetry.queue.depth").data()
-    else {
+    let AggregatedMetrics::I64(MetricData::Sum(depth)) = metric("tinker_telemetry.queue.depth").data() else {
         panic!()
     };
-    assert_eq!(depth.data_points().next().unwrap().value(), 0);
+    assert!(!depth.is_monotonic());
+    assert_eq!(depth.data_points().next().unwrap().value(), 0, "nothing left queued");
 }
