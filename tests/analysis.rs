@@ -126,7 +126,10 @@ fn five_failures_of_one_operation_raise_one_alert() {
     assert_eq!(data["route"], "/api/v1/models/{id}");
     assert_eq!(data["errors"], 5);
     assert_eq!(data["window_s"], 10.0);
-    assert_eq!(data["error_types"], serde_json::json!({"503": 4, "timeout": 1}));
+    assert_eq!(
+        data["error_types"],
+        serde_json::json!([{"type": "503", "count": 4}, {"type": "timeout", "count": 1}])
+    );
     assert!(data["first_error_at"].as_str().unwrap().ends_with('Z'));
     // It follows the span that made the spike.
     let at = events.iter().position(|e| e == alert).unwrap();

@@ -101,7 +101,7 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
     let http = "http_client_request_duration_seconds";
     let get = [
         ("http_request_method", "GET"),
-        ("http_route", "/api/v1/futures/{id}"),
+        ("url_template", "/api/v1/futures/{id}"),
         ("server_address", "tinker.example"),
         ("http_response_status_code", "200"),
     ];
@@ -116,7 +116,7 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
     assert_eq!(buckets, want, "the bounds the recorder was given, as a histogram");
     assert_eq!(value(&samples, &format!("{http}_bucket"), &[get[0], ("le", "+Inf")]), 3.0);
     let failed = [
-        ("http_route", "/api/v1/sampling_sessions/{id}/sample"),
+        ("url_template", "/api/v1/sampling_sessions/{id}/sample"),
         ("http_response_status_code", "500"),
         ("error_type", "500"),
     ];

@@ -77,8 +77,8 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
         vec![
             s("http.request.method", "GET"),
             ("http.response.status_code".to_owned(), Value::I64(200)),
-            s("http.route", "/api/v1/futures/{id}"),
             s("server.address", "tinker.example"),
+            s("url.template", "/api/v1/futures/{id}"),
         ]
     );
     let post = points.iter().find(|p| p.count() == 1).unwrap();
@@ -88,8 +88,8 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
             s("error.type", "503"),
             s("http.request.method", "POST"),
             ("http.response.status_code".to_owned(), Value::I64(503)),
-            s("http.route", "/api/v1/sessions/{id}/heartbeat"),
             s("server.address", "tinker.example"),
+            s("url.template", "/api/v1/sessions/{id}/heartbeat"),
         ]
     );
 

@@ -118,8 +118,9 @@ impl Operations {
         data.insert("errors".into(), spike.errors.into());
         data.insert("window_s".into(), json!(rule.window.as_secs_f64()));
         data.insert("first_error_at".into(), format_timestamp(spike.first_error_at).into());
-        let types: Map<String, Value> =
-            spike.error_types.into_iter().map(|(t, n)| (t.into(), n.into())).collect();
+        // Types as values, not keys: a key could be taken for a secret's name and redacted.
+        let types: Vec<Value> =
+            spike.error_types.into_iter().map(|(t, n)| json!({"type": &*t, "count": n})).collect();
         data.insert("error_types".into(), types.into());
         Some(Value::Object(data))
     }
@@ -374,7 +375,8 @@ mod tests {
         assert_eq!(
             alert,
             json!({"operation": "http.request", "method": "POST", "route": "/b", "errors": 5, "window_s": 10.0,
-                   "first_error_at": "2026-11-21T05:38:37.000000Z", "error_types": {"500": 4, "503": 1}})
+                   "first_error_at": "2026-11-21T05:38:37.000000Z",
+                   "error_types": [{"type": "500", "count": 4}, {"type": "503", "count": 1}]})
         );
         assert_eq!(ops.record(&op("POST", "/b", 1, Some("500")), at(600)).alert, None);
     }

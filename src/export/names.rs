@@ -47,10 +47,10 @@ pub(crate) const DELIVERED_HELP: &str = "Telemetry events the server accepted.";
 pub(crate) const DROPPED_HELP: &str = "Telemetry events given up on, by reason.";
 pub(crate) const QUEUE_DEPTH_HELP: &str = "Telemetry events waiting or in flight.";
 
-/// An operation's attributes, in the order the conventions list them: for an HTTP request
-/// `http.request.method`, `http.route`, `server.address`, `http.response.status_code` (when a
-/// response came) and `error.type` (on failure); for another operation `operation` and
-/// `error.type`.
+/// An operation's attributes: for an HTTP request `http.request.method`, `url.template` (the
+/// HTTP client conventions' name for the route template), `server.address`,
+/// `http.response.status_code` (when a response came) and `error.type` (on failure); for
+/// another operation `operation` and `error.type`.
 pub(crate) fn attributes<'a>(
     op: &Operation<'a>,
     status: &'a str,
@@ -60,7 +60,7 @@ pub(crate) fn attributes<'a>(
     let pairs: [(&'static str, Option<&'a str>); 6] = [
         ("operation", (!http).then_some(op.name)),
         ("http.request.method", op.method.filter(|_| http)),
-        ("http.route", op.route.filter(|_| http)),
+        ("url.template", op.route.filter(|_| http)),
         ("server.address", op.server_address.filter(|_| http)),
         ("http.response.status_code", op.status.filter(|_| http).map(|_| status)),
         ("error.type", op.error_type),
