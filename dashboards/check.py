@@ -6,7 +6,8 @@
 2. Every expression of the Grafana dashboard, Grafana's variables filled in, parses
    (`promtool check rules` on them as recording rules).
 3. Live: `cargo run --example metrics` serves the crate's metrics; a Prometheus started here
-   scrapes it every second; every dashboard expression must return data.
+   scrapes it every second with the alert rules loaded; every dashboard expression must
+   return data (a NaN is none) and every rule must evaluate without error.
 
 promtool and prometheus come from $PROMETHEUS_DIR, else PATH, else Debian's `prometheus`
 package unpacked (`apt-get download prometheus`, `dpkg -x`) under target/prometheus/.
@@ -101,7 +102,18 @@ def query(base, expr):
     url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=5) as r:
         body = json.load(r)
-    return body["data"]["result"] if body.get("status") == "success" else []
+    result = body["data"]["result"] if body.get("status") == "success" else []
+    # A quantile of an empty window is NaN: that is no data.
+    return [r for r in result if r.get("value", [0, "NaN"])[1] != "NaN"]
+
+
+def unhealthy_rules(base):
+    """The alert rules that have not evaluated cleanly (yet)."""
+    with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5) as r:
+        groups = json.load(r)["data"]["groups"]
+    rules = [rule for g in groups for rule in g["rules"]]
+    return [f"{r['name']}: {r.get('health')} {r.get('lastError', '')}".strip() for r in rules if r.get("health") != "ok"] or (
+        [] if rules else ["no rules loaded"])
 
 
 def live_check(prometheus, target, seconds, started):
@@ -112,6 +124,7 @@ def live_check(prometheus, target, seconds, started):
     with open(config, "w") as f:
         f.write(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"rule_files: ['{os.path.join(HERE, 'alerts.yml')}']\n"
             "scrape_configs:\n"
             f"  - job_name: tinker-telemetry-example\n"
             f"    metrics_path: {url.path or '/metrics'}\n"
@@ -127,24 +140,28 @@ def live_check(prometheus, target, seconds, started):
     base = f"http://127.0.0.1:{port}"
     exprs = dashboard_exprs()
     deadline = time.monotonic() + seconds
-    missing = exprs
+    missing, unhealthy = exprs, ["not evaluated"]
     while time.monotonic() < deadline:
         time.sleep(2)
         try:
             if not query(base, 'up{job="tinker-telemetry-example"} == 1'):
                 continue
             missing = [(t, e) for t, e in exprs if not query(base, e)]
+            unhealthy = unhealthy_rules(base)
         except OSError:
             continue
-        if not missing:
+        if not missing and not unhealthy:
             break
     for title, expr in exprs:
         print(f"{'FAIL' if (title, expr) in missing else 'ok  '} data from a real Prometheus: {title}", flush=True)
+    print(f"{'FAIL' if unhealthy else 'ok  '} the alert rules evaluate on a real Prometheus", flush=True)
+    if unhealthy:
+        print("  " + "\n  ".join(unhealthy))
     if missing:
         print("no data for:\n  " + "\n  ".join(e for _, e in missing))
         print(open(os.path.join(work, "prometheus.log")).read()[-3000:])
     shutil.rmtree(work, ignore_errors=True)
-    return not missing
+    return not missing and not unhealthy
 
 
 def start_example(seconds, started):

@@ -241,8 +241,8 @@
 //!
 //! Every captured span is an *operation*, keyed by its name, its method and its route
 //! template (the span's `route`, else its path with id-like segments replaced by `{id}` and
-//! the query left out); a status of 400 or more, an `error` or an `error.type` field makes it
-//! a failure, counted inside its operation. At most [`Builder::max_operations`] keys are
+//! the query left out); a status of 400 or more, an `error`, `error.type` or `error_type`
+//! field, or the `ERROR` level makes it a failure, counted inside its operation. At most [`Builder::max_operations`] keys are
 //! kept; later ones count under `_other`. The uploader thread does this as it takes the
 //! records, so the emitting threads pay nothing for it.
 //!

@@ -126,7 +126,10 @@ fn five_failures_of_one_operation_raise_one_alert() {
     assert_eq!(data["route"], "/api/v1/models/{id}");
     assert_eq!(data["errors"], 5);
     assert_eq!(data["window_s"], 10.0);
-    assert_eq!(data["error_types"], serde_json::json!({"503": 4, "timeout": 1}));
+    assert_eq!(
+        data["error_types"],
+        serde_json::json!([{"type": "503", "count": 4}, {"type": "timeout", "count": 1}])
+    );
     assert!(data["first_error_at"].as_str().unwrap().ends_with('Z'));
     // It follows the span that made the spike.
     let at = events.iter().position(|e| e == alert).unwrap();
@@ -136,7 +139,9 @@ fn five_failures_of_one_operation_raise_one_alert() {
 /// Requests and request bytes the server sees for `spans` HTTP spans.
 fn wire_cost(spans: usize, summary_only: bool) -> (usize, usize, Value) {
     let collector = Collector::start();
-    let mut builder = collector.builder(SESSION).max_queue_size(spans + 10);
+    // Generous bounds: 100,000 events take seconds to deliver on a loaded machine.
+    let mut builder =
+        collector.builder(SESSION).max_queue_size(spans + 10).flush_timeout(Duration::from_secs(120));
     if summary_only {
         builder = builder.summary_only(["http.request"]);
     }
@@ -150,6 +155,7 @@ fn wire_cost(spans: usize, summary_only: bool) -> (usize, usize, Value) {
                 .in_scope(|| {});
         }
     });
+    assert!(guard.handle().wait_until_drained(Duration::from_secs(120)));
     let stats = guard.shutdown().stats;
     assert_eq!(stats.dropped.total(), 0, "{stats:?}");
     let seen = collector.seen();
@@ -185,4 +191,73 @@ fn summary_only_spans_are_counted_not_sent() {
         summary["operations"].as_array().unwrap().iter().map(|o| o["count"].as_u64().unwrap()).sum();
     assert_eq!(counted, SPANS as u64, "every span is in the summary");
     assert_eq!(summary["operations"][0]["errors"], (SPANS / 100) as u64);
+}
+
+#[test]
+fn spikes_are_timed_by_when_the_spans_closed() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).error_spike(5, Duration::from_secs(1)).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // Five requests opened 300 ms apart (1.2 s from first to last), all failing at once.
+        let spans: Vec<_> = (0..5)
+            .map(|_| {
+                let span = tracing::info_span!(
+                    "http.request",
+                    session_id = SESSION,
+                    method = "GET",
+                    path = "/slow",
+                    status = 504
+                );
+                std::thread::sleep(Duration::from_millis(300));
+                span
+            })
+            .collect();
+        drop(spans);
+    });
+    drop(guard);
+    let events = collector.accepted_by_index();
+    assert_eq!(named(&events, "alert.error_spike").len(), 1, "five failures within a second of each other");
+}
+
+#[test]
+fn summary_only_spans_are_never_lost() {
+    // Sessionless: no SESSION_END, the last summary goes at shutdown.
+    let collector = Collector::start();
+    let (layer, guard) =
+        collector.builder(SESSION).sessionless().summary_only(["http.request"]).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for _ in 0..10 {
+            http("GET", "/a", 200);
+        }
+    });
+    let stats = guard.shutdown().stats;
+    assert_eq!(stats.summarized, 10);
+    let events = collector.accepted_by_index();
+    let summaries = named(&events, "performance.summary");
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0]["event_data"]["operations"][0]["count"], 10);
+
+    // Without summaries, summary-only spans are sent as events.
+    let collector = Collector::start();
+    let (layer, guard) =
+        collector.builder(SESSION).analysis(false).summary_only(["http.request"]).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for _ in 0..10 {
+            http("GET", "/a", 200);
+        }
+    });
+    let stats = guard.shutdown().stats;
+    assert_eq!(stats.summarized, 0);
+    let events = collector.accepted_by_index();
+    assert_eq!(named(&events, "http.request").len(), 10);
+    assert!(named(&events, "performance.summary").is_empty());
+}
+
+#[test]
+fn a_summary_interval_past_any_clock_means_one_summary_at_the_end() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).summary_interval(Duration::MAX).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || http("GET", "/a", 200));
+    let stats = guard.shutdown().stats;
+    assert_eq!((stats.delivered, stats.queued), (4, 0), "START, the span, the summary, END: {stats:?}");
 }

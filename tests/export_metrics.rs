@@ -122,16 +122,20 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
     for name in want.keys() {
         assert!(text.contains(&format!("# HELP {name} ")), "{name} is described:\n{text}");
     }
+    assert!(
+        text.contains("# HELP http_client_request_duration_seconds Duration of HTTP client requests."),
+        "{text}"
+    );
 
     let http = "http_client_request_duration_seconds";
     let allowed =
-        ["http_request_method", "http_route", "server_address", "http_response_status_code", "error_type"];
+        ["http_request_method", "url_template", "server_address", "http_response_status_code", "error_type"];
     for (name, labels, _) in samples.iter().filter(|(n, ..)| n.starts_with(http)) {
         assert!(labels.keys().all(|k| k == "le" || allowed.contains(&k.as_str())), "{name} {labels:?}");
     }
     let get = [
         ("http_request_method", "GET"),
-        ("http_route", "/api/v1/futures/{id}"),
+        ("url_template", "/api/v1/futures/{id}"),
         ("server_address", "tinker.example"),
         ("http_response_status_code", "200"),
     ];
@@ -146,7 +150,7 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
     assert_eq!(buckets, bounds, "the bounds the recorder was given, as a histogram");
     assert_eq!(value(&samples, &format!("{http}_bucket"), &[get[0], ("le", "+Inf")]), 3.0);
     let failed = [
-        ("http_route", "/api/v1/sampling_sessions/{id}/sample"),
+        ("url_template", "/api/v1/sampling_sessions/{id}/sample"),
         ("http_response_status_code", "500"),
         ("error_type", "500"),
     ];

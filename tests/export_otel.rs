@@ -85,8 +85,8 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
         vec![
             s("http.request.method", "GET"),
             ("http.response.status_code".to_owned(), Value::I64(200)),
-            s("http.route", "/api/v1/futures/{id}"),
             s("server.address", "tinker.example"),
+            s("url.template", "/api/v1/futures/{id}"),
         ]
     );
     let post = points.iter().find(|p| p.count() == 1).unwrap();
@@ -96,8 +96,8 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
             s("error.type", "503"),
             s("http.request.method", "POST"),
             ("http.response.status_code".to_owned(), Value::I64(503)),
-            s("http.route", "/api/v1/sessions/{id}/heartbeat"),
             s("server.address", "tinker.example"),
+            s("url.template", "/api/v1/sessions/{id}/heartbeat"),
         ]
     );
 
@@ -133,9 +133,9 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
             "{reason}"
         );
     }
-    let AggregatedMetrics::U64(MetricData::Gauge(depth)) = metric("tinker_telemetry.queue.depth").data()
-    else {
+    let AggregatedMetrics::I64(MetricData::Sum(depth)) = metric("tinker_telemetry.queue.depth").data() else {
         panic!()
     };
-    assert_eq!(depth.data_points().next().unwrap().value(), 0);
+    assert!(!depth.is_monotonic());
+    assert_eq!(depth.data_points().next().unwrap().value(), 0, "nothing left queued");
 }

@@ -26,7 +26,7 @@ use crate::workload::{
 /// The histogram's name, OpenTelemetry's for an HTTP client's request durations.
 pub const NAME: &str = "http.client.request.duration";
 
-/// What the peers are given as `http.route`: the template as a `&'static str`, the way a
+/// What the peers are given as `url.template`: the template as a `&'static str`, the way a
 /// program that knows its routes would label them, or the raw path templated by a copy of
 /// the crate's rule into an owned label, the same work tinker-telemetry does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub fn record_metrics(inputs: &mut Inputs, route: Route, i: u64) {
     match route {
         Route::Static => metrics::histogram!(NAME,
             "http.request.method" => r.method,
-            "http.route" => std::hint::black_box(r.route),
+            "url.template" => std::hint::black_box(r.route),
             "http.response.status_code" => code,
             "server.address" => SERVER_ADDRESS)
         .record(inputs.seconds[d]),
@@ -108,7 +108,7 @@ pub fn record_metrics(inputs: &mut Inputs, route: Route, i: u64) {
             template(std::hint::black_box(r.path), &mut inputs.route);
             metrics::histogram!(NAME,
                 "http.request.method" => r.method,
-                "http.route" => inputs.route.clone(),
+                "url.template" => inputs.route.clone(),
                 "http.response.status_code" => code,
                 "server.address" => SERVER_ADDRESS)
             .record(inputs.seconds[d]);
@@ -140,10 +140,10 @@ pub fn opentelemetry() -> (SdkMeterProvider, Histogram<f64>, Arc<AtomicU64>) {
 pub fn record_opentelemetry(h: &Histogram<f64>, inputs: &mut Inputs, route: Route, i: u64) {
     let (r, d) = pick(i);
     let route_kv = match route {
-        Route::Static => KeyValue::new("http.route", std::hint::black_box(r.route)),
+        Route::Static => KeyValue::new("url.template", std::hint::black_box(r.route)),
         Route::Templated => {
             template(std::hint::black_box(r.path), &mut inputs.route);
-            KeyValue::new("http.route", inputs.route.clone())
+            KeyValue::new("url.template", inputs.route.clone())
         }
     };
     h.record(

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// One request the workload repeats: its method, its raw path, and the route template the
-/// crate's rule makes of it (what the peers are given as `http.route`).
+/// crate's rule makes of it (what the peers are given as `url.template`).
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: &'static str,

@@ -68,16 +68,18 @@ impl Analyzer {
         self.config.enabled.then_some(self.config.summary_interval)
     }
 
-    /// Reads `record`, which ended at `at`, as an operation if it is a captured span.
+    /// Reads `record`, stamped `at`, as an operation if it is a captured span.
     pub(crate) fn observe(&mut self, record: &Record, at: SystemTime) -> Observed {
         let Body::Fields(fields) = &record.body else { return Observed::default() };
         if !self.config.enabled && self.sinks.is_empty() {
             return Observed::default();
         }
         let Some(name) = fields.name().map(|n| fields.text(n)) else { return Observed::default() };
-        let summarized = self.config.summary_only.iter().any(|s| &**s == name);
+        // Without summaries a summary-only span would be lost: it is sent instead.
+        let summarized = self.config.enabled && self.config.summary_only.iter().any(|s| &**s == name);
         let mut op = read(name, record.severity, fields, &mut self.scratch);
-        let recorded = self.operations.record(&op, at);
+        // The record is stamped when the span opened; the operation ended a duration later.
+        let recorded = self.operations.record(&op, at + op.duration);
         if recorded.folded && op.route.is_some() {
             // The exporters' series are capped with the table's keys.
             op.route = Some(OTHER_KEY);

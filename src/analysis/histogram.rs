@@ -4,14 +4,16 @@
 //! Bucket `i ≥ 1` holds durations in `(MIN·γ^(i−1), MIN·γ^i]` with `γ` = [`GROWTH`]; bucket 0
 //! holds everything up to [`MIN_MS`]. A quantile is read as the geometric middle of its
 //! bucket, so it is within [`QUANTILE_RELATIVE_ERROR`] (2 %) of a duration that really was at that
-//! rank, clamped to the smallest and largest seen (exact at the ends).
+//! rank, clamped to the smallest and largest seen (exact at the ends), for durations from
+//! 1 µs to about 22 hours (shorter ones read as up to 1 µs, longer ones as at least 22 h).
 
 /// The ratio between consecutive bucket bounds.
 pub(crate) const GROWTH: f64 = 1.04;
 /// The largest relative error of the p50, p95 and p99 durations in `performance.summary`
 /// events: 2 %. Durations are counted in log-spaced buckets (each bound 1.04 times the last);
 /// a quantile is read as the geometric middle of its bucket, within `√1.04 − 1` (1.98 %) of
-/// a duration that really was at that rank. The smallest and largest are exact.
+/// a duration that really was at that rank, for durations from 1 µs to about 22 hours. The
+/// smallest and largest are exact.
 pub const QUANTILE_RELATIVE_ERROR: f64 = 0.02;
 /// Durations up to this (1 µs) share bucket 0.
 const MIN_MS: f64 = 0.001;
@@ -47,7 +49,40 @@ impl Histogram {
     /// Counts one duration, in milliseconds.
     pub(crate) fn record(&mut self, ms: f64) {
         let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
-        let i = index(ms);
+        let at = self.slot(index(ms));
+        self.counts[at] = self.counts[at].saturating_add(1);
+        if self.count == 0 {
+            self.min_ms = ms;
+            self.max_ms = ms;
+        } else {
+            self.min_ms = self.min_ms.min(ms);
+            self.max_ms = self.max_ms.max(ms);
+        }
+        self.count += 1;
+        self.sum_ms += ms;
+    }
+
+    /// Adds `other`'s durations to these.
+    pub(crate) fn merge(&mut self, other: &Histogram) {
+        if other.count == 0 {
+            return;
+        }
+        for (at, &n) in other.counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let at = self.slot(at + other.offset);
+            self.counts[at] = self.counts[at].saturating_add(n);
+        }
+        if self.count == 0 {
+            (self.min_ms, self.max_ms) = (other.min_ms, other.max_ms);
+        } else {
+            self.min_ms = self.min_ms.min(other.min_ms);
+            self.max_ms = self.max_ms.max(other.max_ms);
+        }
+        self.count += other.count;
+        self.sum_ms += other.sum_ms;
+    }
+
+    /// The position of bucket `i` in `counts`, growing it to hold `i`.
+    fn slot(&mut self, i: usize) -> usize {
         if self.counts.is_empty() {
             self.offset = i;
         }
@@ -60,16 +95,7 @@ impl Histogram {
         if at >= self.counts.len() {
             self.counts.resize(at + 1, 0);
         }
-        self.counts[at] = self.counts[at].saturating_add(1);
-        if self.count == 0 {
-            self.min_ms = ms;
-            self.max_ms = ms;
-        } else {
-            self.min_ms = self.min_ms.min(ms);
-            self.max_ms = self.max_ms.max(ms);
-        }
-        self.count += 1;
-        self.sum_ms += ms;
+        at
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -153,6 +179,31 @@ mod tests {
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!((h.mean_ms() - mean).abs() < 1e-6 * mean);
         assert!(h.heap_bytes() <= 4 * 480, "{} bytes for seven decades", h.heap_bytes());
+    }
+
+    #[test]
+    fn merged_histograms_answer_as_one() {
+        let (mut a, mut b, mut both) = (Histogram::default(), Histogram::default(), Histogram::default());
+        for v in 1..=500 {
+            a.record(f64::from(v));
+            both.record(f64::from(v));
+        }
+        for v in 9_000..9_500 {
+            b.record(f64::from(v) / 100.0);
+            both.record(f64::from(v) / 100.0);
+        }
+        let same = |x: &Histogram, y: &Histogram| {
+            assert_eq!((x.count(), x.max_ms(), x.quantile(0.0)), (y.count(), y.max_ms(), y.quantile(0.0)));
+            for q in [0.1, 0.5, 0.9, 0.99] {
+                assert_eq!(x.quantile(q), y.quantile(q), "q{q}");
+            }
+            assert!((x.mean_ms() - y.mean_ms()).abs() < 1e-9);
+        };
+        a.merge(&b);
+        same(&a, &both);
+        let mut empty = Histogram::default();
+        empty.merge(&both);
+        same(&empty, &both);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::severity::Severity;
 /// The route of an HTTP operation without a path, or whose path is too long or deep to be a
 /// route: every such request is counted under this one value.
 pub(crate) const UNKNOWN_ROUTE: &str = "_unknown";
-/// The error type of a failure that names none.
+/// The error type of a failure that names none (or names it in a way that is not a short
+/// name), and the method of a request whose method is not a standard one.
 pub(crate) const OTHER_ERROR: &str = "_OTHER";
 /// What an id segment of a path becomes in its template.
 const ID: &str = "{id}";
@@ -18,7 +19,7 @@ const ID: &str = "{id}";
 /// templated but counted as [`UNKNOWN_ROUTE`].
 const MAX_SEGMENTS: usize = 8;
 const MAX_ROUTE_BYTES: usize = 128;
-/// The longest error type kept; a longer one is cut at a character boundary.
+/// The longest error type kept; a longer one is `_OTHER`.
 const MAX_ERROR_TYPE_BYTES: usize = 64;
 
 /// Text an [`Operation`] borrows: the route template and error type are built here, the rest
@@ -59,7 +60,7 @@ pub(crate) fn read<'a>(
             _ => rec.get_str("path").unwrap_or(""),
         };
         template(route, &mut scratch.route);
-        (Some(scratch.route.as_str()), rec.get_str("method"), rec.get_str("host"))
+        (Some(scratch.route.as_str()), rec.get_str("method").map(method), rec.get_str("host"))
     } else {
         (None, None, None)
     };
@@ -70,8 +71,16 @@ pub(crate) fn read<'a>(
         let _ = write!(scratch.error_type, "{code}");
         Some(scratch.error_type.as_str())
     } else if let Some(t) = named_type.filter(|t| !t.trim().is_empty()) {
-        scratch.error_type.push_str(crate::limits::floor_char_boundary(t.trim(), MAX_ERROR_TYPE_BYTES));
-        Some(scratch.error_type.as_str())
+        // A type is a short name; anything else (a message, a URL) is not one.
+        let t = t.trim();
+        let name = t.len() <= MAX_ERROR_TYPE_BYTES
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if name {
+            scratch.error_type.push_str(t);
+            Some(scratch.error_type.as_str())
+        } else {
+            Some(OTHER_ERROR)
+        }
     } else if let Some(text) = error_text {
         Some(error_kind(text))
     } else if severity >= Severity::Error {
@@ -90,6 +99,13 @@ pub(crate) fn read<'a>(
         queue_to: if kind == OpKind::QueueStateChange { rec.get_str("to") } else { None },
         duration,
     }
+}
+
+/// The method as the OpenTelemetry conventions name it: one of the standard methods in upper
+/// case, else `_OTHER`, so that a stray value never makes a series of its own.
+fn method(m: &str) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    KNOWN.into_iter().find(|k| k.eq_ignore_ascii_case(m.trim())).unwrap_or(OTHER_ERROR)
 }
 
 /// A short, fixed error type for an error described only in words.
@@ -115,18 +131,19 @@ pub(crate) fn template(path: &str, out: &mut String) {
     out.clear();
     let end = path.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(path.len());
     let path = &path[..end];
-    let mut segments = 0;
-    for segment in path.split('/') {
-        segments += 1;
-        if segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
+    // Segments with a name count towards the depth; empty ones (`/a/`, `//`) do not.
+    let mut named = 0;
+    for (i, segment) in path.split('/').enumerate() {
+        named += usize::from(!segment.is_empty());
+        if named > MAX_SEGMENTS || out.len() > MAX_ROUTE_BYTES {
             break;
         }
-        if segments > 1 {
+        if i > 0 {
             out.push('/');
         }
         out.push_str(if is_id(segment) { ID } else { segment });
     }
-    if path.is_empty() || segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
+    if path.is_empty() || named > MAX_SEGMENTS || out.len() > MAX_ROUTE_BYTES {
         out.clear();
         out.push_str(UNKNOWN_ROUTE);
     }
@@ -180,6 +197,8 @@ mod tests {
         assert_eq!(templated(""), UNKNOWN_ROUTE);
         assert_eq!(templated("?q=1"), UNKNOWN_ROUTE);
         assert_eq!(templated("/a/b/c/d/e/f/g/h/i/j"), UNKNOWN_ROUTE, "too deep to be a route");
+        assert_eq!(templated("/a/b/c/d/e/f/g/h/"), "/a/b/c/d/e/f/g/h/", "a trailing slash adds no depth");
+        assert_eq!(templated("/a/b/c/d/e/f/g/h/i"), UNKNOWN_ROUTE);
         assert_eq!(templated(&format!("/{}", "a".repeat(200))), "/{id}");
         assert_eq!(
             templated(&format!("/{}", ["abcdefghijklmnopqrstuvwxyzabcdef"; 5].join("/"))),
@@ -231,6 +250,19 @@ mod tests {
             (op.kind, op.queue_to, op.error_type),
             (OpKind::QueueStateChange, Some("paused_rate_limit"), None)
         );
+        let text = "patchhttps://u:pw@h.example/x?sig=SECRETtoken_expired";
+        let odd = record(
+            &[("method", Val::Str(TextRange(0, 5))), ("error.type", Val::Str(TextRange(5, 40)))],
+            text,
+        );
+        let op = read("http.request", Severity::Error, &odd, &mut scratch);
+        assert_eq!((op.method, op.error_type), (Some("PATCH"), Some(OTHER_ERROR)), "a URL is no error type");
+        let typed = record(
+            &[("method", Val::Str(TextRange(0, 4))), ("error.type", Val::Str(TextRange(40, 53)))],
+            text,
+        );
+        let op = read("http.request", Severity::Error, &typed, &mut scratch);
+        assert_eq!((op.method, op.error_type), (Some(OTHER_ERROR), Some("token_expired")));
         let failed = record(&[], "");
         let op = read("train.step", Severity::Error, &failed, &mut scratch);
         assert_eq!((op.kind, op.error_type, op.method), (OpKind::Other, Some(OTHER_ERROR), None));

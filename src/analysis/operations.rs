@@ -17,6 +17,10 @@ use crate::handoff::clock::format_timestamp;
 pub(crate) const OTHER_KEY: &str = "_other";
 /// [`OTHER_KEY`]'s entry in the index.
 const OTHER_INDEX_KEY: &str = "_other\0\0\0";
+/// The most bytes of operation rows one summary lists, so that it stays well within
+/// `MAX_EVENT_BYTES` (64 KiB) with its `top` list and process measurements; the least used
+/// operations past it are summed into one `_other` row.
+const SUMMARY_ROWS_BYTES: usize = 48 * 1024;
 /// How many operations `top` lists.
 const TOP: usize = 10;
 
@@ -114,8 +118,9 @@ impl Operations {
         data.insert("errors".into(), spike.errors.into());
         data.insert("window_s".into(), json!(rule.window.as_secs_f64()));
         data.insert("first_error_at".into(), format_timestamp(spike.first_error_at).into());
-        let types: Map<String, Value> =
-            spike.error_types.into_iter().map(|(t, n)| (t.into(), n.into())).collect();
+        // Types as values, not keys: a key could be taken for a secret's name and redacted.
+        let types: Vec<Value> =
+            spike.error_types.into_iter().map(|(t, n)| json!({"type": &*t, "count": n})).collect();
         data.insert("error_types".into(), types.into());
         Some(Value::Object(data))
     }
@@ -167,7 +172,8 @@ impl Operations {
     ///
     /// `{"operations": [{"name", "method"?, "route"?, "count", "errors", "error_rate",
     /// "avg_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"}, …], "top": [...]}`, operations
-    /// most frequent first; `top` names the ten most frequent over the session.
+    /// most frequent first, those past 48 KiB of rows (and the key cap's) summed as one
+    /// `_other` row last; `top` names the ten most frequent over the session.
     pub(crate) fn summary(&mut self) -> Option<Map<String, Value>> {
         if !self.active() {
             return None;
@@ -175,24 +181,35 @@ impl Operations {
         self.in_window = 0;
         let mut rows: Vec<&mut Entry> = self.entries.iter_mut().filter(|e| e.window.count() > 0).collect();
         rows.sort_by(|a, b| b.window.count().cmp(&a.window.count()).then_with(|| a.name.cmp(&b.name)));
-        let operations: Vec<Value> = rows
-            .into_iter()
-            .map(|e| {
-                let h = &e.window;
-                let mut row = e.labels("name");
-                row.insert("count".into(), h.count().into());
-                row.insert("errors".into(), e.window_errors.into());
-                row.insert("error_rate".into(), json!(round(e.window_errors as f64 / h.count() as f64, 4)));
-                row.insert("avg_ms".into(), json!(round(h.mean_ms(), 3)));
-                for (field, q) in [("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
-                    row.insert(field.into(), json!(round(h.quantile(q), 3)));
+        let mut operations: Vec<Value> = Vec::new();
+        let mut bytes = 0;
+        // The rows past the budget (and the `_other` key's), as one `_other` row.
+        let (mut rest, mut rest_errors) = (Histogram::default(), 0);
+        for e in rows {
+            let row = if &*e.name == OTHER_KEY {
+                None
+            } else {
+                Some(row(e.labels("name"), &e.window, e.window_errors))
+            };
+            let size = row.as_ref().map_or(0, |r| serde_json::to_vec(r).map_or(0, |v| v.len() + 1));
+            match row {
+                Some(row) if bytes + size <= SUMMARY_ROWS_BYTES => {
+                    bytes += size;
+                    operations.push(row);
                 }
-                row.insert("max_ms".into(), json!(round(h.max_ms(), 3)));
-                e.window.clear();
-                e.window_errors = 0;
-                Value::Object(row)
-            })
-            .collect();
+                _ => {
+                    rest.merge(&e.window);
+                    rest_errors += e.window_errors;
+                }
+            }
+            e.window.clear();
+            e.window_errors = 0;
+        }
+        if rest.count() > 0 {
+            let mut labels = Map::new();
+            labels.insert("name".into(), OTHER_KEY.into());
+            operations.push(row(labels, &rest, rest_errors));
+        }
         let mut by_use: Vec<&Entry> = self.entries.iter().collect();
         by_use.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.name.cmp(&b.name)));
         let top: Vec<Value> = by_use.into_iter().take(TOP).map(|e| e.display().into()).collect();
@@ -221,6 +238,19 @@ impl Operations {
             })
             .sum()
     }
+}
+
+/// One operation's row of a summary: its labels, then its numbers.
+fn row(mut row: Map<String, Value>, h: &Histogram, errors: u64) -> Value {
+    row.insert("count".into(), h.count().into());
+    row.insert("errors".into(), errors.into());
+    row.insert("error_rate".into(), json!(round(errors as f64 / h.count() as f64, 4)));
+    row.insert("avg_ms".into(), json!(round(h.mean_ms(), 3)));
+    for (field, q) in [("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
+        row.insert(field.into(), json!(round(h.quantile(q), 3)));
+    }
+    row.insert("max_ms".into(), json!(round(h.max_ms(), 3)));
+    Value::Object(row)
 }
 
 /// `x` rounded to `digits` decimals, for numbers people read.
@@ -308,6 +338,28 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_stays_within_an_event_and_counts_every_operation() {
+        let mut ops = Operations::new(10_000, None);
+        let long = "x".repeat(100);
+        for i in 0..2000u64 {
+            for _ in 0..=(i % 3) {
+                ops.record(&op("GET", &format!("/{long}/{i:04}"), 1 + i, None), at(0));
+            }
+        }
+        let s = Value::Object(ops.summary().unwrap());
+        let bytes = serde_json::to_vec(&s).unwrap().len();
+        assert!(bytes < crate::limits::MAX_EVENT_BYTES - 4096, "{bytes} bytes");
+        let rows = s["operations"].as_array().unwrap();
+        let other = rows.last().unwrap();
+        assert_eq!(other["name"], OTHER_KEY);
+        let counted: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+        assert_eq!(counted, (0..2000u64).map(|i| i % 3 + 1).sum::<u64>(), "every operation counted");
+        assert!(rows.len() > 100, "{} rows listed", rows.len());
+        assert_eq!(rows[0]["count"], 3, "the most used listed first");
+        assert_eq!(other["max_ms"], 2000.0, "the rest keep their numbers");
+    }
+
+    #[test]
     fn spikes_alert_with_the_operation_labels() {
         let rule = SpikeRule { threshold: 5, window: Duration::from_secs(10) };
         let mut ops = Operations::new(16, Some(rule));
@@ -323,7 +375,8 @@ mod tests {
         assert_eq!(
             alert,
             json!({"operation": "http.request", "method": "POST", "route": "/b", "errors": 5, "window_s": 10.0,
-                   "first_error_at": "2026-11-21T05:38:37.000000Z", "error_types": {"500": 4, "503": 1}})
+                   "first_error_at": "2026-11-21T05:38:37.000000Z",
+                   "error_types": [{"type": "500", "count": 4}, {"type": "503", "count": 1}]})
         );
         assert_eq!(ops.record(&op("POST", "/b", 1, Some("500")), at(600)).alert, None);
     }

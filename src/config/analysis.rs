@@ -103,7 +103,9 @@ impl Builder {
     /// instead of being sent one event each: for high-volume spans whose numbers matter more
     /// than each occurrence. Each name is also captured (see
     /// [`capture_span`](Builder::capture_span)); HTTP spans all go by `http.request`. They
-    /// are counted in [`Stats::summarized`](crate::Stats::summarized). Default: none.
+    /// are counted in [`Stats::summarized`](crate::Stats::summarized). With
+    /// [`analysis(false)`](Builder::analysis) no summary is made and they are sent as usual.
+    /// Default: none.
     ///
     /// # Examples
     /// ```

@@ -13,7 +13,7 @@ impl Builder {
     ///
     /// | metric | type | attributes |
     /// |---|---|---|
-    /// | `http.client.request.duration` (s) | histogram | `http.request.method`, `http.route`, `server.address`, `http.response.status_code`, `error.type` |
+    /// | `http.client.request.duration` (s) | histogram | `http.request.method`, `url.template`, `server.address`, `http.response.status_code`, `error.type` |
     /// | `tinker_telemetry.operation.duration` (s) | histogram | `operation`, `error.type` |
     /// | `tinker_telemetry.queue.state_changes` | counter | `to` |
     /// | `tinker_telemetry.requests.retried` | counter | |

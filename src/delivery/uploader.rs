@@ -156,7 +156,8 @@ impl Uploader {
     pub(super) async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
         let mut timer = tokio::time::interval(self.config.flush_interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let every = self.analyzer.summary_interval().unwrap_or(NO_SUMMARIES);
+        // An interval past a year is as good as none, and cannot overflow the clock.
+        let every = self.analyzer.summary_interval().unwrap_or(NO_SUMMARIES).min(NO_SUMMARIES);
         let mut summaries = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let handoff = Arc::clone(&self.handoff);
@@ -411,6 +412,11 @@ impl Uploader {
     async fn shutdown(&mut self, deadline: Instant) -> Stats {
         let _ = self.shutdown_tx.send(Some(deadline.into()));
         self.take(Take::All);
+        if !self.ended {
+            // No SESSION_END (a sessionless reporter): the last window's summary goes now.
+            self.summarize();
+            self.seal();
+        }
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::pin!(sleep);
         loop {

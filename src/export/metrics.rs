@@ -2,6 +2,9 @@
 //! recorder the application installed (`metrics-exporter-prometheus`, say). The crate never
 //! installs one; without one, recording does nothing.
 
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
 use metrics::{Key, Label, Level, Metadata, Unit};
 
 use super::names::{
@@ -16,16 +19,47 @@ use crate::handoff::stats::Stats;
 /// What the crate's histograms are registered with, as `metrics::histogram!` would.
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// Records into the `metrics` facade's global recorder.
-#[derive(Debug, Default)]
+/// The counters of every reporter of the process added up: the facade's counters are set to
+/// these (`absolute`), so that reporters sharing a process add up and a recorder installed
+/// late still reads the whole count.
+static TOTALS: Totals = Totals::new();
+
+#[derive(Debug)]
+pub(crate) struct Totals {
+    retries: AtomicU64,
+    delivered: AtomicU64,
+    dropped: [AtomicU64; 6],
+    queued: AtomicI64,
+}
+
+impl Totals {
+    pub(crate) const fn new() -> Self {
+        Totals {
+            retries: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: [const { AtomicU64::new(0) }; 6],
+            queued: AtomicI64::new(0),
+        }
+    }
+}
+
+/// Adds `delta` to `total`; returns the new total.
+fn add(total: &AtomicU64, delta: u64) -> u64 {
+    total.fetch_add(delta, Relaxed) + delta
+}
+
+/// Records into the `metrics` facade's current recorder (the global one on the uploader
+/// thread).
+#[derive(Debug)]
 pub(crate) struct MetricsSink {
     /// The recorder the metrics were last described to, by address. A recorder installed
-    /// after `build()` (after the uploader's first take) is another one: it is told the
-    /// units and descriptions too (without its unit, a Prometheus recorder would name
-    /// `http.client.request.duration` without the `_seconds` suffix), and the counters start
-    /// again from 0 so that it receives the reporter's whole counts.
+    /// after `build()` (after the uploader's first take) is another one, and is told the
+    /// units and descriptions too: without its unit, a Prometheus recorder would name
+    /// `http.client.request.duration` without the `_seconds` suffix.
     recorder: Option<usize>,
-    /// The counters as last exported to that recorder.
+    /// The process's counters this sink adds to ([`TOTALS`] but in tests).
+    totals: &'static Totals,
+    /// The counters as last exported.
     last: Stats,
     /// Each duration series's key (its name and labels), made once. The histogram itself is
     /// registered at every record, as `metrics::histogram!` does, so that a recorder which
@@ -34,7 +68,18 @@ pub(crate) struct MetricsSink {
     keys: Series<Key>,
 }
 
+impl Default for MetricsSink {
+    fn default() -> Self {
+        MetricsSink::adding_to(&TOTALS)
+    }
+}
+
 impl MetricsSink {
+    /// A sink whose counters add up with every other sink adding to `totals`.
+    pub(crate) fn adding_to(totals: &'static Totals) -> Self {
+        MetricsSink { recorder: None, totals, last: Stats::default(), keys: Series::default() }
+    }
+
     /// Describes the metrics to the current recorder, if it is not the one they were
     /// described to.
     fn describe(&mut self) {
@@ -43,7 +88,6 @@ impl MetricsSink {
             return;
         }
         self.recorder = Some(current);
-        self.last = Stats::default();
         metrics::describe_histogram!(HTTP_DURATION, Unit::Seconds, HTTP_DURATION_HELP);
         metrics::describe_histogram!(OPERATION_DURATION, Unit::Seconds, OPERATION_DURATION_HELP);
         metrics::describe_counter!(QUEUE_STATE_CHANGES, QUEUE_STATE_CHANGES_HELP);
@@ -75,14 +119,21 @@ impl Sink for MetricsSink {
 
     fn delivery(&mut self, stats: &Stats) {
         self.describe();
+        let totals = self.totals;
         let before = std::mem::replace(&mut self.last, *stats);
-        metrics::counter!(RETRIES).increment(gained(stats.retries, before.retries));
-        metrics::counter!(DELIVERED).increment(gained(stats.delivered, before.delivered));
-        for ((reason, now), (_, was)) in drops(stats).into_iter().zip(drops(&before)) {
+        let retries = add(&totals.retries, gained(stats.retries, before.retries));
+        metrics::counter!(RETRIES).absolute(retries);
+        let delivered = add(&totals.delivered, gained(stats.delivered, before.delivered));
+        metrics::counter!(DELIVERED).absolute(delivered);
+        for (((reason, now), (_, was)), total) in
+            drops(stats).into_iter().zip(drops(&before)).zip(&totals.dropped)
+        {
             // Every reason's series exists from the start, at 0.
-            metrics::counter!(DROPPED, "reason" => reason).increment(gained(now, was));
+            metrics::counter!(DROPPED, "reason" => reason).absolute(add(total, gained(now, was)));
         }
-        metrics::gauge!(QUEUE_DEPTH).set(stats.queued as f64);
+        let change = stats.queued as i64 - before.queued as i64;
+        let total = totals.queued.fetch_add(change, Relaxed) + change;
+        metrics::gauge!(QUEUE_DEPTH).set(total as f64);
     }
 }
 
@@ -96,6 +147,11 @@ mod tests {
 
     const REASONS: [&str; 6] =
         ["queue_full", "rejected", "retries_exhausted", "too_large", "after_shutdown", "unsent_at_shutdown"];
+
+    /// A sink with counters of its own, apart from the other tests'.
+    fn sink() -> MetricsSink {
+        MetricsSink::adding_to(Box::leak(Box::new(Totals::new())))
+    }
 
     fn recorder() -> PrometheusRecorder {
         PrometheusBuilder::new().with_recommended_naming(true).build_recorder()
@@ -134,7 +190,7 @@ mod tests {
     #[test]
     fn operations_become_series_with_the_conventions_labels() {
         let recorder = recorder();
-        let mut sink = MetricsSink::default();
+        let mut sink = sink();
         metrics::with_local_recorder(&recorder, || {
             sink.operation(&http(Some(200), None));
             sink.operation(&http(Some(500), Some("500")));
@@ -150,7 +206,7 @@ mod tests {
         });
         let text = recorder.handle().render();
         let http = "http_client_request_duration_seconds_count";
-        let base = r#"http_request_method="POST",http_route="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example""#;
+        let base = r#"http_request_method="POST",url_template="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example""#;
         for labels in [
             format!(r#"{base},http_response_status_code="200""#),
             format!(r#"{base},http_response_status_code="500",error_type="500""#),
@@ -178,8 +234,8 @@ mod tests {
             .idle_timeout(metrics_util::MetricKindMask::HISTOGRAM, Some(Duration::from_millis(1)))
             .build_recorder();
         let handle = recorder.handle();
-        let series = r#"http_client_request_duration_seconds_count{http_request_method="POST",http_route="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example",http_response_status_code="200"}"#;
-        let mut sink = MetricsSink::default();
+        let series = r#"http_client_request_duration_seconds_count{http_request_method="POST",url_template="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example",http_response_status_code="200"}"#;
+        let mut sink = sink();
         metrics::with_local_recorder(&recorder, || {
             sink.operation(&http(Some(200), None));
             sink.operation(&http(Some(200), None));
@@ -209,7 +265,7 @@ mod tests {
                 .into_iter()
                 .fold(builder, |b, m| b.set_buckets_for_metric(m, crate::DURATION_BUCKETS).unwrap());
             let recorder = builder.build_recorder();
-            let mut sink = MetricsSink::default();
+            let mut sink = sink();
             metrics::with_local_recorder(&recorder, || {
                 sink.operation(&http(Some(200), None));
                 sink.operation(&op(OpKind::Other, "checkpoint.save"));
@@ -229,7 +285,7 @@ mod tests {
     fn counters_grow_by_the_differences_and_every_reason_starts_at_zero() {
         let recorder = recorder();
         let handle = recorder.handle();
-        let mut sink = MetricsSink::default();
+        let mut sink = sink();
         let mut later = Stats { delivered: 8, retries: 1, queued: 2, ..Stats::default() };
         later.dropped.rejected = 2;
         metrics::with_local_recorder(&recorder, || {
@@ -255,8 +311,23 @@ mod tests {
     }
 
     #[test]
+    fn reporters_in_one_process_add_up() {
+        let totals: &'static Totals = Box::leak(Box::new(Totals::new()));
+        let (mut a, mut b) = (MetricsSink::adding_to(totals), MetricsSink::adding_to(totals));
+        let recorder = recorder();
+        metrics::with_local_recorder(&recorder, || {
+            a.delivery(&Stats { delivered: 5, queued: 2, ..Stats::default() });
+            b.delivery(&Stats { delivered: 3, queued: 4, ..Stats::default() });
+            a.delivery(&Stats { delivered: 6, queued: 0, ..Stats::default() });
+        });
+        let text = recorder.handle().render();
+        assert_eq!(value(&text, "tinker_telemetry_events_delivered_total"), Some(9.0), "{text}");
+        assert_eq!(value(&text, "tinker_telemetry_queue_depth"), Some(4.0), "{text}");
+    }
+
+    #[test]
     fn a_recorder_installed_later_gets_the_units_and_the_whole_counts() {
-        let mut sink = MetricsSink::default();
+        let mut sink = sink();
         let stats = Stats { delivered: 5, retries: 2, ..Stats::default() };
         // No recorder yet: the facade's no-op one.
         sink.operation(&http(Some(200), None));

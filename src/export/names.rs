@@ -55,20 +55,21 @@ pub(crate) const DELIVERED_HELP: &str = "Telemetry events the server accepted.";
 pub(crate) const DROPPED_HELP: &str = "Telemetry events given up on, by reason.";
 pub(crate) const QUEUE_DEPTH_HELP: &str = "Telemetry events waiting or in flight.";
 
-/// The attributes an operation can have, in the order the conventions list them.
+/// The attributes an operation can have.
 pub(crate) const ATTRIBUTES: [&str; 6] = [
     "operation",
     "http.request.method",
-    "http.route",
+    "url.template",
     "server.address",
     "http.response.status_code",
     "error.type",
 ];
 
 /// An operation's attribute values, one per name of [`ATTRIBUTES`], `None` for those it has
-/// not: for an HTTP request `http.request.method`, `http.route`, `server.address`,
-/// `http.response.status_code` (when a response came, as `status`) and `error.type` (on
-/// failure); for another operation `operation` and `error.type`. They name its series.
+/// not: for an HTTP request `http.request.method`, `url.template` (the HTTP client
+/// conventions' name for the route template), `server.address`, `http.response.status_code`
+/// (when a response came, as `status`) and `error.type` (on failure); for another operation
+/// `operation` and `error.type`. They name its series.
 pub(crate) type Values<'a> = [Option<&'a str>; 6];
 
 /// The attribute values of `op`, whose status reads `status`.
@@ -164,7 +165,7 @@ mod tests {
             http,
             [
                 ("http.request.method", "GET"),
-                ("http.route", "/api/v1/futures/{id}"),
+                ("url.template", "/api/v1/futures/{id}"),
                 ("server.address", "tinker.example"),
                 ("http.response.status_code", "404"),
                 ("error.type", "404"),

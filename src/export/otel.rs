@@ -3,7 +3,7 @@
 //! [`Builder::meter_provider`](crate::Builder::meter_provider).
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
 use super::names::{
     DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, DURATION_BUCKETS, HTTP_DURATION, HTTP_DURATION_HELP,
@@ -26,7 +26,8 @@ pub(crate) struct OtelSink {
     retries: Counter<u64>,
     delivered: Counter<u64>,
     dropped: Counter<u64>,
-    depth: Gauge<u64>,
+    /// Changed by this reporter's differences, so that reporters sharing a process add up.
+    depth: UpDownCounter<i64>,
     /// The counters as last exported.
     last: Stats,
     /// Each duration series's attributes, made once.
@@ -51,7 +52,7 @@ impl OtelSink {
             retries: counter(RETRIES, RETRIES_HELP),
             delivered: counter(DELIVERED, DELIVERED_HELP),
             dropped: counter(DROPPED, DROPPED_HELP),
-            depth: meter.u64_gauge(QUEUE_DEPTH).with_description(QUEUE_DEPTH_HELP).build(),
+            depth: meter.i64_up_down_counter(QUEUE_DEPTH).with_description(QUEUE_DEPTH_HELP).build(),
             last: Stats::default(),
             attributes: Series::default(),
         }
@@ -85,7 +86,7 @@ impl Sink for OtelSink {
         for ((reason, now), (_, was)) in drops(stats).into_iter().zip(drops(&before)) {
             self.dropped.add(gained(now, was), &[KeyValue::new("reason", reason)]);
         }
-        self.depth.record(stats.queued, &[]);
+        self.depth.add(stats.queued as i64 - before.queued as i64, &[]);
     }
 }
 

@@ -19,7 +19,8 @@ use std::sync::atomic::AtomicU64;
 #[non_exhaustive]
 pub struct Stats {
     /// Events captured by the layer or logged through the handle, including SESSION_START,
-    /// SESSION_END and the crate's own `telemetry.dropped` reports.
+    /// SESSION_END and the events the crate makes itself (`telemetry.dropped`,
+    /// `performance.summary`, `alert.error_spike`).
     pub accepted: u64,
     /// Events in requests the server answered with a 2xx status.
     pub delivered: u64,
