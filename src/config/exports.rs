@@ -22,10 +22,10 @@ impl Builder {
     /// | `tinker_telemetry.queue.depth` | gauge | |
     ///
     /// The recorder picks the histogram buckets: give it
-    /// [`DURATION_BUCKETS`](crate::DURATION_BUCKETS). It may be installed before or after
-    /// `build()`: one installed later is given the units and descriptions, and the counters'
-    /// totals so far. With several reporters in one process the counters add up and the
-    /// gauge shows the last one to report.
+    /// [`DURATION_BUCKETS`](crate::DURATION_BUCKETS). Install it before `build()`:
+    /// operations recorded before it are lost, though the units and descriptions, the
+    /// counters and the queue depth (totals over every reporter of the process) catch up
+    /// with a recorder installed later.
     ///
     /// # Examples
     /// With metrics-exporter-prometheus (as `http_client_request_duration_seconds`,
