@@ -122,48 +122,10 @@ pub fn distinct_paths(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The crate's route rule (`src/analysis/operation.rs`, `template`), copied so that the
-/// peers can be measured doing the same work on the raw path: the query and fragment left
-/// out, each segment that looks like an id replaced by `{id}`, `_unknown` for no path or one
-/// deeper than 8 segments or longer than 128 bytes.
+/// The crate's route rule (`src/analysis/operation.rs`, `template`), so that the peers can be
+/// measured doing the same work on the raw path.
 pub fn template(path: &str, out: &mut String) {
-    const MAX_SEGMENTS: usize = 8;
-    const MAX_ROUTE_BYTES: usize = 128;
-    out.clear();
-    let end = path.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(path.len());
-    let path = &path[..end];
-    let mut segments = 0;
-    for segment in path.split('/') {
-        segments += 1;
-        if segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
-            break;
-        }
-        if segments > 1 {
-            out.push('/');
-        }
-        out.push_str(if is_id(segment) { "{id}" } else { segment });
-    }
-    if path.is_empty() || segments > MAX_SEGMENTS + 1 || out.len() > MAX_ROUTE_BYTES {
-        out.clear();
-        out.push_str("_unknown");
-    }
-}
-
-fn is_id(segment: &str) -> bool {
-    let bytes = segment.as_bytes();
-    if bytes.len() > 32 {
-        return true;
-    }
-    let mut digit = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => digit = true,
-            b'%' | b':' | b'=' | b'@' | b'.' if i > 0 => return true,
-            _ => {}
-        }
-    }
-    let version = bytes.first() == Some(&b'v') && bytes[1..].iter().all(u8::is_ascii_digit);
-    digit && !version
+    tinker_telemetry::AnalysisBench::template(path, out);
 }
 
 #[cfg(test)]

@@ -43,6 +43,11 @@ impl AnalysisBench {
         self.operations.record(&op, SystemTime::now()).alert.is_some()
     }
 
+    /// Writes the route template of `path` into `out`, by the rule the analysis uses.
+    pub fn template(path: &str, out: &mut String) {
+        template(path, out);
+    }
+
     /// Ends the summary window; returns how many operations it listed.
     pub fn summary(&mut self) -> usize {
         self.operations
