@@ -3,7 +3,7 @@
 //! owned labels made, handed over and freed every time.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
 use super::names::Values;
 
@@ -24,7 +24,7 @@ pub(crate) struct Series<T> {
 
 impl<T> Default for Series<T> {
     fn default() -> Self {
-        Series { by_hash: HashMap::default(), len: 0 }
+        Series { by_hash: HashMap::with_hasher(Fx::default()), len: 0 }
     }
 }
 
@@ -32,45 +32,7 @@ impl<T> Default for Series<T> {
 /// SipHash takes a thousand for a series's values. It does not resist chosen collisions;
 /// the values are the application's own method, route template, host and outcome, and at
 /// most [`MAX_SERIES`] are held.
-type Fx = BuildHasherDefault<FxHasher>;
-
-#[derive(Debug, Default)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
-        }
-        let mut last = [0u8; 8];
-        let rest = chunks.remainder();
-        last[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(last) ^ (rest.len() as u64) << 56);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+type Fx = rustc_hash::FxBuildHasher;
 
 impl<T> Series<T> {
     /// The series of `values`, made by `make` the first time they are seen.
