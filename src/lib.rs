@@ -162,11 +162,12 @@
 //! | `method`, `http.request.method`, `http.method` | `event_data.method` |
 //! | `status`, `http.response.status_code`, `http.status_code` (number or digits) | `event_data.status` (number) |
 //! | `host`, `server.address`, `http.host`, or the host of the URL | `event_data.host` |
+//! | `port`, `server.port`, `net.peer.port` (number or digits, 1 to 65535), or the URL's port (the scheme's default when it names none) | `event_data.port` (number) |
 //! | `path`, `url.path`, `http.target`, or the path of the URL or `uri` | `event_data.path`, query string removed |
 //! | `route`, `http.route` | `event_data.route` |
 //! | `error`, `error.message`, `exception.message`, tower-http's `classification` | `event_data.error`, URLs in it without credentials or query |
 //! | `url`, `url.full`, `http.url` | `event_data.url` without credentials or query, for the program's own `http.request` spans; left out for instrumentation's (its host and path are sent) |
-//! | `otel.*`, `url.scheme`, `server.port`, `version`, `error.cause_chain`, `latency`, empty user agents | left out |
+//! | `otel.*`, `url.scheme`, `net.host.port`, a port of 0 or not a number, `version`, `error.cause_chain`, `latency`, empty user agents | left out |
 //! | HTTP severity, whatever `otel.status_code` says | `ERROR` for status ≥ 500 or an `error` (or `exception`, `error.type`) field, `WARNING` for other 4xx, else `INFO` |
 //! | `queue.state_change` (span, or event with that `name:` or `event_name`) severity | `WARNING` when `to` is `paused_rate_limit` or `paused_capacity`, else `INFO` |
 //! | other captured spans' severity | from the span's level |

@@ -128,8 +128,14 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
     );
 
     let http = "http_client_request_duration_seconds";
-    let allowed =
-        ["http_request_method", "url_template", "server_address", "http_response_status_code", "error_type"];
+    let allowed = [
+        "http_request_method",
+        "url_template",
+        "server_address",
+        "server_port",
+        "http_response_status_code",
+        "error_type",
+    ];
     for (name, labels, _) in samples.iter().filter(|(n, ..)| n.starts_with(http)) {
         assert!(labels.keys().all(|k| k == "le" || allowed.contains(&k.as_str())), "{name} {labels:?}");
     }
@@ -137,6 +143,7 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
         ("http_request_method", "GET"),
         ("url_template", "/api/v1/futures/{id}"),
         ("server_address", "tinker.example"),
+        ("server_port", "443"),
         ("http_response_status_code", "200"),
     ];
     assert_eq!(value(&samples, &format!("{http}_count"), &get), 3.0);

@@ -45,7 +45,7 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
         tracing::info_span!(
             "http.request",
             method = "POST",
-            url = "https://tinker.example/api/v1/sessions/5/heartbeat",
+            url = "https://tinker.example:8443/api/v1/sessions/5/heartbeat",
             status = 503
         )
         .in_scope(|| {});
@@ -86,6 +86,7 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
             s("http.request.method", "GET"),
             ("http.response.status_code".to_owned(), Value::I64(200)),
             s("server.address", "tinker.example"),
+            ("server.port".to_owned(), Value::I64(443)),
             s("url.template", "/api/v1/futures/{id}"),
         ]
     );
@@ -97,6 +98,7 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
             s("http.request.method", "POST"),
             ("http.response.status_code".to_owned(), Value::I64(503)),
             s("server.address", "tinker.example"),
+            ("server.port".to_owned(), Value::I64(8443)),
             s("url.template", "/api/v1/sessions/{id}/heartbeat"),
         ]
     );

@@ -90,25 +90,30 @@ fn by_status(events: &[Value], status: u64) -> &Value {
 
 #[test]
 fn reqwest_tracing_0_7_spans_arrive_as_http_requests() {
-    let events = captured(false, |addr| async move {
-        use reqwest_tracing_07::{SpanBackendWithUrl, TracingMiddleware};
-        let plain = reqwest_middleware_05::ClientBuilder::new(reqwest::Client::new())
-            .with(TracingMiddleware::default())
-            .build();
-        let with_url = reqwest_middleware_05::ClientBuilder::new(reqwest::Client::new())
-            .with(TracingMiddleware::<SpanBackendWithUrl>::new())
-            .build();
-        let _ = plain.get(format!("http://{addr}/ok?token=SECRET")).send().await.unwrap();
-        let _ = plain.get(format!("http://{addr}/missing?token=SECRET")).send().await.unwrap();
-        let refused = format!("http://127.0.0.1:{}/down?token=SECRET", closed_port());
-        assert!(plain.get(refused).send().await.is_err());
-        let _ = with_url.get(format!("http://u:SECRET@{addr}/boom?token=SECRET")).send().await.unwrap();
+    let server_port = std::sync::OnceLock::new();
+    let events = captured(false, |addr| {
+        server_port.set(addr.port()).unwrap();
+        async move {
+            use reqwest_tracing_07::{SpanBackendWithUrl, TracingMiddleware};
+            let plain = reqwest_middleware_05::ClientBuilder::new(reqwest::Client::new())
+                .with(TracingMiddleware::default())
+                .build();
+            let with_url = reqwest_middleware_05::ClientBuilder::new(reqwest::Client::new())
+                .with(TracingMiddleware::<SpanBackendWithUrl>::new())
+                .build();
+            let _ = plain.get(format!("http://{addr}/ok?token=SECRET")).send().await.unwrap();
+            let _ = plain.get(format!("http://{addr}/missing?token=SECRET")).send().await.unwrap();
+            let refused = format!("http://127.0.0.1:{}/down?token=SECRET", closed_port());
+            assert!(plain.get(refused).send().await.is_err());
+            let _ = with_url.get(format!("http://u:SECRET@{addr}/boom?token=SECRET")).send().await.unwrap();
+        }
     });
     assert_eq!(events.len(), 4, "{events:#?}");
     events.iter().for_each(assert_clean);
     let ok = by_status(&events, 200);
     assert_eq!(ok["severity"], "INFO");
     assert_eq!(ok["event_data"]["host"], "127.0.0.1");
+    assert_eq!(ok["event_data"]["port"], server_port.get().copied().unwrap(), "server.port, as a number");
     assert!(ok["event_data"].get("path").is_none(), "the default backend records no path: {ok}");
     assert_eq!(
         by_status(&events, 404)["severity"],

@@ -35,6 +35,7 @@ impl AnalysisBench {
             method: Some(method),
             route: Some(&self.route),
             server_address: Some("tinker.example"),
+            server_port: Some(443),
             status: Some(status),
             error_type: failed.then_some("500"),
             queue_to: None,

@@ -1,5 +1,5 @@
 //! A captured span's record read as an [`Operation`]: its kind, its low-cardinality labels
-//! (method, route template, host), its outcome (status, error type) and its duration.
+//! (method, route template, host and port), its outcome (status, error type) and its duration.
 
 use std::time::Duration;
 
@@ -54,15 +54,15 @@ pub(crate) fn read<'a>(
     };
     let error_text = rec.get_str("error").filter(|e| !e.trim().is_empty());
     let named_type = rec.get_str("error.type").or_else(|| rec.get_str("error_type"));
-    let (route, method, server_address) = if kind == OpKind::Http {
+    let (route, method, server_address, server_port) = if kind == OpKind::Http {
         let route = match rec.get_str("route") {
             Some(route) if !route.is_empty() => route,
             _ => rec.get_str("path").unwrap_or(""),
         };
         template(route, &mut scratch.route);
-        (Some(scratch.route.as_str()), rec.get_str("method").map(method), rec.get_str("host"))
+        (Some(scratch.route.as_str()), rec.get_str("method").map(method), rec.get_str("host"), port(rec))
     } else {
-        (None, None, None)
+        (None, None, None, None)
     };
     let failed_status = status.filter(|s| *s >= 400);
     scratch.error_type.clear();
@@ -94,10 +94,19 @@ pub(crate) fn read<'a>(
         method,
         route,
         server_address,
+        server_port,
         status,
         error_type,
         queue_to: if kind == OpKind::QueueStateChange { rec.get_str("to") } else { None },
         duration,
+    }
+}
+
+/// The request's `port` (a number in the `http.request` shape, when it is a port).
+fn port(rec: &FieldRecord) -> Option<u16> {
+    match rec.get("port")? {
+        Val::U64(n) => u16::try_from(n).ok(),
+        _ => None,
     }
 }
 
@@ -124,8 +133,8 @@ fn error_kind(text: &str) -> &'static str {
     }
 }
 
-/// Writes the route template of `path` into `out`: the query and fragment left out, each
-/// segment that looks like an id replaced by `{id}`; [`UNKNOWN_ROUTE`] for no path, or one
+/// Writes the route template of `path` into `out`: the query and fragment left out, doubled
+/// slashes made one, each segment that looks like an id replaced by `{id}`; [`UNKNOWN_ROUTE`] for no path, or one
 /// too long or too deep to be a route.
 pub(crate) fn template(path: &str, out: &mut String) {
     out.clear();
@@ -138,7 +147,8 @@ pub(crate) fn template(path: &str, out: &mut String) {
         if named > MAX_SEGMENTS || out.len() > MAX_ROUTE_BYTES {
             break;
         }
-        if i > 0 {
+        // `/a//b` is `/a/b`: a separator is never doubled.
+        if i > 0 && !out.ends_with('/') {
             out.push('/');
         }
         out.push_str(if is_id(segment) { ID } else { segment });
@@ -198,6 +208,9 @@ mod tests {
         assert_eq!(templated("?q=1"), UNKNOWN_ROUTE);
         assert_eq!(templated("/a/b/c/d/e/f/g/h/i/j"), UNKNOWN_ROUTE, "too deep to be a route");
         assert_eq!(templated("/a/b/c/d/e/f/g/h/"), "/a/b/c/d/e/f/g/h/", "a trailing slash adds no depth");
+        assert_eq!(templated("/a//b/7"), "/a/b/{id}", "an empty segment is not a segment");
+        assert_eq!(templated("//a/"), "/a/");
+        assert_eq!(templated("/"), "/");
         assert_eq!(templated("/a/b/c/d/e/f/g/h/i"), UNKNOWN_ROUTE);
         assert_eq!(templated(&format!("/{}", "a".repeat(200))), "/{id}");
         assert_eq!(
@@ -218,6 +231,7 @@ mod tests {
                 ("method", Val::Str(TextRange(0, 4))),
                 ("path", Val::Str(TextRange(4, 33))),
                 ("host", Val::Str(TextRange(33, 45))),
+                ("port", Val::U64(8443)),
                 ("status", Val::U64(503)),
                 ("duration_ms", Val::F64(250.0)),
             ],
@@ -229,6 +243,7 @@ mod tests {
         assert_eq!(op.method, Some("POST"));
         assert_eq!(op.route, Some("/api/v1/sessions/{id}/heartbeat"));
         assert_eq!(op.server_address, Some("host.example"));
+        assert_eq!(op.server_port, Some(8443));
         assert_eq!(op.status, Some(503));
         assert_eq!(op.error_type, Some("503"));
         assert_eq!(op.duration, Duration::from_millis(250));

@@ -273,6 +273,7 @@ mod tests {
             method: Some(method),
             route: Some(route),
             server_address: Some("tinker.example"),
+            server_port: Some(443),
             status: None,
             error_type,
             queue_to: None,

@@ -32,6 +32,8 @@ pub(crate) struct Operation<'a> {
     pub(crate) route: Option<&'a str>,
     /// The host the request went to.
     pub(crate) server_address: Option<&'a str>,
+    /// The port it went to.
+    pub(crate) server_port: Option<u16>,
     /// The HTTP status, when a response came.
     pub(crate) status: Option<u16>,
     /// Why the operation failed (`"500"`, `"timeout"`, `"_OTHER"`, …); `None` when it

@@ -1,7 +1,7 @@
 //! HTTP spans: recognising the ecosystem's HTTP instrumentation (reqwest-tracing, tower-http's
 //! `TraceLayer`, anything that follows the OpenTelemetry HTTP conventions), and turning any
-//! HTTP span into the crate's one `http.request` shape: `method`, `status`, `host`, `path`,
-//! `route`, `error` and `duration_ms`, never a query string, none of the instrumentation's
+//! HTTP span into the crate's one `http.request` shape: `method`, `status`, `host`, `port`,
+//! `path`, `route`, `error` and `duration_ms`, never a query string, none of the instrumentation's
 //! bookkeeping.
 
 use tracing::Metadata;
@@ -41,6 +41,8 @@ pub(crate) enum HttpField {
     Route,
     Url,
     Host,
+    /// The server's port (the client's view: `net.host.port` is a server's own).
+    Port,
     Status,
     Error,
     UserAgent,
@@ -56,14 +58,13 @@ pub(crate) fn http_field(name: &str) -> HttpField {
         "route" | "http.route" => HttpField::Route,
         "url" | "url.full" | "http.url" | "uri" => HttpField::Url,
         "host" | "server.address" | "http.host" | "net.peer.name" => HttpField::Host,
+        "port" | "server.port" | "net.peer.port" => HttpField::Port,
         "status" | "http.response.status_code" | "http.status_code" | "status_code" => HttpField::Status,
         "error" | "error.message" | "exception.message" | "classification" => HttpField::Error,
         "user_agent.original" | "http.user_agent" => HttpField::UserAgent,
         "url.scheme"
         | "http.scheme"
-        | "server.port"
         | "net.host.port"
-        | "net.peer.port"
         | "version"
         | "network.protocol.version"
         | "http.flavor"
@@ -75,8 +76,9 @@ pub(crate) fn http_field(name: &str) -> HttpField {
 }
 
 /// The request's fields in the `http.request` shape: known names renamed (`method`, `path`,
-/// `route`, `host`, `status` as a number, `error`), `host` and `path` taken from a URL when
-/// not given, credentials and queries stripped, bookkeeping and empty user agents left out.
+/// `route`, `host`, `port` and `status` as numbers, `error`), `host`, `port` (the scheme's
+/// default when the URL names none) and `path` taken from a URL when not given, a port that is
+/// not one (0, text) left out, credentials and queries stripped, bookkeeping and empty user agents left out.
 /// A span from instrumentation (`strict`) also loses its URL (host and path say it without
 /// what a URL may carry) and its message; a span of the program's own keeps both, and every
 /// field it added.
@@ -91,7 +93,7 @@ pub(crate) fn normalise(old: &FieldRecord, strict: bool) -> FieldRecord {
     if let Some(m) = old.message.filter(|_| !strict) {
         out.message = Some(push(&mut text, old.text(m)).into());
     }
-    let mut from_url: Option<(Option<String>, String)> = None;
+    let mut from_url: Option<(Option<String>, Option<u16>, String)> = None;
     for &(key, val) in &old.fields {
         let (key, val) = match (http_field(key), val) {
             (HttpField::Bookkeeping, _) => continue,
@@ -105,9 +107,13 @@ pub(crate) fn normalise(old: &FieldRecord, strict: bool) -> FieldRecord {
             (HttpField::Url, Val::Str(t)) => {
                 let url = scrub_url(old.text(t));
                 from_url = Some(match url::Url::parse(&url) {
-                    Ok(parsed) => (parsed.host_str().map(str::to_owned), parsed.path().to_owned()),
+                    Ok(parsed) => (
+                        parsed.host_str().map(str::to_owned),
+                        parsed.port_or_known_default(),
+                        parsed.path().to_owned(),
+                    ),
                     // A request target without scheme and host (tower-http's `uri`).
-                    Err(_) => (None, url.clone()),
+                    Err(_) => (None, None, url.clone()),
                 });
                 if strict {
                     continue;
@@ -119,24 +125,44 @@ pub(crate) fn normalise(old: &FieldRecord, strict: bool) -> FieldRecord {
                 Err(_) => ("status", Val::Str(push(&mut text, old.text(t)))),
             },
             (HttpField::Status, v) => ("status", v),
+            (HttpField::Port, v) => match port(old, v) {
+                Some(p) => ("port", Val::U64(u64::from(p))),
+                None => continue,
+            },
             (HttpField::Path | HttpField::Route | HttpField::Url, v) => (key, v),
             (HttpField::Other, v) => (key, copy(&mut text, old, v)),
         };
         out.fields.retain(|(k, _)| *k != key);
         out.fields.push((key, val));
     }
-    if let Some((host, path)) = from_url {
-        for (key, value) in [("host", host), ("path", Some(path))] {
-            if let Some(value) = value.filter(|v| !v.is_empty()) {
-                if !out.fields.iter().any(|(k, _)| *k == key) {
-                    let t = push(&mut text, &value);
-                    out.fields.push((key, Val::Str(t)));
-                }
-            }
+    if let Some((host, port, path)) = from_url {
+        let has = |out: &FieldRecord, key: &str| out.fields.iter().any(|(k, _)| *k == key);
+        if let Some(host) = host.filter(|h| !h.is_empty() && !has(&out, "host")) {
+            let t = push(&mut text, &host);
+            out.fields.push(("host", Val::Str(t)));
+        }
+        if let Some(p) = port.filter(|_| !has(&out, "port")) {
+            out.fields.push(("port", Val::U64(u64::from(p))));
+        }
+        if !path.is_empty() && !has(&out, "path") {
+            let t = push(&mut text, &path);
+            out.fields.push(("path", Val::Str(t)));
         }
     }
     out.text = text.into_boxed_str();
     out
+}
+
+/// A port field's value as a port: a number from 1 to 65535, as a number or as text
+/// (reqwest-tracing writes it with `%`, and 0 for none).
+fn port(old: &FieldRecord, val: Val) -> Option<u16> {
+    let n = match val {
+        Val::U64(n) => n,
+        Val::I64(n) => u64::try_from(n).ok()?,
+        Val::Str(t) => old.text(t).trim().parse().ok()?,
+        _ => return None,
+    };
+    u16::try_from(n).ok().filter(|p| *p != 0)
 }
 
 /// `val`, its text copied from `old` into `text` when it has any.
@@ -210,6 +236,7 @@ mod tests {
             ("status", "503"),
             ("peer", "api"),
             ("host", "api.example.com"),
+            ("port", "443"),
             ("path", "/v1/sample"),
         ];
         assert_eq!(shape(&r), pairs(&want));
@@ -233,7 +260,13 @@ mod tests {
             ]),
             true,
         );
-        let want = [("method", "GET"), ("host", "127.0.0.1"), ("status", "404"), ("path", "/v1/models")];
+        let want = [
+            ("method", "GET"),
+            ("host", "127.0.0.1"),
+            ("port", "8080"),
+            ("status", "404"),
+            ("path", "/v1/models"),
+        ];
         assert_eq!(shape(&r), pairs(&want));
         assert_eq!(severity(&r), Severity::Warning, "a 404 is a warning whatever otel.status_code says");
     }
@@ -251,6 +284,26 @@ mod tests {
         );
         assert_eq!(shape(&r), pairs(&[("method", "GET"), ("status", "200"), ("path", "/v1/items/7")]));
         assert_eq!(severity(&r), Severity::Info);
+    }
+
+    #[test]
+    fn a_port_is_a_number_or_nothing() {
+        let port = |fields: &[(&'static str, &str)]| {
+            let r = normalise(&FieldRecord::of_strs(fields), false);
+            shape(&r).into_iter().find(|(k, _)| k == "port").map(|(_, v)| v)
+        };
+        assert_eq!(port(&[("method", "GET"), ("server.port", "0")]), None, "reqwest-tracing's 0 is no port");
+        assert_eq!(port(&[("method", "GET"), ("port", "eighty")]), None);
+        assert_eq!(port(&[("method", "GET"), ("net.peer.port", "70000")]), None);
+        assert_eq!(port(&[("method", "GET"), ("port", " 8443 ")]).as_deref(), Some("8443"));
+        assert_eq!(port(&[("method", "GET"), ("url", "http://h.example/x")]).as_deref(), Some("80"));
+        assert_eq!(
+            port(&[("method", "GET"), ("server.port", "9000"), ("url", "http://h.example:1234/x")])
+                .as_deref(),
+            Some("9000"),
+            "a port given wins over the URL's"
+        );
+        assert_eq!(port(&[("method", "GET"), ("uri", "/x")]), None, "a request target names no port");
     }
 
     #[test]

@@ -38,6 +38,7 @@ impl ExportBench {
             method: Some(method),
             route: Some(route),
             server_address: Some("tinker.example"),
+            server_port: Some(443),
             status: Some(status),
             error_type: failed.then_some("500"),
             queue_to: None,

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use metrics::{Key, Label, Level, Metadata, Unit};
 
 use super::names::{
-    DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, HTTP_DURATION, HTTP_DURATION_HELP, OPERATION_DURATION,
-    OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES, QUEUE_STATE_CHANGES_HELP,
-    RETRIES, RETRIES_HELP, StatusText, attributes, drops, gained, values,
+    DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, HTTP_DURATION, HTTP_DURATION_HELP, Numbers,
+    OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
+    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained, values,
 };
 use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
@@ -101,8 +101,8 @@ impl MetricsSink {
 impl Sink for MetricsSink {
     fn operation(&mut self, op: &Operation<'_>) {
         self.describe();
-        let status = op.status.map(StatusText::new);
-        let values = values(op, status.as_ref().map(StatusText::as_str));
+        let numbers = Numbers::of(op);
+        let values = values(op, &numbers);
         let key = self.keys.get(&values, || {
             let name = if op.kind == OpKind::Http { HTTP_DURATION } else { OPERATION_DURATION };
             let labels: Vec<Label> = attributes(values).map(|(k, v)| Label::new(k, v.to_owned())).collect();
@@ -169,6 +169,7 @@ mod tests {
             method: None,
             route: None,
             server_address: None,
+            server_port: None,
             status: None,
             error_type: None,
             queue_to: None,
@@ -181,6 +182,7 @@ mod tests {
             method: Some("POST"),
             route: Some("/api/v1/sampling_sessions/{id}/sample"),
             server_address: Some("tinker.example"),
+            server_port: Some(443),
             status,
             error_type,
             ..op(OpKind::Http, "http.request")
@@ -206,7 +208,7 @@ mod tests {
         });
         let text = recorder.handle().render();
         let http = "http_client_request_duration_seconds_count";
-        let base = r#"http_request_method="POST",url_template="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example""#;
+        let base = r#"http_request_method="POST",url_template="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example",server_port="443""#;
         for labels in [
             format!(r#"{base},http_response_status_code="200""#),
             format!(r#"{base},http_response_status_code="500",error_type="500""#),
@@ -234,7 +236,7 @@ mod tests {
             .idle_timeout(metrics_util::MetricKindMask::HISTOGRAM, Some(Duration::from_millis(1)))
             .build_recorder();
         let handle = recorder.handle();
-        let series = r#"http_client_request_duration_seconds_count{http_request_method="POST",url_template="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example",http_response_status_code="200"}"#;
+        let series = r#"http_client_request_duration_seconds_count{http_request_method="POST",url_template="/api/v1/sampling_sessions/{id}/sample",server_address="tinker.example",server_port="443",http_response_status_code="200"}"#;
         let mut sink = sink();
         metrics::with_local_recorder(&recorder, || {
             sink.operation(&http(Some(200), None));

@@ -56,31 +56,47 @@ pub(crate) const DROPPED_HELP: &str = "Telemetry events given up on, by reason."
 pub(crate) const QUEUE_DEPTH_HELP: &str = "Telemetry events waiting or in flight.";
 
 /// The attributes an operation can have.
-pub(crate) const ATTRIBUTES: [&str; 6] = [
+pub(crate) const ATTRIBUTES: [&str; 7] = [
     "operation",
     "http.request.method",
     "url.template",
     "server.address",
+    "server.port",
     "http.response.status_code",
     "error.type",
 ];
 
 /// An operation's attribute values, one per name of [`ATTRIBUTES`], `None` for those it has
 /// not: for an HTTP request `http.request.method`, `url.template` (the HTTP client
-/// conventions' name for the route template), `server.address`, `http.response.status_code`
-/// (when a response came, as `status`) and `error.type` (on failure); for another operation
-/// `operation` and `error.type`. They name its series.
-pub(crate) type Values<'a> = [Option<&'a str>; 6];
+/// conventions' name for the route template), `server.address`, `server.port`,
+/// `http.response.status_code` (when a response came) and `error.type` (on failure); for
+/// another operation `operation` and `error.type`. They name its series.
+pub(crate) type Values<'a> = [Option<&'a str>; 7];
 
-/// The attribute values of `op`, whose status reads `status`.
-pub(crate) fn values<'a>(op: &Operation<'a>, status: Option<&'a str>) -> Values<'a> {
+/// An operation's numbers written as text, for [`values`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Numbers {
+    port: Option<U16Text>,
+    status: Option<U16Text>,
+}
+
+impl Numbers {
+    pub(crate) fn of(op: &Operation<'_>) -> Self {
+        Numbers { port: op.server_port.map(U16Text::new), status: op.status.map(U16Text::new) }
+    }
+}
+
+/// The attribute values of `op`, its numbers read from `numbers`.
+pub(crate) fn values<'a>(op: &Operation<'a>, numbers: &'a Numbers) -> Values<'a> {
     let http = op.kind == OpKind::Http;
+    let http_only = |v: Option<&'a str>| v.filter(|_| http);
     [
         (!http).then_some(op.name),
-        op.method.filter(|_| http),
-        op.route.filter(|_| http),
-        op.server_address.filter(|_| http),
-        status.filter(|_| http),
+        http_only(op.method),
+        http_only(op.route),
+        http_only(op.server_address),
+        http_only(numbers.port.as_ref().map(U16Text::as_str)),
+        http_only(numbers.status.as_ref().map(U16Text::as_str)),
         op.error_type,
     ]
 }
@@ -90,14 +106,14 @@ pub(crate) fn attributes(values: Values<'_>) -> impl Iterator<Item = (&'static s
     ATTRIBUTES.into_iter().zip(values).filter_map(|(name, value)| Some((name, value?)))
 }
 
-/// A status code as text, written without allocating.
+/// A status code or port as text, written without allocating.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct StatusText {
+pub(crate) struct U16Text {
     digits: [u8; 5],
     start: usize,
 }
 
-impl StatusText {
+impl U16Text {
     pub(crate) fn new(code: u16) -> Self {
         let mut digits = [b'0'; 5];
         let (mut rest, mut start) = (code, digits.len());
@@ -106,7 +122,7 @@ impl StatusText {
             digits[start] = b'0' + (rest % 10) as u8;
             rest /= 10;
             if rest == 0 {
-                return StatusText { digits, start };
+                return U16Text { digits, start };
             }
         }
     }
@@ -141,9 +157,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_text_reads_as_the_number() {
+    fn u16_text_reads_as_the_number() {
         for code in [0, 7, 42, 200, 429, 503, 999, 1000, 65535] {
-            assert_eq!(StatusText::new(code).as_str(), code.to_string());
+            assert_eq!(U16Text::new(code).as_str(), code.to_string());
         }
     }
 
@@ -155,25 +171,28 @@ mod tests {
             method: Some("GET"),
             route: Some("/api/v1/futures/{id}"),
             server_address: Some("tinker.example"),
+            server_port: Some(443),
             status: Some(404),
             error_type: Some("404"),
             queue_to: None,
             duration: Duration::ZERO,
         };
-        let http: Vec<_> = attributes(values(&op, Some("404"))).collect();
+        let numbers = Numbers::of(&op);
+        let http: Vec<_> = attributes(values(&op, &numbers)).collect();
         assert_eq!(
             http,
             [
                 ("http.request.method", "GET"),
                 ("url.template", "/api/v1/futures/{id}"),
                 ("server.address", "tinker.example"),
+                ("server.port", "443"),
                 ("http.response.status_code", "404"),
                 ("error.type", "404"),
             ]
         );
         // The same fields on another kind of operation: only its name and error type.
         let other = Operation { kind: OpKind::Other, name: "checkpoint.save", ..op };
-        let other: Vec<_> = attributes(values(&other, Some("404"))).collect();
+        let other: Vec<_> = attributes(values(&other, &numbers)).collect();
         assert_eq!(other, [("operation", "checkpoint.save"), ("error.type", "404")]);
     }
 }

@@ -7,8 +7,8 @@ use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
 use super::names::{
     DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, DURATION_BUCKETS, HTTP_DURATION, HTTP_DURATION_HELP,
-    OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
-    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, StatusText, attributes, drops, gained, values,
+    Numbers, OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
+    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained, values,
 };
 use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
@@ -61,13 +61,14 @@ impl OtelSink {
 
 impl Sink for OtelSink {
     fn operation(&mut self, op: &Operation<'_>) {
-        let status = op.status.map(StatusText::new);
-        let values = values(op, status.as_ref().map(StatusText::as_str));
+        let numbers = Numbers::of(op);
+        let values = values(op, &numbers);
         let attributes = self.attributes.get(&values, || {
             attributes(values)
-                .map(|(k, v)| match (k, op.status) {
-                    // The conventions make the status code an integer.
-                    ("http.response.status_code", Some(code)) => KeyValue::new(k, i64::from(code)),
+                .map(|(k, v)| match (k, op.status, op.server_port) {
+                    // The conventions make the status code and the port integers.
+                    ("http.response.status_code", Some(code), _) => KeyValue::new(k, i64::from(code)),
+                    ("server.port", _, Some(port)) => KeyValue::new(k, i64::from(port)),
                     _ => KeyValue::new(k, v.to_owned()),
                 })
                 .collect()
@@ -151,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn the_status_code_is_an_integer_and_durations_are_seconds() {
+    fn the_status_code_and_port_are_integers_and_durations_are_seconds() {
         let (mut sink, read) = sink();
         sink.operation(&Operation {
             kind: OpKind::Http,
@@ -159,6 +160,7 @@ mod tests {
             method: Some("GET"),
             route: Some("/api/v1/futures/{id}"),
             server_address: Some("tinker.example"),
+            server_port: Some(443),
             status: Some(429),
             error_type: Some("429"),
             queue_to: None,
@@ -174,6 +176,8 @@ mod tests {
         assert_eq!(point.sum(), 0.03);
         let status = point.attributes().find(|kv| kv.key.as_str() == "http.response.status_code").unwrap();
         assert_eq!(status.value, Value::I64(429));
+        let port = point.attributes().find(|kv| kv.key.as_str() == "server.port").unwrap();
+        assert_eq!(port.value, Value::I64(443));
         let error = point.attributes().find(|kv| kv.key.as_str() == "error.type").unwrap();
         assert_eq!(error.value, Value::from("429"));
     }

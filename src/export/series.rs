@@ -80,13 +80,13 @@ mod tests {
                 *made
             })
         };
-        let a = [None, Some("GET"), Some("/a/{id}"), Some("h"), Some("200"), None];
-        let b = [None, Some("GET"), Some("/a/{id}"), Some("h"), Some("500"), Some("500")];
+        let a = [None, Some("GET"), Some("/a/{id}"), Some("h"), Some("443"), Some("200"), None];
+        let b = [None, Some("GET"), Some("/a/{id}"), Some("h"), Some("443"), Some("500"), Some("500")];
         assert_eq!(get(&mut series, &mut made, a), 1);
         assert_eq!(get(&mut series, &mut made, b), 2);
         assert_eq!(get(&mut series, &mut made, a), 1);
         // A value moved to another attribute is another series.
-        let c = [Some("GET"), None, Some("/a/{id}"), Some("h"), Some("200"), None];
+        let c = [Some("GET"), None, Some("/a/{id}"), Some("h"), Some("443"), Some("200"), None];
         assert_eq!(get(&mut series, &mut made, c), 3);
         assert_eq!(series.len(), 3);
     }
@@ -96,7 +96,7 @@ mod tests {
         let mut series = Series::default();
         let routes: Vec<String> = (0..=MAX_SERIES).map(|i| format!("/r/{i}")).collect();
         for route in &routes {
-            series.get(&[None, None, Some(route.as_str()), None, None, None], || ());
+            series.get(&[None, None, Some(route.as_str()), None, None, None, None], || ());
         }
         assert_eq!(series.len(), 1, "the last one, in a fresh memory");
     }
