@@ -251,7 +251,9 @@
 //!   SESSION_END, a `performance.summary` event (INFO): per operation its count, errors,
 //!   error rate, mean, p50, p95, p99 (within [`QUANTILE_RELATIVE_ERROR`]) and largest
 //!   duration in milliseconds, the session's ten most used operations (`top`), and the
-//!   process's resident memory, CPU time and threads (`process`, Linux).
+//!   process's resident memory, CPU time and threads (`process`, Linux), with the workers,
+//!   live tasks and run-queue depth of the tokio runtime `build()` was called in
+//!   (`process.tokio`).
 //! - When one operation fails [`Builder::error_spike`]'s threshold times within its sliding
 //!   window, an `alert.error_spike` event (ERROR) with the operation, the error count, the
 //!   window, the first error's time and the count of each error type; then none for that

@@ -82,6 +82,7 @@ fn summaries_per_window_and_before_session_end() {
         assert!(process["threads"].as_u64().unwrap() >= 2, "this thread and the uploader's");
         assert!(process["cpu_time_s"].as_f64().is_some());
     }
+    assert!(process.get("tokio").is_none(), "built outside a runtime: {process}");
     let last = &summaries[1]["event_data"];
     assert_eq!(last["operations"].as_array().unwrap().len(), 1, "only the last window's operation");
     assert_eq!(last["operations"][0]["count"], 1);
@@ -260,4 +261,41 @@ fn a_summary_interval_past_any_clock_means_one_summary_at_the_end() {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || http("GET", "/a", 200));
     let stats = guard.shutdown().stats;
     assert_eq!((stats.delivered, stats.queued), (4, 0), "START, the span, the summary, END: {stats:?}");
+}
+
+#[test]
+fn summaries_measure_the_run_queue_of_the_runtime_the_reporter_was_built_in() {
+    let collector = Collector::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (layer, guard) = {
+        let _in_runtime = runtime.enter();
+        collector.builder(SESSION).build().unwrap()
+    };
+    // Both workers busy until the session has ended, and five tasks queued behind them.
+    let (started, busy) = std::sync::mpsc::channel();
+    let release = std::sync::Arc::new(std::sync::Barrier::new(3));
+    for _ in 0..2 {
+        let (started, release) = (started.clone(), release.clone());
+        runtime.spawn(async move {
+            started.send(()).unwrap();
+            release.wait();
+        });
+    }
+    busy.recv().unwrap();
+    busy.recv().unwrap();
+    for _ in 0..5 {
+        runtime.spawn(async {});
+    }
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || http("GET", "/a", 200));
+    guard.shutdown();
+    release.wait();
+    let events = collector.accepted_by_index();
+    let summary = named(&events, "performance.summary")[0];
+    let tokio = &summary["event_data"]["process"]["tokio"];
+    assert_eq!(
+        (tokio["workers"].as_u64(), tokio["global_queue_depth"].as_u64()),
+        (Some(2), Some(5)),
+        "{tokio}"
+    );
+    assert_eq!(tokio["alive_tasks"], 7, "{tokio}");
 }

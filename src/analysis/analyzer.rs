@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::operation::{Scratch, read};
 use super::operations::{OTHER_KEY, Operations};
-use super::process::measurements;
+use super::process::{measurements, runtime};
 use super::sink::Sink;
 use super::spike::SpikeRule;
 use crate::handoff::record::{Body, FieldSource, Record};
@@ -49,10 +49,16 @@ pub(crate) struct Analyzer {
     scratch: Scratch,
     sinks: Vec<Box<dyn Sink>>,
     window_started: Instant,
+    /// The tokio runtime the reporter was built in, measured in each summary.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Analyzer {
-    pub(crate) fn new(config: AnalysisConfig, sinks: Vec<Box<dyn Sink>>) -> Self {
+    pub(crate) fn new(
+        config: AnalysisConfig,
+        sinks: Vec<Box<dyn Sink>>,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Self {
         let spike = config.spike.filter(|_| config.enabled);
         Analyzer {
             operations: Operations::new(config.max_operations, spike),
@@ -60,6 +66,7 @@ impl Analyzer {
             scratch: Scratch::default(),
             sinks,
             window_started: Instant::now(),
+            runtime,
         }
     }
 
@@ -102,7 +109,8 @@ impl Analyzer {
     }
 
     /// The `performance.summary` event data for the window ending `now`, if anything happened
-    /// in it: `{"window_s", "operations", "top", "process"}`.
+    /// in it: `{"window_s", "operations", "top", "process"}`, with `process.tokio` when the
+    /// reporter was built in a tokio runtime.
     pub(crate) fn summary(&mut self, now: Instant) -> Option<Value> {
         if !self.config.enabled {
             return None;
@@ -111,7 +119,11 @@ impl Analyzer {
         let window = now.saturating_duration_since(self.window_started);
         self.window_started = now;
         data.insert("window_s".into(), json!((window.as_secs_f64() * 1000.0).round() / 1000.0));
-        data.insert("process".into(), Value::Object(measurements()));
+        let mut process = measurements();
+        if let Some(handle) = &self.runtime {
+            process.insert("tokio".into(), Value::Object(runtime(handle)));
+        }
+        data.insert("process".into(), Value::Object(process));
         Some(Value::Object(data))
     }
 }

@@ -1,6 +1,7 @@
 //! Measurements of the whole process for `performance.summary`: resident memory, CPU time
-//! and threads, read from `/proc/self` on Linux. Elsewhere, or where `/proc` cannot be read,
-//! the summary leaves out what it could not measure.
+//! and threads, read from `/proc/self` on Linux, and the run queue of the tokio runtime the
+//! reporter was built in. Elsewhere, or where `/proc` cannot be read, the summary leaves out
+//! what it could not measure.
 
 use serde_json::{Map, Value};
 
@@ -22,6 +23,18 @@ pub(crate) fn measurements() -> Map<String, Value> {
     if let Some(cpu) = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(cpu_seconds) {
         out.insert("cpu_time_s".into(), cpu.into());
     }
+    out
+}
+
+/// `{"workers", "alive_tasks", "global_queue_depth"}` of a tokio runtime: its worker
+/// threads, the tasks spawned on it and not yet finished, and the tasks waiting in its shared
+/// run queue for a worker (a program's run queue, as the BEAM's is an Elixir program's).
+pub(crate) fn runtime(handle: &tokio::runtime::Handle) -> Map<String, Value> {
+    let metrics = handle.metrics();
+    let mut out = Map::new();
+    out.insert("workers".into(), metrics.num_workers().into());
+    out.insert("alive_tasks".into(), metrics.num_alive_tasks().into());
+    out.insert("global_queue_depth".into(), metrics.global_queue_depth().into());
     out
 }
 

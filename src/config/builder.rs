@@ -505,7 +505,10 @@ impl Builder {
         if self.metrics_facade {
             sinks.push(Box::new(crate::export::metrics::MetricsSink::default()));
         }
-        let analyzer = Analyzer::new(self.analysis, sinks);
+        // The runtime `build()` runs in, if any, is measured in the summaries; without
+        // summaries nothing reads it.
+        let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| self.analysis.enabled);
+        let analyzer = Analyzer::new(self.analysis, sinks, runtime);
         let thread = thread::start(config, roots, Arc::clone(&handoff), control, analyzer)?;
         let handle = TelemetryHandle::enabled(
             Arc::clone(&handoff),
