@@ -161,7 +161,7 @@
 //! | time from creation to close | `event_data.duration_ms` (float) |
 //! | `method`, `http.request.method`, `http.method` | `event_data.method` |
 //! | `status`, `http.response.status_code`, `http.status_code` (number or digits) | `event_data.status` (number) |
-//! | `host`, `server.address`, `http.host`, or the host of the URL | `event_data.host` |
+//! | `host`, `server.address`, `http.host`, or the host of the URL | `event_data.host`, without a `user:password@` prefix |
 //! | `port`, `server.port`, `net.peer.port` (number or digits, 1 to 65535), or the URL's port (the scheme's default when it names none) | `event_data.port` (number) |
 //! | `path`, `url.path`, `http.target`, or the path of the URL or `uri` | `event_data.path`, query string removed |
 //! | `route`, `http.route` | `event_data.route` |

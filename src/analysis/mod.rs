@@ -5,6 +5,7 @@
 //! ```text
 //! uploader.rs add(record) ─▶ analyzer.rs observe
 //!                              ├─ operation.rs  record → Operation (route template, error type)
+//!                              ├─ labels.rs     error types, servers, queue states bounded
 //!                              ├─ sink.rs       every Sink (export/: metrics, OpenTelemetry)
 //!                              └─ operations.rs the table: per key a window (histogram.rs)
 //!                                               and its spike state (spike.rs)
@@ -14,6 +15,7 @@
 pub(crate) mod analyzer;
 pub(crate) mod bench;
 pub(crate) mod histogram;
+pub(crate) mod labels;
 pub(crate) mod operation;
 pub(crate) mod operations;
 pub(crate) mod process;

@@ -47,11 +47,13 @@ pub(crate) fn read<'a>(
         Some(Val::F64(ms)) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
         _ => Duration::ZERO,
     };
+    // Only a status HTTP defines is one: a stray number never makes a series.
     let status = match rec.get("status") {
         Some(Val::U64(code)) => u16::try_from(code).ok(),
         Some(Val::I64(code)) => u16::try_from(code).ok(),
         _ => None,
-    };
+    }
+    .filter(|code| (100..=599).contains(code));
     let error_text = rec.get_str("error").filter(|e| !e.trim().is_empty());
     let named_type = rec.get_str("error.type").or_else(|| rec.get_str("error_type"));
     let (route, method, server_address, server_port) = if kind == OpKind::Http {

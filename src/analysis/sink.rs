@@ -50,6 +50,10 @@ pub(crate) trait Sink: Send + fmt::Debug {
     /// Records one finished operation.
     fn operation(&mut self, op: &Operation<'_>);
 
+    /// Counts one queue state change into `to`, whether a `queue.state_change` span (after
+    /// its [`operation`](Sink::operation)) or event said so.
+    fn queue_state_change(&mut self, to: &str);
+
     /// Records the reporter's counters as they stand (retries, deliveries, drops by reason,
     /// queue depth); called after every take and at every summary, so a sink exports
     /// differences from the last call it saw.

@@ -100,6 +100,11 @@ pub(crate) fn normalise(old: &FieldRecord, strict: bool) -> FieldRecord {
             (HttpField::UserAgent, Val::Str(t)) if old.text(t).trim().is_empty() => continue,
             (HttpField::UserAgent, v) => ("user_agent", copy(&mut text, old, v)),
             (HttpField::Method, v) => ("method", copy(&mut text, old, v)),
+            // A host never carries the credentials a URL's authority may (`user:pw@host`).
+            (HttpField::Host, Val::Str(t)) => {
+                let host = old.text(t);
+                ("host", Val::Str(push(&mut text, host.rsplit_once('@').map_or(host, |(_, h)| h))))
+            }
             (HttpField::Host, v) => ("host", copy(&mut text, old, v)),
             (HttpField::Error, v) => ("error", copy(&mut text, old, v)),
             (HttpField::Path, Val::Str(t)) => ("path", Val::Str(push(&mut text, &scrub_url(old.text(t))))),
@@ -249,7 +254,7 @@ mod tests {
             &FieldRecord::of_strs(&[
                 ("http.request.method", "GET"),
                 ("url.scheme", "http"),
-                ("server.address", "127.0.0.1"),
+                ("server.address", "user:SECRET@127.0.0.1"),
                 ("server.port", "8080"),
                 ("url.full", "http://127.0.0.1:8080/v1/models?key=SECRET"),
                 ("user_agent.original", ""),

@@ -112,9 +112,11 @@ impl Sink for MetricsSink {
         });
         metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
             .record(op.duration.as_secs_f64());
-        if let (OpKind::QueueStateChange, Some(to)) = (op.kind, op.queue_to) {
-            metrics::counter!(QUEUE_STATE_CHANGES, "to" => to.to_owned()).increment(1);
-        }
+    }
+
+    fn queue_state_change(&mut self, to: &str) {
+        self.describe();
+        metrics::counter!(QUEUE_STATE_CHANGES, "to" => to.to_owned()).increment(1);
     }
 
     fn delivery(&mut self, stats: &Stats) {
@@ -201,6 +203,7 @@ mod tests {
                 queue_to: Some("paused_rate_limit"),
                 ..op(OpKind::QueueStateChange, "queue.state_change")
             });
+            sink.queue_state_change("paused_rate_limit");
             sink.operation(&Operation {
                 error_type: Some("io_error"),
                 ..op(OpKind::Other, "checkpoint.save")

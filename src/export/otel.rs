@@ -75,9 +75,10 @@ impl Sink for OtelSink {
         });
         let histogram = if op.kind == OpKind::Http { &self.http } else { &self.other };
         histogram.record(op.duration.as_secs_f64(), attributes);
-        if let (OpKind::QueueStateChange, Some(to)) = (op.kind, op.queue_to) {
-            self.queue_changes.add(1, &[KeyValue::new("to", to.to_owned())]);
-        }
+    }
+
+    fn queue_state_change(&mut self, to: &str) {
+        self.queue_changes.add(1, &[KeyValue::new("to", to.to_owned())]);
     }
 
     fn delivery(&mut self, stats: &Stats) {
