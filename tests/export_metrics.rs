@@ -187,7 +187,11 @@ fn operations_and_counters_reach_a_prometheus_recorder() {
         assert_eq!(value(&samples, "tinker_telemetry_queue_state_changes_total", &[("to", to)]), 1.0);
     }
     assert!(stats.retries >= 1);
-    assert_eq!(value(&samples, "tinker_telemetry_requests_retried_total", &[]), stats.retries as f64);
+    // The 503 retried once, counted under its error type; every other type present at 0.
+    assert_eq!(stats.retried.server_error, stats.retries, "{stats:?}");
+    let retried = "tinker_telemetry_requests_retried_total";
+    assert_eq!(value(&samples, retried, &[("error_type", "5xx")]), stats.retries as f64);
+    assert_eq!(labels_of(&samples, retried).len(), 8, "5xx, 429, 408, timeout, connect, tls, dns, _OTHER");
     assert_eq!(value(&samples, "tinker_telemetry_events_delivered_total", &[]), stats.delivered as f64);
     // Every reason's series, the ones that never happened at 0.
     assert!(stats.dropped.rejected >= 1);

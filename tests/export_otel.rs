@@ -117,7 +117,8 @@ fn operations_and_counters_reach_an_sdk_meter_provider() {
     assert_eq!(sum("tinker_telemetry.queue.state_changes", &[s("to", "paused_capacity")]), 1);
     assert!(stats.retries >= 1);
     assert!(stats.dropped.rejected >= 1 && stats.dropped.total() == stats.dropped.rejected, "{stats:?}");
-    assert_eq!(sum("tinker_telemetry.requests.retried", &[]), stats.retries);
+    assert_eq!(stats.retried.server_error, stats.retries, "{stats:?}");
+    assert_eq!(sum("tinker_telemetry.requests.retried", &[s("error.type", "5xx")]), stats.retries);
     assert_eq!(sum("tinker_telemetry.events.delivered", &[]), stats.delivered);
     for reason in
         ["queue_full", "rejected", "retries_exhausted", "too_large", "after_shutdown", "unsent_at_shutdown"]

@@ -104,6 +104,7 @@ fn server_errors_are_retried_and_delivered_when_the_server_recovers() {
         let key = tries[0].header("x-idempotency-key");
         assert!(tries.iter().all(|t| t.header("x-idempotency-key") == key), "{status}");
         assert_eq!((stats.retries, stats.dropped.total()), (2, 0), "{status}: {stats:?}");
+        assert_eq!(stats.retried.server_error, 2, "{status}: counted by cause: {stats:?}");
         assert_eq!(collector.names(), ["SESSION_START", "faulted.1", "faulted.2", "healthy", "SESSION_END"]);
     }
 }
@@ -129,6 +130,7 @@ fn too_many_requests_waits_for_retry_after_in_seconds() {
     // Backoff alone would have waited about 5 ms.
     assert!(waited >= Duration::from_millis(1000), "retried after {waited:?}, before Retry-After: 1");
     assert_eq!((stats.retries, stats.dropped.total()), (1, 0));
+    assert_eq!((stats.retried.rate_limited, stats.retried.total()), (1, 1), "{stats:?}");
 }
 
 #[test]
@@ -245,6 +247,7 @@ fn connection_refused_is_retried_until_the_server_listens() {
     assert_recovered(&stats, &server.accepted_events());
     assert_eq!(server.seen()[0].events()[0]["event"], "SESSION_START");
     assert!(stats.retries >= 1);
+    assert_eq!(stats.retried.connect, stats.retries, "refused connections: {stats:?}");
     assert_eq!((stats.delivered, stats.dropped.total()), (5, 0), "{stats:?}");
 }
 
@@ -285,6 +288,7 @@ fn a_server_that_never_answers_is_cut_off_by_the_request_timeout() {
     assert!(!tries[0].accepted && tries[1].accepted);
     assert!(tries[1].at - tries[0].at >= timeout, "retried before the timeout");
     assert_eq!((stats.retries, stats.dropped.total()), (1, 0));
+    assert_eq!(stats.retried.timeout, 1, "{stats:?}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ impl Builder {
     /// | `http.client.request.duration` (s) | histogram | `http.request.method`, `url.template`, `server.address`, `server.port`, `http.response.status_code`, `error.type` |
     /// | `tinker_telemetry.operation.duration` (s) | histogram | `operation`, `error.type` |
     /// | `tinker_telemetry.queue.state_changes` (spans and events) | counter | `to` |
-    /// | `tinker_telemetry.requests.retried` | counter | |
+    /// | `tinker_telemetry.requests.retried` | counter | `error.type` |
     /// | `tinker_telemetry.events.delivered` | counter | |
     /// | `tinker_telemetry.events.dropped` | counter | `reason` |
     /// | `tinker_telemetry.queue.depth` | gauge | |

@@ -15,7 +15,7 @@ use super::ratelimit::{RateLimit, pauses_the_client};
 use super::retry::{Verdict, backoff, classify};
 use super::transport::{Answer, Transport};
 use crate::handoff::Handoff;
-use crate::handoff::stats::{DeliveryError, DeliveryErrorKind};
+use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, retry_cause};
 
 /// Everything a send task needs; shared by all of them.
 #[derive(Debug)]
@@ -128,8 +128,11 @@ impl Deliverer {
             };
             trace.attempts += 1;
             let answer = self.transport.post(body.clone(), &key, timeout).await;
+            // Every answer that can be retried is a failure, with a cause.
+            let mut cause = retry_cause(DeliveryErrorKind::Other);
             if let Some(error) = failure(&answer) {
                 trace.last_error = Some(error.message.clone());
+                cause = retry_cause(error.kind);
                 settle.handoff.set_last_error(error);
             }
             let retry_after = match answer {
@@ -153,7 +156,7 @@ impl Deliverer {
                 return Err(Fate::RetriesExhausted);
             }
             retries += 1;
-            settle.handoff.counters.retries.fetch_add(1, Relaxed);
+            settle.handoff.counters.retried[cause].fetch_add(1, Relaxed);
             let (delay, kind) = match retry_after {
                 Some(delay) => (delay, Wait::ServerAsked),
                 None => (backoff(self.retry_base_delay, retries, fastrand::f64()), Wait::Backoff),
@@ -305,7 +308,10 @@ mod tests {
         let rig = rig([status(500), failed(), status(503)], 3);
         rig.deliverer.deliver(events(3), &rig.settle).await;
         assert_eq!(rig.counted(), [3, 0, 0, 0, 0]);
-        assert_eq!(rig.settle.handoff.counters.retries.load(Relaxed), 3);
+        let stats = rig.settle.handoff.stats();
+        assert_eq!(stats.retries, 3);
+        let r = stats.retried;
+        assert_eq!((r.server_error, r.connect, r.total()), (2, 1, 3), "by cause: {r:?}");
         let gaps = rig.gaps();
         for (gap, base) in gaps.iter().zip([1, 2, 4]) {
             let base = BASE * base;

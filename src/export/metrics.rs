@@ -10,11 +10,11 @@ use metrics::{Key, Label, Level, Metadata, Unit};
 use super::names::{
     DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, HTTP_DURATION, HTTP_DURATION_HELP, Numbers,
     OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
-    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained, values,
+    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained, retries, values,
 };
 use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
-use crate::handoff::stats::Stats;
+use crate::handoff::stats::{RETRY_CAUSES, Stats};
 
 /// What the crate's histograms are registered with, as `metrics::histogram!` would.
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -26,7 +26,7 @@ static TOTALS: Totals = Totals::new();
 
 #[derive(Debug)]
 pub(crate) struct Totals {
-    retries: AtomicU64,
+    retries: [AtomicU64; RETRY_CAUSES],
     delivered: AtomicU64,
     dropped: [AtomicU64; 6],
     queued: AtomicI64,
@@ -35,7 +35,7 @@ pub(crate) struct Totals {
 impl Totals {
     pub(crate) const fn new() -> Self {
         Totals {
-            retries: AtomicU64::new(0),
+            retries: [const { AtomicU64::new(0) }; RETRY_CAUSES],
             delivered: AtomicU64::new(0),
             dropped: [const { AtomicU64::new(0) }; 6],
             queued: AtomicI64::new(0),
@@ -123,8 +123,11 @@ impl Sink for MetricsSink {
         self.describe();
         let totals = self.totals;
         let before = std::mem::replace(&mut self.last, *stats);
-        let retries = add(&totals.retries, gained(stats.retries, before.retries));
-        metrics::counter!(RETRIES).absolute(retries);
+        for (((error_type, now), (_, was)), total) in
+            retries(stats).into_iter().zip(retries(&before)).zip(&totals.retries)
+        {
+            metrics::counter!(RETRIES, "error.type" => error_type).absolute(add(total, gained(now, was)));
+        }
         let delivered = add(&totals.delivered, gained(stats.delivered, before.delivered));
         metrics::counter!(DELIVERED).absolute(delivered);
         for (((reason, now), (_, was)), total) in
@@ -291,10 +294,22 @@ mod tests {
         let recorder = recorder();
         let handle = recorder.handle();
         let mut sink = sink();
-        let mut later = Stats { delivered: 8, retries: 1, queued: 2, ..Stats::default() };
+        let mut later = Stats {
+            delivered: 8,
+            retries: 1,
+            retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
+            queued: 2,
+            ..Stats::default()
+        };
         later.dropped.rejected = 2;
         metrics::with_local_recorder(&recorder, || {
-            sink.delivery(&Stats { delivered: 5, retries: 1, queued: 7, ..Stats::default() });
+            sink.delivery(&Stats {
+                delivered: 5,
+                retries: 1,
+                retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
+                queued: 7,
+                ..Stats::default()
+            });
             let text = handle.render();
             for reason in REASONS {
                 let series = format!(r#"tinker_telemetry_events_dropped_total{{reason="{reason}"}}"#);
@@ -306,7 +321,11 @@ mod tests {
         });
         let text = handle.render();
         assert_eq!(value(&text, "tinker_telemetry_events_delivered_total"), Some(8.0), "{text}");
-        assert_eq!(value(&text, "tinker_telemetry_requests_retried_total"), Some(1.0), "{text}");
+        assert_eq!(
+            value(&text, r#"tinker_telemetry_requests_retried_total{error_type="5xx"}"#),
+            Some(1.0),
+            "{text}"
+        );
         for reason in REASONS {
             let series = format!(r#"tinker_telemetry_events_dropped_total{{reason="{reason}"}}"#);
             let want = if reason == "rejected" { 2.0 } else { 0.0 };
@@ -333,7 +352,12 @@ mod tests {
     #[test]
     fn a_recorder_installed_later_gets_the_units_and_the_whole_counts() {
         let mut sink = sink();
-        let stats = Stats { delivered: 5, retries: 2, ..Stats::default() };
+        let stats = Stats {
+            delivered: 5,
+            retries: 2,
+            retried: crate::Retried { server_error: 2, ..crate::Retried::default() },
+            ..Stats::default()
+        };
         // No recorder yet: the facade's no-op one.
         sink.operation(&http(Some(200), None));
         sink.delivery(&stats);
@@ -346,6 +370,10 @@ mod tests {
         assert!(text.contains("# HELP http_client_request_duration_seconds "), "{text}");
         assert!(text.contains("# HELP tinker_telemetry_events_delivered_total "), "{text}");
         assert_eq!(value(&text, "tinker_telemetry_events_delivered_total"), Some(5.0), "{text}");
-        assert_eq!(value(&text, "tinker_telemetry_requests_retried_total"), Some(2.0), "{text}");
+        assert_eq!(
+            value(&text, r#"tinker_telemetry_requests_retried_total{error_type="5xx"}"#),
+            Some(2.0),
+            "{text}"
+        );
     }
 }

@@ -7,7 +7,7 @@
 )]
 
 use crate::analysis::sink::{OpKind, Operation};
-use crate::handoff::stats::Stats;
+use crate::handoff::stats::{RETRY_CAUSES, Stats};
 
 /// The bucket bounds of the duration histograms, in seconds: the OpenTelemetry conventions'
 /// advice for `http.client.request.duration`, which holds the 10, 100, 500, 1,000, 5,000 and
@@ -143,6 +143,14 @@ pub(crate) fn drops(stats: &Stats) -> [(&'static str, u64); 6] {
         ("after_shutdown", d.after_shutdown),
         ("unsent_at_shutdown", d.unsent_at_shutdown),
     ]
+}
+
+/// The `error.type` attribute of each retry counter (`5xx` for any server error status),
+/// with its count in `stats`, in [`Retried::by_cause`](crate::Retried) order.
+pub(crate) fn retries(stats: &Stats) -> [(&'static str, u64); RETRY_CAUSES] {
+    const TYPES: [&str; RETRY_CAUSES] = ["5xx", "429", "408", "timeout", "connect", "tls", "dns", "_OTHER"];
+    let counts = stats.retried.by_cause();
+    std::array::from_fn(|i| (TYPES[i], counts[i]))
 }
 
 /// What a counter gained between two snapshots (never negative).

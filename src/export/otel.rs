@@ -8,7 +8,7 @@ use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use super::names::{
     DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, DURATION_BUCKETS, HTTP_DURATION, HTTP_DURATION_HELP,
     Numbers, OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
-    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained, values,
+    QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained, retries, values,
 };
 use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
@@ -83,7 +83,9 @@ impl Sink for OtelSink {
 
     fn delivery(&mut self, stats: &Stats) {
         let before = std::mem::replace(&mut self.last, *stats);
-        self.retries.add(gained(stats.retries, before.retries), &[]);
+        for ((error_type, now), (_, was)) in retries(stats).into_iter().zip(retries(&before)) {
+            self.retries.add(gained(now, was), &[KeyValue::new("error.type", error_type)]);
+        }
         self.delivered.add(gained(stats.delivered, before.delivered), &[]);
         for ((reason, now), (_, was)) in drops(stats).into_iter().zip(drops(&before)) {
             self.dropped.add(gained(now, was), &[KeyValue::new("reason", reason)]);
@@ -132,7 +134,13 @@ mod tests {
     #[test]
     fn counters_grow_by_the_differences_and_every_reason_starts_at_zero() {
         let (mut sink, read) = sink();
-        sink.delivery(&Stats { delivered: 5, retries: 1, queued: 7, ..Stats::default() });
+        sink.delivery(&Stats {
+            delivered: 5,
+            retries: 1,
+            retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
+            queued: 7,
+            ..Stats::default()
+        });
         let first = read();
         let reasons: Vec<_> =
             sums(&first, DROPPED).into_iter().map(|(attrs, n)| (attrs[0].1.to_string(), n)).collect();
@@ -140,13 +148,23 @@ mod tests {
         want.sort();
         assert_eq!(reasons, want, "every reason, at 0");
 
-        let mut later = Stats { delivered: 8, retries: 1, queued: 2, ..Stats::default() };
+        let mut later = Stats {
+            delivered: 8,
+            retries: 1,
+            retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
+            queued: 2,
+            ..Stats::default()
+        };
         later.dropped.rejected = 2;
         sink.delivery(&later);
         sink.delivery(&later);
         let metrics = read();
         assert_eq!(sums(&metrics, DELIVERED), vec![(vec![], 8)]);
-        assert_eq!(sums(&metrics, RETRIES), vec![(vec![], 1)]);
+        let retried = sums(&metrics, RETRIES);
+        assert_eq!(retried.len(), 8, "every error type, from 0: {retried:?}");
+        let server_error = vec![("error.type".to_owned(), Value::from("5xx"))];
+        assert_eq!(retried.iter().map(|(_, n)| n).sum::<u64>(), 1);
+        assert!(retried.contains(&(server_error, 1)), "{retried:?}");
         let rejected = ("reason".to_owned(), Value::from("rejected"));
         assert!(sums(&metrics, DROPPED).contains(&(vec![rejected], 2)));
         assert_eq!(sums(&metrics, DROPPED).iter().map(|(_, n)| n).sum::<u64>(), 2);

@@ -158,6 +158,7 @@ impl Handoff {
             after_shutdown: self.dropped_closed.load(Relaxed) + c.after_shutdown_taken.load(Relaxed),
             unsent_at_shutdown: c.unsent_at_shutdown.load(Relaxed),
         };
+        let retried = stats::Retried::from_causes(std::array::from_fn(|i| c.retried[i].load(Relaxed)));
         Stats {
             accepted: self.settled.load(Relaxed)
                 + held
@@ -166,7 +167,8 @@ impl Handoff {
             delivered: c.delivered.load(Relaxed),
             dropped,
             summarized: c.summarized.load(Relaxed),
-            retries: c.retries.load(Relaxed),
+            retries: retried.total(),
+            retried,
             batches_sent: c.batches_sent.load(Relaxed),
             queued: held,
             queued_bytes: self.load.bytes.load(Relaxed) as u64,

@@ -31,6 +31,8 @@ pub struct Stats {
     pub summarized: u64,
     /// Requests sent again after a retryable failure (network error, timeout, 408, 429, 5xx).
     pub retries: u64,
+    /// The same requests by the failure that made them sent again.
+    pub retried: Retried,
     /// Requests the server answered with a 2xx status.
     pub batches_sent: u64,
     /// Events waiting in the queue or in a request not yet answered.
@@ -74,6 +76,72 @@ impl Dropped {
     }
 }
 
+/// Requests sent again, by the failure that made them sent again. See [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Retried {
+    /// A 5xx status.
+    pub server_error: u64,
+    /// A 429 status.
+    pub rate_limited: u64,
+    /// A 408 status.
+    pub request_timeout: u64,
+    /// No answer within `http_timeout`.
+    pub timeout: u64,
+    /// The connection could not be made or was cut.
+    pub connect: u64,
+    /// The TLS handshake failed.
+    pub tls: u64,
+    /// The host name could not be resolved.
+    pub dns: u64,
+    /// Any other failure without a status.
+    pub other: u64,
+}
+
+impl Retried {
+    /// The sum of every cause: [`Stats::retries`].
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.by_cause().iter().sum()
+    }
+
+    /// The counts in [`RETRY_CAUSES`] order.
+    pub(crate) fn by_cause(&self) -> [u64; RETRY_CAUSES] {
+        [
+            self.server_error,
+            self.rate_limited,
+            self.request_timeout,
+            self.timeout,
+            self.connect,
+            self.tls,
+            self.dns,
+            self.other,
+        ]
+    }
+
+    pub(crate) fn from_causes(c: [u64; RETRY_CAUSES]) -> Self {
+        let [server_error, rate_limited, request_timeout, timeout, connect, tls, dns, other] = c;
+        Retried { server_error, rate_limited, request_timeout, timeout, connect, tls, dns, other }
+    }
+}
+
+/// How many causes [`Retried`] tells apart.
+pub(crate) const RETRY_CAUSES: usize = 8;
+
+/// The index in [`Retried::by_cause`] of a retry after a failure of `kind`.
+pub(crate) fn retry_cause(kind: DeliveryErrorKind) -> usize {
+    match kind {
+        DeliveryErrorKind::Status(429) => 1,
+        DeliveryErrorKind::Status(408) => 2,
+        DeliveryErrorKind::Status(_) => 0,
+        DeliveryErrorKind::Timeout => 3,
+        DeliveryErrorKind::Connect => 4,
+        DeliveryErrorKind::Tls => 5,
+        DeliveryErrorKind::Dns => 6,
+        DeliveryErrorKind::Other => 7,
+    }
+}
+
 /// Counters written by the uploader thread.
 #[derive(Debug, Default)]
 pub(crate) struct UploadCounters {
@@ -84,7 +152,8 @@ pub(crate) struct UploadCounters {
     pub(crate) unsent_at_shutdown: AtomicU64,
     pub(crate) after_shutdown_taken: AtomicU64,
     pub(crate) summarized: AtomicU64,
-    pub(crate) retries: AtomicU64,
+    /// [`Retried`]'s counts, by [`retry_cause`]; their sum is [`Stats::retries`].
+    pub(crate) retried: [AtomicU64; RETRY_CAUSES],
     pub(crate) batches_sent: AtomicU64,
 }
 
