@@ -264,20 +264,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::analysis::sink::OpKind;
 
     fn op<'a>(method: &'a str, route: &'a str, ms: u64, error_type: Option<&'a str>) -> Operation<'a> {
         Operation {
-            kind: OpKind::Http,
-            name: "http.request",
             method: Some(method),
             route: Some(route),
-            server_address: Some("tinker.example"),
-            server_port: Some(443),
-            status: None,
             error_type,
-            queue_to: None,
             duration: Duration::from_millis(ms),
+            ..Operation::get_for_tests(None)
         }
     }
 

@@ -45,6 +45,26 @@ pub(crate) struct Operation<'a> {
     pub(crate) duration: Duration,
 }
 
+#[cfg(test)]
+impl Operation<'static> {
+    /// A `GET /api/v1/futures/{id}` to `tinker.example:443` that took 30 ms and was answered
+    /// `status`, for tests; its error type is left to the test.
+    pub(crate) fn get_for_tests(status: Option<u16>) -> Self {
+        Operation {
+            kind: OpKind::Http,
+            name: "http.request",
+            method: Some("GET"),
+            route: Some("/api/v1/futures/{id}"),
+            server_address: Some("tinker.example"),
+            server_port: Some(443),
+            status,
+            error_type: None,
+            queue_to: None,
+            duration: Duration::from_millis(30),
+        }
+    }
+}
+
 /// A destination for operations and delivery counters, called on the uploader thread.
 pub(crate) trait Sink: Send + fmt::Debug {
     /// Records one finished operation.

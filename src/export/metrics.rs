@@ -294,22 +294,10 @@ mod tests {
         let recorder = recorder();
         let handle = recorder.handle();
         let mut sink = sink();
-        let mut later = Stats {
-            delivered: 8,
-            retries: 1,
-            retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
-            queued: 2,
-            ..Stats::default()
-        };
+        let mut later = Stats { delivered: 8, queued: 2, ..Stats::retried_after_server_errors(1) };
         later.dropped.rejected = 2;
         metrics::with_local_recorder(&recorder, || {
-            sink.delivery(&Stats {
-                delivered: 5,
-                retries: 1,
-                retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
-                queued: 7,
-                ..Stats::default()
-            });
+            sink.delivery(&Stats { delivered: 5, queued: 7, ..Stats::retried_after_server_errors(1) });
             let text = handle.render();
             for reason in REASONS {
                 let series = format!(r#"tinker_telemetry_events_dropped_total{{reason="{reason}"}}"#);
@@ -352,12 +340,7 @@ mod tests {
     #[test]
     fn a_recorder_installed_later_gets_the_units_and_the_whole_counts() {
         let mut sink = sink();
-        let stats = Stats {
-            delivered: 5,
-            retries: 2,
-            retried: crate::Retried { server_error: 2, ..crate::Retried::default() },
-            ..Stats::default()
-        };
+        let stats = Stats { delivered: 5, ..Stats::retried_after_server_errors(2) };
         // No recorder yet: the facade's no-op one.
         sink.operation(&http(Some(200), None));
         sink.delivery(&stats);

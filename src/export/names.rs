@@ -160,8 +160,6 @@ pub(crate) fn gained(now: u64, before: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -173,18 +171,7 @@ mod tests {
 
     #[test]
     fn http_and_other_operations_have_their_own_attributes() {
-        let op = Operation {
-            kind: OpKind::Http,
-            name: "http.request",
-            method: Some("GET"),
-            route: Some("/api/v1/futures/{id}"),
-            server_address: Some("tinker.example"),
-            server_port: Some(443),
-            status: Some(404),
-            error_type: Some("404"),
-            queue_to: None,
-            duration: Duration::ZERO,
-        };
+        let op = Operation { error_type: Some("404"), ..Operation::get_for_tests(Some(404)) };
         let numbers = Numbers::of(&op);
         let http: Vec<_> = attributes(values(&op, &numbers)).collect();
         assert_eq!(

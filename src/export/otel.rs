@@ -96,8 +96,6 @@ impl Sink for OtelSink {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use opentelemetry::Value;
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
@@ -134,13 +132,7 @@ mod tests {
     #[test]
     fn counters_grow_by_the_differences_and_every_reason_starts_at_zero() {
         let (mut sink, read) = sink();
-        sink.delivery(&Stats {
-            delivered: 5,
-            retries: 1,
-            retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
-            queued: 7,
-            ..Stats::default()
-        });
+        sink.delivery(&Stats { delivered: 5, queued: 7, ..Stats::retried_after_server_errors(1) });
         let first = read();
         let reasons: Vec<_> =
             sums(&first, DROPPED).into_iter().map(|(attrs, n)| (attrs[0].1.to_string(), n)).collect();
@@ -148,13 +140,7 @@ mod tests {
         want.sort();
         assert_eq!(reasons, want, "every reason, at 0");
 
-        let mut later = Stats {
-            delivered: 8,
-            retries: 1,
-            retried: crate::Retried { server_error: 1, ..crate::Retried::default() },
-            queued: 2,
-            ..Stats::default()
-        };
+        let mut later = Stats { delivered: 8, queued: 2, ..Stats::retried_after_server_errors(1) };
         later.dropped.rejected = 2;
         sink.delivery(&later);
         sink.delivery(&later);
@@ -173,18 +159,7 @@ mod tests {
     #[test]
     fn the_status_code_and_port_are_integers_and_durations_are_seconds() {
         let (mut sink, read) = sink();
-        sink.operation(&Operation {
-            kind: OpKind::Http,
-            name: "http.request",
-            method: Some("GET"),
-            route: Some("/api/v1/futures/{id}"),
-            server_address: Some("tinker.example"),
-            server_port: Some(443),
-            status: Some(429),
-            error_type: Some("429"),
-            queue_to: None,
-            duration: Duration::from_millis(30),
-        });
+        sink.operation(&Operation { error_type: Some("429"), ..Operation::get_for_tests(Some(429)) });
         let metrics = read();
         let metric =
             metrics.scope_metrics().flat_map(|s| s.metrics()).find(|m| m.name() == HTTP_DURATION).unwrap();

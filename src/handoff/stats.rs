@@ -76,6 +76,14 @@ impl Dropped {
     }
 }
 
+#[cfg(test)]
+impl Stats {
+    /// The counters of `n` requests sent again after a 5xx, for tests.
+    pub(crate) fn retried_after_server_errors(n: u64) -> Self {
+        Stats { retries: n, retried: Retried { server_error: n, ..Retried::default() }, ..Stats::default() }
+    }
+}
+
 /// Requests sent again, by the failure that made them sent again. See [`Stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
