@@ -9,6 +9,24 @@ use super::operations::Operations;
 use super::sink::{OpKind, Operation};
 use super::spike::SpikeRule;
 
+/// The HTTP operation both benchmarks record: `method` to `route` on `tinker.example:443`,
+/// failed with the error type `"500"` when `status` is 400 or more.
+pub(crate) fn http<'a>(method: &'a str, route: &'a str, status: u16, duration: Duration) -> Operation<'a> {
+    let failed = status >= 400;
+    Operation {
+        kind: OpKind::Http,
+        name: "http.request",
+        method: Some(method),
+        route: Some(route),
+        server_address: Some("tinker.example"),
+        server_port: Some(443),
+        status: Some(status),
+        error_type: failed.then_some("500"),
+        queue_to: None,
+        duration,
+    }
+}
+
 /// The analysis of one reporter, driven directly.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -28,19 +46,7 @@ impl AnalysisBench {
     /// Counts one HTTP request to `path`; returns whether it raised an alert.
     pub fn record_http(&mut self, method: &str, path: &str, status: u16, duration: Duration) -> bool {
         template(path, &mut self.route);
-        let failed = status >= 400;
-        let op = Operation {
-            kind: OpKind::Http,
-            name: "http.request",
-            method: Some(method),
-            route: Some(&self.route),
-            server_address: Some("tinker.example"),
-            server_port: Some(443),
-            status: Some(status),
-            error_type: failed.then_some("500"),
-            queue_to: None,
-            duration,
-        };
+        let op = http(method, &self.route, status, duration);
         self.operations.record(&op, SystemTime::now()).alert.is_some()
     }
 

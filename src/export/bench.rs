@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::analysis::sink::{OpKind, Operation, Sink};
+use crate::analysis::sink::Sink;
 
 /// One exporter's sink, driven directly.
 #[doc(hidden)]
@@ -31,19 +31,6 @@ impl ExportBench {
     /// Records one HTTP request to the route template `route`; a `status` of 400 or more
     /// fails it with the error type `"500"`, as the analysis's bench does.
     pub fn record_http(&mut self, method: &str, route: &str, status: u16, duration: Duration) {
-        let failed = status >= 400;
-        let op = Operation {
-            kind: OpKind::Http,
-            name: "http.request",
-            method: Some(method),
-            route: Some(route),
-            server_address: Some("tinker.example"),
-            server_port: Some(443),
-            status: Some(status),
-            error_type: failed.then_some("500"),
-            queue_to: None,
-            duration,
-        };
-        self.sink.operation(&op);
+        self.sink.operation(&crate::analysis::bench::http(method, route, status, duration));
     }
 }
