@@ -231,6 +231,7 @@ impl Inner {
     /// An event with neither a message nor an `event_name` is named after its span (the
     /// instrumented function), and the error event `#[instrument(err)]` emits (one `error`
     /// field, nothing else) becomes an exception naming that span.
+    #[inline(always)]
     fn capture(
         &self,
         event: &Event<'_>,
@@ -250,49 +251,47 @@ impl Inner {
             return;
         }
         if let Some(error) = draft.error.take() {
-            let ErrorField { record, .. } = *error;
-            let mut record = record;
-            // A user error is always a WARNING; an exception takes the event's severity.
-            if matches!(record.body, Body::Exception(_)) {
-                record.severity = draft.severity.unwrap_or_else(|| Severity::from(meta.level()));
-            }
-            self.handoff.push(record);
-            return;
+            return self.push_error(*error, draft.severity, meta);
         }
-        if draft.name.is_none() && meta.name() == LOG_EVENT {
-            draft.drop_log_fields(meta);
-        }
-        let unnamed = draft.name.is_none() && draft.message.is_none() && is_default_event_name(meta.name());
-        let span = if unnamed { span_name() } else { None };
-        match span {
-            Some(span) => {
-                let start = text.len() as u32;
-                text.push_str(span);
-                draft.name = Some(Text::Range(start, text.len() as u32));
-            }
-            None if draft.name.is_none()
-                && (draft.message.is_none() || !is_default_event_name(meta.name())) =>
-            {
-                draft.name = Some(Text::Static(meta.name()));
-            }
-            None => {}
-        }
-        let explicit = draft.severity;
-        let fields = draft.pack(meta, text);
+        let span = name_event(&mut draft, meta, text, span_name);
+        let level = Severity::from(meta.level());
         if let Some(span) = span.filter(|_| is_instrument_error(meta)) {
-            let message = fields.get_str(INSTRUMENT_ERROR).unwrap_or_default().to_owned();
-            let severity = explicit.unwrap_or_else(|| Severity::from(meta.level()));
-            self.handoff.push(instrument_error(span, message, severity));
-            return;
+            return self.push_instrument_error(&draft, meta, text, span, level);
         }
-        let severity = explicit.unwrap_or_else(|| {
-            if draft.event_name(text) == QUEUE_STATE_CHANGE {
-                queue_severity(&fields)
-            } else {
-                Severity::from(meta.level())
+        let severity = match draft.severity {
+            Some(severity) => severity,
+            None if draft.is_named(text, QUEUE_STATE_CHANGE) => {
+                queue_severity(&draft.captured(meta, text, level))
             }
-        });
-        self.handoff.push(Record { time: Stamp::now(), severity, body: Body::Packed(fields) });
+            None => level,
+        };
+        self.handoff.push_captured(&draft.captured(meta, text, severity));
+    }
+
+    /// Queues the exception an `#[instrument(err)]` error event in `span` becomes.
+    #[cold]
+    fn push_instrument_error(
+        &self,
+        draft: &Draft<EventFields>,
+        meta: &'static tracing::Metadata<'static>,
+        text: &str,
+        span: &str,
+        level: Severity,
+    ) {
+        let message =
+            draft.captured(meta, text, level).get_str(INSTRUMENT_ERROR).unwrap_or_default().to_owned();
+        self.handoff.push(instrument_error(span, message, draft.severity.unwrap_or(level)));
+    }
+
+    /// Queues the event an error field became. A user error is always a WARNING; an
+    /// exception takes the event's severity.
+    #[cold]
+    fn push_error(&self, error: ErrorField, explicit: Option<Severity>, meta: &tracing::Metadata<'_>) {
+        let ErrorField { mut record } = error;
+        if matches!(record.body, Body::Exception(_)) {
+            record.severity = explicit.unwrap_or_else(|| Severity::from(meta.level()));
+        }
+        self.handoff.push(record);
     }
 
     /// Records an event's fields into its span's capture, if the span is captured: how
@@ -365,6 +364,36 @@ fn instrument_error(function: &str, message: String, severity: Severity) -> Reco
 /// tracing-log names every bridged record `log event`: names that say nothing.
 fn is_default_event_name(name: &str) -> bool {
     name.starts_with("event ") || name == LOG_EVENT
+}
+
+/// Names the event when its fields did not: a bridged `log` record loses tracing-log's
+/// `log.*` fields; an event with no message and a name that says nothing takes its span's
+/// name (returned, as the instrumented function); else it takes the callsite's name.
+#[inline(always)]
+fn name_event(
+    draft: &mut Draft<EventFields>,
+    meta: &'static tracing::Metadata<'static>,
+    text: &mut String,
+    span_name: impl FnOnce() -> Option<&'static str>,
+) -> Option<&'static str> {
+    if draft.name.is_some() {
+        return None;
+    }
+    if meta.name() == LOG_EVENT {
+        draft.drop_log_fields(meta);
+    }
+    let default_name = is_default_event_name(meta.name());
+    let span = if draft.message.is_none() && default_name { span_name() } else { None };
+    match span {
+        Some(span) => {
+            let start = text.len() as u32;
+            text.push_str(span);
+            draft.name = Some(Text::Range(start, text.len() as u32));
+        }
+        None if draft.message.is_none() || !default_name => draft.name = Some(Text::Static(meta.name())),
+        None => {}
+    }
+    span
 }
 
 impl<S> tracing_subscriber::Layer<S> for TinkerTelemetryLayer

@@ -8,8 +8,9 @@ use tracing::field::{Field, Visit};
 
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
+use crate::handoff::clock::Stamp;
 use crate::handoff::record::{
-    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Record, Text, TextRange, Val, encode_entry,
+    Captured, Entry, FieldRecord, INLINE_FIELDS, Layout, Record, Text, TextRange, Val, encode_entry,
 };
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
@@ -24,6 +25,49 @@ pub(crate) const EVENT_NAME: &str = "event_name";
 pub(crate) const SEVERITY: &str = "severity";
 /// tracing's name for the format-string message.
 pub(crate) const MESSAGE: &str = "message";
+
+/// What a field is to the capture, told by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Session,
+    Name,
+    Message,
+    Severity,
+    Value,
+}
+
+/// The role of the field called `name`. Compares fixed-size arrays, which compiles to a few
+/// loads instead of calls to `memcmp`: it runs for every field of every event.
+#[inline(always)]
+fn role(name: &str) -> Role {
+    const fn bytes<const N: usize>(s: &str) -> &[u8; N] {
+        match s.as_bytes().first_chunk() {
+            Some(b) => b,
+            None => panic!("a field name of another length"),
+        }
+    }
+    const SESSION: &[u8; 10] = bytes(SESSION_ID);
+    const NAME: &[u8; 10] = bytes(EVENT_NAME);
+    const MSG: &[u8; 7] = bytes(MESSAGE);
+    const SEV: &[u8; 8] = bytes(SEVERITY);
+    let b = name.as_bytes();
+    match b.len() {
+        7 if b.first_chunk() == Some(MSG) => Role::Message,
+        8 if b.first_chunk() == Some(SEV) => Role::Severity,
+        10 => match b.first_chunk::<10>() {
+            Some(x) if x == SESSION => Role::Session,
+            Some(x) if x == NAME => Role::Name,
+            _ => Role::Value,
+        },
+        _ => Role::Value,
+    }
+}
+
+/// Whether `field` is the `session_id` field.
+#[inline(always)]
+fn is_session(field: &Field) -> bool {
+    role(field.name()) == Role::Session
+}
 
 /// Looks for a `session_id` field and compares it with the reporter's.
 #[derive(Debug)]
@@ -152,11 +196,12 @@ impl FieldStore for NamedFields {
     }
 }
 
-/// An event's fields as [`PackedFields`] entries: a callsite has at most 32 fields, so they
+/// An event's fields as packed entries: a callsite has at most 32 fields, so they
 /// always fit on the stack.
 pub(crate) type EventFields = SmallVec<[Entry; 32]>;
 
 impl FieldStore for EventFields {
+    #[inline(always)]
     fn add(&mut self, field: &Field, val: Val, _replace: bool) -> bool {
         // Events are recorded once: nothing to replace. A callsite's field index fits a byte.
         self.push(encode_entry(field.index() as u8, val));
@@ -190,6 +235,17 @@ impl<S> Draft<S> {
     pub(crate) fn event_name<'t>(&self, text: &'t str) -> &'t str {
         self.name.or(self.message).map_or("", |t| t.of(text))
     }
+
+    /// Whether the event name so far is `name`; compares lengths before any text.
+    #[inline(always)]
+    pub(crate) fn is_named(&self, text: &str, name: &str) -> bool {
+        let len = match self.name.or(self.message) {
+            Some(Text::Static(s)) => s.len(),
+            Some(Text::Range(a, b)) => b.wrapping_sub(a) as usize,
+            None => 0,
+        };
+        len == name.len() && self.event_name(text) == name
+    }
 }
 
 impl Draft<NamedFields> {
@@ -214,9 +270,16 @@ impl Draft<EventFields> {
             .retain(|e| names.iter().nth(usize::from(e[0])).is_none_or(|f| !f.name().starts_with("log.")));
     }
 
-    /// The finished event record, packed: its fields and text in one buffer.
-    pub(crate) fn pack(&self, meta: &'static tracing::Metadata<'static>, text: &str) -> PackedFields {
-        PackedFields::new(meta, self.name, self.message, &self.fields, self.fields_dropped, text)
+    /// The finished event, stamped now, borrowing its fields and `text`.
+    #[inline(always)]
+    pub(crate) fn captured<'a>(
+        &'a self,
+        meta: &'static tracing::Metadata<'static>,
+        text: &'a str,
+        severity: Severity,
+    ) -> Captured<'a> {
+        let layout = Layout::new(meta, self.name, self.message, self.fields.len(), self.fields_dropped);
+        Captured { layout, time: Stamp::now(), severity, entries: &self.fields, text }
     }
 }
 
@@ -275,6 +338,7 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         MAX_VALUE_BYTES.min(MAX_EVENT_TEXT_BYTES.saturating_sub(used))
     }
 
+    #[inline(always)]
     fn push_str(&mut self, s: &str) -> TextRange {
         let start = self.text.len();
         let budget = self.budget();
@@ -309,6 +373,7 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         range(start, self.text.len())
     }
 
+    #[inline(always)]
     fn add(&mut self, field: &Field, val: Val) {
         if !self.draft.fields.add(field, val, self.replace) {
             self.draft.fields_dropped += 1;
@@ -348,12 +413,14 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
         if self.skipping() {
             return;
         }
-        match field.name() {
-            SESSION_ID => self.check_session_str(value),
-            EVENT_NAME => self.draft.name = Some(self.push_str(value).into()),
-            MESSAGE => self.draft.message = Some(self.push_str(value).into()),
-            SEVERITY if Severity::parse(value).is_some() => self.draft.severity = Severity::parse(value),
-            _ => {
+        match role(field.name()) {
+            Role::Session => self.check_session_str(value),
+            Role::Name => self.draft.name = Some(self.push_str(value).into()),
+            Role::Message => self.draft.message = Some(self.push_str(value).into()),
+            Role::Severity if Severity::parse(value).is_some() => {
+                self.draft.severity = Severity::parse(value)
+            }
+            Role::Severity | Role::Value => {
                 let t = self.push_str(value);
                 self.add(field, Val::Str(t));
             }
@@ -364,13 +431,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
         if self.skipping() {
             return;
         }
-        match field.name() {
-            SESSION_ID => self.check_session_debug(value),
-            EVENT_NAME => self.draft.name = Some(self.push_debug(value).into()),
-            MESSAGE => self.draft.message = Some(self.push_debug(value).into()),
-            name => {
+        match role(field.name()) {
+            Role::Session => self.check_session_debug(value),
+            Role::Name => self.draft.name = Some(self.push_debug(value).into()),
+            Role::Message => self.draft.message = Some(self.push_debug(value).into()),
+            role => {
                 let t = self.push_debug(value);
-                if name == SEVERITY {
+                if role == Role::Severity {
                     if let Some(s) = Severity::parse(&self.text[t.0 as usize..t.1 as usize]) {
                         self.draft.severity = Some(s);
                         self.text.truncate(t.0 as usize);
@@ -383,13 +450,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !is_session(field) && !self.skipping() {
             self.add(field, Val::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !is_session(field) && !self.skipping() {
             self.add(field, Val::U64(value));
         }
     }
@@ -409,7 +476,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !is_session(field) && !self.skipping() {
             self.add(field, Val::F64(value));
         }
     }
@@ -434,7 +501,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !is_session(field) && !self.skipping() {
             self.add(field, Val::Bool(value));
         }
     }
@@ -442,7 +509,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
 
 impl<S: FieldStore> FieldVisitor<'_, S> {
     fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
-        if field.name() == SESSION_ID || self.skipping() {
+        if is_session(field) || self.skipping() {
             return;
         }
         let start = self.text.len();
