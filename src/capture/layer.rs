@@ -490,19 +490,31 @@ where
             inner.absorb_into_span(event, &ctx);
             return;
         }
+        inner.capture_in_scratch(event, &ctx, check);
+    }
+}
+
+impl Inner {
+    /// [`capture`](Self::capture) with the thread's scratch buffer. Kept out of `on_event`
+    /// so that ignoring an event pays none of its set-up.
+    #[inline(never)]
+    fn capture_in_scratch<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, check: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         // Captures only references: a copy goes to whichever capture runs.
-        let in_span = || inner.span_in_session(event, &ctx);
+        let in_span = || self.span_in_session(event, ctx);
         let span_name = || ctx.event_span(event).map(|span| span.name());
         let captured = SCRATCH.try_with(|scratch| {
             let Ok(mut text) = scratch.try_borrow_mut() else { return false };
             text.clear();
-            inner.capture(event, &mut text, check, in_span, span_name);
+            self.capture(event, &mut text, check, in_span, span_name);
             true
         });
         // Re-entered from a Debug impl that logs, or logged from a thread-local's destructor
         // once SCRATCH is gone: a buffer of its own.
         if captured != Ok(true) {
-            inner.capture(event, &mut String::new(), check, in_span, span_name);
+            self.capture(event, &mut String::new(), check, in_span, span_name);
         }
     }
 }
