@@ -60,10 +60,10 @@ pub(crate) struct LayerConfig {
 /// });
 /// # Ok::<(), tinker_telemetry::BuildError>(())
 /// ```
-// Capturing costs the emitting thread one walk of the event's fields into a pre-sized record,
-// one allocation when fields and text do not fit in the record (none when they do), now and
-// then one more when the thread's lane grows, and a push into that lane; BENCHMARKS.md and
-// tests/alloc.rs have the figures.
+// Capturing costs the emitting thread one walk of the event's fields into the thread's scratch
+// (entries on the stack, text in a reused buffer) and a copy of both into its lane, which
+// allocates only while the lane grows to its working size; the uploader makes the record.
+// BENCHMARKS.md and tests/alloc.rs have the figures.
 #[derive(Clone)]
 pub struct TinkerTelemetryLayer {
     inner: Option<Arc<Inner>>,

@@ -1,10 +1,12 @@
 //! The record handed from the emitting thread to the uploader: one event, its fields packed.
 //!
-//! A [`Record`] is built on the hot path, so it is shaped to cost one allocation at most: an
-//! event's fields are packed as 10-byte entries, followed by every piece of text the event
+//! An event's fields are packed as 10-byte entries, followed by every piece of text the event
 //! carries (strings, `Debug` output, the message), which entries point into by byte range.
-//! Up to [`INLINE_BYTES`] of that live in the record itself. Serialization, redaction and
-//! size checks happen on the uploader thread.
+//! The emitting thread hands a captured event over as a [`Captured`] (its [`Layout`], time
+//! stamp and severity, borrowing the entries and text) whose bytes its lane copies; the
+//! uploader makes the [`Record`] from them, a [`PackedFields`] holding up to [`INLINE_BYTES`]
+//! inline. Records of other kinds (spans, errors, SESSION_START) are made where they happen.
+//! Serialization, redaction and size checks happen on the uploader thread.
 
 use std::time::Duration;
 
