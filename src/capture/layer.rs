@@ -13,8 +13,9 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::capture::entered::{self, Enclosing};
 use crate::capture::http;
+use crate::capture::roles::{SESSION_ID, SessionProbe};
 use crate::capture::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
-use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
+use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;

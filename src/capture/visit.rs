@@ -6,6 +6,7 @@ use std::fmt::{self, Write as _};
 use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
+use crate::capture::roles::{Role, debug_matches, is_session, role};
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
 use crate::handoff::clock::Stamp;
@@ -16,158 +17,6 @@ use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
 use crate::severity::Severity;
-
-/// The field that scopes events to a session.
-pub(crate) const SESSION_ID: &str = "session_id";
-/// The field that names an event.
-pub(crate) const EVENT_NAME: &str = "event_name";
-/// The field that overrides the level-derived severity.
-pub(crate) const SEVERITY: &str = "severity";
-/// tracing's name for the format-string message.
-pub(crate) const MESSAGE: &str = "message";
-
-/// What a field is to the capture, told by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Session,
-    Name,
-    Message,
-    Severity,
-    Value,
-}
-
-/// The role of the field called `name`. Compares fixed-size arrays, which compiles to a few
-/// loads instead of calls to `memcmp`: it runs for every field of every event.
-#[inline(always)]
-fn role(name: &str) -> Role {
-    const fn bytes<const N: usize>(s: &str) -> &[u8; N] {
-        match s.as_bytes().first_chunk() {
-            Some(b) => b,
-            None => panic!("a field name of another length"),
-        }
-    }
-    const SESSION: &[u8; 10] = bytes(SESSION_ID);
-    const NAME: &[u8; 10] = bytes(EVENT_NAME);
-    const MSG: &[u8; 7] = bytes(MESSAGE);
-    const SEV: &[u8; 8] = bytes(SEVERITY);
-    let b = name.as_bytes();
-    match b.len() {
-        7 if b.first_chunk() == Some(MSG) => Role::Message,
-        8 if b.first_chunk() == Some(SEV) => Role::Severity,
-        10 => match b.first_chunk::<10>() {
-            Some(x) if x == SESSION => Role::Session,
-            Some(x) if x == NAME => Role::Name,
-            _ => Role::Value,
-        },
-        _ => Role::Value,
-    }
-}
-
-/// Whether `field` is the `session_id` field.
-#[inline(always)]
-fn is_session(field: &Field) -> bool {
-    role(field.name()) == Role::Session
-}
-
-/// Looks for a `session_id` field and compares it with the reporter's.
-#[derive(Debug)]
-pub(crate) struct SessionProbe<'a> {
-    want: &'a str,
-    /// `None`: no `session_id` field; else whether it matched.
-    pub(crate) found: Option<bool>,
-}
-
-impl<'a> SessionProbe<'a> {
-    pub(crate) fn new(want: &'a str) -> Self {
-        SessionProbe { want, found: None }
-    }
-}
-
-impl Visit for SessionProbe<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == SESSION_ID {
-            self.found = Some(value == self.want);
-        }
-    }
-
-    // Numbers and bools are never the session's id: skip the Debug path for them.
-    fn record_i64(&mut self, _: &Field, _: i64) {}
-
-    fn record_u64(&mut self, _: &Field, _: u64) {}
-
-    fn record_f64(&mut self, _: &Field, _: f64) {}
-
-    fn record_bool(&mut self, _: &Field, _: bool) {}
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == SESSION_ID {
-            self.found = Some(debug_matches(self.want, value));
-        }
-    }
-}
-
-/// Whether `value` formats as `want`: `%id` formats as the id, `?id` of a string as the id
-/// in quotes; both are accepted. Allocates nothing.
-fn debug_matches(want: &str, value: &dyn fmt::Debug) -> bool {
-    let mut plain = Matcher::new(want, false);
-    let mut quoted = Matcher::new(want, true);
-    let _ = write!(Tee(&mut plain, &mut quoted), "{value:?}");
-    plain.matched() || quoted.matched()
-}
-
-/// Checks, as text streams in, whether it equals `want` (or `"want"`).
-struct Matcher<'a> {
-    want: &'a [u8],
-    quoted: bool,
-    pos: usize,
-    ok: bool,
-}
-
-impl<'a> Matcher<'a> {
-    fn new(want: &'a str, quoted: bool) -> Self {
-        Matcher { want: want.as_bytes(), quoted, pos: 0, ok: true }
-    }
-
-    fn expected(&self, i: usize) -> Option<u8> {
-        if !self.quoted {
-            return self.want.get(i).copied();
-        }
-        let n = self.want.len();
-        match i {
-            0 => Some(b'"'),
-            i if i <= n => Some(self.want[i - 1]),
-            i if i == n + 1 => Some(b'"'),
-            _ => None,
-        }
-    }
-
-    fn matched(&self) -> bool {
-        self.ok && self.pos == self.want.len() + if self.quoted { 2 } else { 0 }
-    }
-}
-
-impl fmt::Write for Matcher<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            if !self.ok {
-                break;
-            }
-            self.ok = self.expected(self.pos) == Some(b);
-            self.pos += 1;
-        }
-        Ok(())
-    }
-}
-
-struct Tee<'a, 'b>(&'a mut Matcher<'b>, &'a mut Matcher<'b>);
-
-impl fmt::Write for Tee<'_, '_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.write_str(s)?;
-        self.1.write_str(s)?;
-        if self.0.ok || self.1.ok { Ok(()) } else { Err(fmt::Error) }
-    }
-}
 
 /// Where a [`FieldVisitor`] puts field values.
 pub(crate) trait FieldStore: Default {
@@ -450,13 +299,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if !is_session(field) && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if !is_session(field) && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::U64(value));
         }
     }
@@ -476,7 +325,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !is_session(field) && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::F64(value));
         }
     }
@@ -501,7 +350,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if !is_session(field) && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::Bool(value));
         }
     }
@@ -509,7 +358,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
 
 impl<S: FieldStore> FieldVisitor<'_, S> {
     fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
-        if is_session(field) || self.skipping() {
+        if self.skipping() || is_session(field) {
             return;
         }
         let start = self.text.len();
