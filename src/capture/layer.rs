@@ -13,7 +13,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::capture::entered::{self, Enclosing};
 use crate::capture::http;
-use crate::capture::roles::{SESSION_ID, SessionProbe};
+use crate::capture::roles::{SESSION_ID, SessionProbe, has_session_field};
 use crate::capture::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
 use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor};
 use crate::errors::classify::Classifier;
@@ -319,20 +319,6 @@ impl Inner {
     {
         PerLayer::<bool>::get(span, self.id)
     }
-}
-
-/// Whether the callsite declares a `session_id` field. Compares each name as a fixed-size
-/// array, which compiles to two loads instead of a call to `memcmp`.
-#[inline]
-fn has_session_field(meta: &tracing::Metadata<'_>) -> bool {
-    const WANT: &[u8; SESSION_ID.len()] = match SESSION_ID.as_bytes().first_chunk() {
-        Some(want) => want,
-        None => unreachable!(),
-    };
-    meta.fields().iter().any(|f| {
-        let name = f.name().as_bytes();
-        name.len() == WANT.len() && name.first_chunk() == Some(WANT)
-    })
 }
 
 /// tracing-log's name for a bridged `log` record.
