@@ -398,7 +398,7 @@ fn decode_entry(e: &[u8]) -> (u8, Val) {
 }
 
 /// The text `t` stands for, ranges resolved in `text`.
-fn text_in<'a>(text: &'a [u8], t: Text) -> &'a str {
+fn text_in(text: &[u8], t: Text) -> &str {
     match t {
         Text::Static(s) => s,
         // The ranges were cut on character boundaries of valid UTF-8.
