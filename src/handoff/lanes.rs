@@ -7,11 +7,10 @@
 //! that two emitting threads write.
 //!
 //! The uploader takes a lane's whole contents at once, swapping in the buffers it emptied the
-//! time before, so the emitting thread keeps writing into memory that already has room; it
-//! then makes each event's [`Record`] on its own thread, in the order the thread pushed them.
-//! The uploader drains every lane whenever it takes events, so an event never waits on its
-//! thread emitting another. A lane outlives its thread until it is drained: events left by a
-//! thread that exits are still sent.
+//! time before (so the thread writes into memory that already has room), and makes each
+//! event's [`Record`] on its own thread, in push order. It drains every lane whenever it
+//! takes events, so an event never waits on its thread emitting another. A lane outlives its
+//! thread until it is drained: events left by a thread that exits are still sent.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -25,8 +24,7 @@ use super::clock::Stamp;
 use super::record::{Body, Captured, Layout, PackedFields, Record};
 use crate::severity::Severity;
 
-/// Records moved out of a lane per call of `each`'s loop, so that one busy lane cannot keep
-/// another's events waiting.
+/// Records moved out of a lane per turn, so that one busy lane cannot keep another's waiting.
 const DRAIN_CHUNK: usize = 256;
 /// Room (in events) a lane always keeps once it has grown to it.
 const KEEP_CAPACITY: usize = 256;
@@ -84,10 +82,6 @@ struct Pending {
 }
 
 impl Pending {
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Empties it, keeping its room unless it has been idle a while.
     fn reset(&mut self, idle: bool) {
         self.items.clear();
@@ -177,7 +171,7 @@ impl Taken {
 
 impl Lane {
     fn lock_open(&self) -> MutexGuard<'_, Pending> {
-        // A lane's lock guards no invariant a panic could break.
+        // Guards no invariant a panic could break.
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -186,7 +180,7 @@ impl Lane {
     }
 
     fn is_empty(&self) -> bool {
-        self.lock_taken().is_done() && self.lock_open().is_empty()
+        self.lock_taken().is_done() && self.lock_open().items.is_empty()
     }
 
     /// Moves up to `k` events out of the lane, as records, into `out`.
@@ -418,5 +412,89 @@ mod tests {
         seen.clear();
         b.drain(usize::MAX, |r| seen.push(number(&r)));
         assert_eq!(seen, [2]);
+    }
+
+    /// The callsite of an event with fields `a` (a number) and `b` (a string).
+    fn callsite() -> &'static tracing::Metadata<'static> {
+        use std::sync::OnceLock;
+        use tracing_subscriber::layer::{Context, SubscriberExt};
+        static META: OnceLock<&'static tracing::Metadata<'static>> = OnceLock::new();
+        struct Keep;
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Keep {
+            fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+                let _ = META.set(event.metadata());
+            }
+        }
+        let subscriber = tracing_subscriber::registry().with(Keep);
+        tracing::subscriber::with_default(subscriber, || tracing::info!(a = 1u64, b = "x"));
+        META.get().copied().unwrap()
+    }
+
+    /// Pushes a captured event of [`callsite`] with `a = n` and `b` `n` bytes long.
+    fn push_captured(lanes: &Lanes, n: u64) {
+        use crate::handoff::record::{Captured, Layout, TextRange, Val, encode_entry};
+        let meta = callsite();
+        let text = "b".repeat(n as usize);
+        let entries = [encode_entry(0, Val::U64(n)), encode_entry(1, Val::Str(TextRange(0, n as u32)))];
+        let layout = Layout::new(meta, None, None, entries.len(), 0);
+        let event =
+            Captured { layout, time: Stamp::now(), severity: Severity::Info, entries: &entries, text: &text };
+        assert!(lanes.push_captured(&event));
+    }
+
+    /// A captured event's `a` and the length of its `b`, or a pushed record's number.
+    fn seen(r: &Record) -> (u64, usize) {
+        use crate::handoff::record::{FieldSource, Val};
+        match &r.body {
+            Body::Packed(p) => match (p.get("a"), p.get_str("b")) {
+                (Some(Val::U64(a)), Some(b)) => (a, b.len()),
+                other => panic!("{other:?}"),
+            },
+            _ => (number(r), usize::MAX),
+        }
+    }
+
+    #[test]
+    fn captured_events_and_records_come_out_in_push_order() {
+        let lanes = Lanes::default();
+        let mut want = Vec::new();
+        for n in 0..600u64 {
+            if n % 7 == 0 {
+                lanes.push(record(n), |_| unreachable!());
+                want.push((n, usize::MAX));
+            } else {
+                // From 0 to 99 bytes of text: inline records and heap ones.
+                push_captured(&lanes, n % 100);
+                want.push((n % 100, (n % 100) as usize));
+            }
+        }
+        let mut got = Vec::new();
+        while lanes.drain(13, |r| got.push(seen(&r))) > 0 {}
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn after_a_take_the_thread_has_the_room_it_needed() {
+        let lanes = Lanes::default();
+        (0..500).for_each(|n| push_captured(&lanes, n % 50));
+        let lane = Arc::clone(&lanes.registry()[0]);
+        let (items, bytes) = {
+            let open = lane.lock_open();
+            (open.items.len(), open.bytes.len())
+        };
+        assert_eq!(lanes.drain(usize::MAX, drop), 500);
+        let open = lane.lock_open();
+        assert!(open.items.is_empty());
+        assert!(open.items.capacity() >= items && open.bytes.capacity() >= bytes, "{items} {bytes}");
+    }
+
+    /// Two threads' lanes, and a lane's halves (one thread writes each), share no cache line.
+    #[test]
+    fn lanes_and_their_halves_sit_on_lines_of_their_own() {
+        assert!(std::mem::align_of::<Lane>() >= 128);
+        let lane = Lane::default();
+        let open = std::ptr::from_ref(&lane.open) as usize;
+        let taken = std::ptr::from_ref(&lane.taken) as usize;
+        assert!(open.abs_diff(taken) >= 128 && open % 128 == 0 && taken % 128 == 0);
     }
 }
