@@ -9,7 +9,9 @@
 //! Every event is `info!` with `session_id` and 4 fields. Benchmarks whose events reach a
 //! queue emit in paced chunks (see `tinker_telemetry_bench::paced`): only the emitting is
 //! timed, and the consumer is given time, untimed, to keep the backlog under 20,000 events,
-//! so that nothing is dropped and no figure is one of page faults. Each tinker-telemetry
+//! so that nothing is dropped and no figure is one of page faults. The `*_flood` benchmarks
+//! emit back to back instead (`tinker_telemetry_bench::flood`), the queue holding a whole
+//! sample, and drain it, untimed, after each sample. Each tinker-telemetry
 //! benchmark has a reporter of its own, aimed at a local sink; its final counters are printed
 //! to stderr when the benchmark ends, drops included.
 
@@ -26,7 +28,7 @@ use opentelemetry_sdk::logs::{
     BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
 };
 use tinker_telemetry_bench::{
-    OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, paced,
+    OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, flood, paced,
 };
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
@@ -176,6 +178,8 @@ fn benches(c: &mut Criterion) {
         });
     });
 
+    captured_flood(&mut g, &sink);
+
     // The peer: the OpenTelemetry bridge over a BatchLogProcessor whose exporter discards
     // (and counts, so that the producer can be paced the same way).
     let exporter = CountingExporter::default();
@@ -201,7 +205,59 @@ fn benches(c: &mut Criterion) {
     let (sent, got) = (emitted.get(), exported.load(Relaxed));
     eprintln!("[opentelemetry] emitted {sent}, exported {got}, lost {}", sent.saturating_sub(got));
     let _ = provider.shutdown();
+    opentelemetry_flood(&mut g);
     g.finish();
+}
+
+/// `tinker/captured_flood`: the captured event emitted back to back, unpaced; after each
+/// sample, untimed, the reporter is drained.
+fn captured_flood(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink) {
+    let (layer, guard) = builder(&sink.base_url()).build().expect("the reporter builds");
+    let handle = guard.handle();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        g.bench_function("tinker/captured_flood", |b| {
+            b.iter_custom(|n| {
+                let settle = || assert!(handle.wait_until_drained(Duration::from_secs(120)));
+                flood(n, settle, |i| event_with_session!(SESSION, black_box(i)))
+            })
+        });
+    });
+    drop(dispatch);
+    let s = guard.shutdown().stats;
+    eprintln!(
+        "[captured_flood] reporter: accepted {}, delivered {}, dropped {}",
+        s.accepted,
+        s.delivered,
+        s.dropped.total()
+    );
+}
+
+/// `opentelemetry/captured_flood`: the peer under the same flood, its queue large enough to
+/// hold a sample whole; after each sample, untimed, it is flushed.
+fn opentelemetry_flood(g: &mut BenchmarkGroup<'_, WallTime>) {
+    let exporter = CountingExporter::default();
+    let exported = Arc::clone(&exporter.0);
+    let config = BatchConfigBuilder::default().with_max_queue_size(1 << 21).build();
+    let processor = BatchLogProcessor::builder(exporter).with_batch_config(config).build();
+    let provider = SdkLoggerProvider::builder().with_log_processor(processor).build();
+    let bridge = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider);
+    let otel = Dispatch::new(tracing_subscriber::registry().with(bridge));
+    let emitted = Cell::new(0u64);
+    tracing::dispatcher::with_default(&otel, || {
+        g.bench_function("opentelemetry/captured_flood", |b| {
+            b.iter_custom(|n| {
+                let settle = || {
+                    let _ = provider.force_flush();
+                };
+                emitted.set(emitted.get() + n);
+                flood(n, settle, |i| event_with_session!(SESSION, black_box(i)))
+            })
+        });
+    });
+    let (sent, got) = (emitted.get(), exported.load(Relaxed));
+    eprintln!("[opentelemetry_flood] emitted {sent}, exported {got}, lost {}", sent.saturating_sub(got));
+    let _ = provider.shutdown();
 }
 
 /// A layer that walks every event's fields and keeps nothing.
