@@ -77,42 +77,8 @@ fn a_captured_event_allocates_nothing_once_the_lane_has_grown() {
                 tracing::info!(event_name = "train.step", step = i, loss = 0.731, model = "llama")
             })
         });
-        // A formatted message, Debug and Display values, every field kept inline.
-        let rich = accepted_by(&handle, |i| {
-            tracing::warn!(
-                session_id = SESSION,
-                a = i,
-                b = "b",
-                c = ?Some(i),
-                d = true,
-                e = -1i64,
-                f = %i,
-                "step {i} of {}",
-                EVENTS
-            )
-        });
-        // Sixteen fields, 160 bytes of entries: no allocation either.
-        let wide = accepted_by(&handle, |i| {
-            tracing::info!(
-                session_id = SESSION,
-                f1 = i,
-                f2 = i,
-                f3 = i,
-                f4 = i,
-                f5 = "5",
-                f6 = "6",
-                f7 = 7.0,
-                f8 = true,
-                f9 = i,
-                f10 = i,
-                f11 = i,
-                f12 = "12",
-                f13 = "13",
-                f14 = 14.0,
-                f15 = false,
-                f16 = i,
-            )
-        });
+        let rich = rich(&handle);
+        let wide = sixteen_fields(&handle);
         [
             ("own session_id", own),
             ("inherited from a span", inherited),
@@ -128,6 +94,48 @@ fn a_captured_event_allocates_nothing_once_the_lane_has_grown() {
         println!("{case}: {per_event:.3} allocations per captured event");
         assert_eq!(count, 0, "{case}: {count} allocations for {EVENTS} captured events");
     }
+}
+
+/// Allocations for events with a formatted message, Debug and Display values.
+fn rich(handle: &TelemetryHandle) -> u64 {
+    accepted_by(handle, |i| {
+        tracing::warn!(
+            session_id = SESSION,
+            a = i,
+            b = "b",
+            c = ?Some(i),
+            d = true,
+            e = -1i64,
+            f = %i,
+            "step {i} of {}",
+            EVENTS
+        )
+    })
+}
+
+/// Allocations for events with sixteen fields (160 bytes of entries).
+fn sixteen_fields(handle: &TelemetryHandle) -> u64 {
+    accepted_by(handle, |i| {
+        tracing::info!(
+            session_id = SESSION,
+            f1 = i,
+            f2 = i,
+            f3 = i,
+            f4 = i,
+            f5 = "5",
+            f6 = "6",
+            f7 = 7.0,
+            f8 = true,
+            f9 = i,
+            f10 = i,
+            f11 = i,
+            f12 = "12",
+            f13 = "13",
+            f14 = 14.0,
+            f15 = false,
+            f16 = i,
+        )
+    })
 }
 
 #[test]

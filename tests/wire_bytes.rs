@@ -51,6 +51,14 @@ struct Config {
 
 /// Emits one event of each shape, in order.
 fn emit() {
+    messages();
+    types();
+    wide_and_overridden();
+    error_and_span();
+}
+
+/// A constant message, a formatted one, a message alone, a name given at the callsite.
+fn messages() {
     tracing::info!(
         session_id = SESSION,
         event_name = "http.call",
@@ -61,6 +69,10 @@ fn emit() {
     tracing::warn!(session_id = SESSION, step = 3u64, "step {} of {}: {:?}", 3, 10, "done");
     tracing::info!(session_id = SESSION, "plain message");
     tracing::info!(name: "callsite.name", session_id = SESSION, attempt = 1u64);
+}
+
+/// Fields of every type, and a value over the size limit.
+fn types() {
     tracing::info!(
         session_id = SESSION,
         event_name = "types",
@@ -87,6 +99,10 @@ fn emit() {
     );
     let long = "x".repeat(tinker_telemetry::MAX_VALUE_BYTES + 10);
     tracing::info!(session_id = SESSION, event_name = "long", long = long.as_str(), after = 1u64);
+}
+
+/// Seventeen fields and a formatted message; a severity override, and one that is not.
+fn wide_and_overridden() {
     tracing::info!(
         session_id = SESSION,
         f1 = 1u64,
@@ -111,6 +127,10 @@ fn emit() {
     );
     tracing::info!(session_id = SESSION, event_name = "override", severity = "ERROR", n = 1u64);
     tracing::info!(session_id = SESSION, event_name = "bad override", severity = "LOUD", n = 2u64);
+}
+
+/// An error value, an event below `min_level` and one whose session is its span's.
+fn error_and_span() {
     let error = Outer(Inner);
     tracing::error!(session_id = SESSION, error = &error as &dyn std::error::Error, "saving the checkpoint");
     let span = tracing::info_span!("session", session_id = SESSION);

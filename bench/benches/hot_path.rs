@@ -82,29 +82,7 @@ fn benches(c: &mut Criterion) {
     let sink = Sink::start().expect("the sink starts");
     let mut g = c.benchmark_group("event");
 
-    // The floor: a registry and no layer at all.
-    let bare = Dispatch::new(tracing_subscriber::registry());
-    tracing::dispatcher::with_default(&bare, || {
-        g.bench_function("bare_registry", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(SESSION, black_box(i))))
-        });
-        g.bench_function("bare_registry/http_request_span", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(http_request_span!()))))
-        });
-        let span = tracing::info_span!("session", session_id = SESSION);
-        g.bench_function("bare_registry/span_enter_exit", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(span.enter()))))
-        });
-    });
-
-    // The floor for any layer that reads a field value: tracing-core offers no way to read
-    // one field, so a layer must walk them all, here with a visitor that does nothing.
-    let walk = Dispatch::new(tracing_subscriber::registry().with(WalkFields));
-    tracing::dispatcher::with_default(&walk, || {
-        g.bench_function("floor/field_walk", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(OTHER_SESSION, black_box(i))))
-        });
-    });
+    floors(&mut g);
 
     with_reporter("ignored_no_session", &sink, |d, backlog| {
         tracing::dispatcher::with_default(d, || {
@@ -134,7 +112,18 @@ fn benches(c: &mut Criterion) {
 
     event_in_span(&mut g, &sink, "captured_in_span", SESSION);
 
-    with_reporter("span_enter_exit", &sink, |d, _| {
+    spans(&mut g, &sink);
+
+    captured_2_threads(&mut g, &sink);
+    captured_flood(&mut g, &sink);
+    opentelemetry_paced(&mut g);
+    opentelemetry_flood(&mut g);
+    g.finish();
+}
+
+/// `tinker/span_enter_exit` and `tinker/http_request_span`.
+fn spans(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink) {
+    with_reporter("span_enter_exit", sink, |d, _| {
         tracing::dispatcher::with_default(d, || {
             let span = tracing::info_span!("session", session_id = SESSION);
             g.bench_function("tinker/span_enter_exit", |b| {
@@ -143,15 +132,45 @@ fn benches(c: &mut Criterion) {
         });
     });
 
-    with_reporter("http_request_span", &sink, |d, backlog| {
+    with_reporter("http_request_span", sink, |d, backlog| {
         tracing::dispatcher::with_default(d, || {
             g.bench_function("tinker/http_request_span", |b| {
                 b.iter_custom(|n| paced(n, backlog, |_| drop(black_box(http_request_span!()))))
             });
         });
     });
+}
 
-    with_reporter("captured_2_threads", &sink, |d, backlog| {
+/// The floors: a registry and no layer, and a layer that walks the fields and keeps nothing.
+fn floors(g: &mut BenchmarkGroup<'_, WallTime>) {
+    // The floor: a registry and no layer at all.
+    let bare = Dispatch::new(tracing_subscriber::registry());
+    tracing::dispatcher::with_default(&bare, || {
+        g.bench_function("bare_registry", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(SESSION, black_box(i))))
+        });
+        g.bench_function("bare_registry/http_request_span", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(http_request_span!()))))
+        });
+        let span = tracing::info_span!("session", session_id = SESSION);
+        g.bench_function("bare_registry/span_enter_exit", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(span.enter()))))
+        });
+    });
+
+    // The floor for any layer that reads a field value: tracing-core offers no way to read
+    // one field, so a layer must walk them all, here with a visitor that does nothing.
+    let walk = Dispatch::new(tracing_subscriber::registry().with(WalkFields));
+    tracing::dispatcher::with_default(&walk, || {
+        g.bench_function("floor/field_walk", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(OTHER_SESSION, black_box(i))))
+        });
+    });
+}
+
+/// `tinker/captured_2_threads`: two threads emitting at once.
+fn captured_2_threads(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink) {
+    with_reporter("captured_2_threads", sink, |d, backlog| {
         g.bench_function("tinker/captured_2_threads", |b| {
             b.iter_custom(|n| {
                 let start = Barrier::new(2);
@@ -177,9 +196,10 @@ fn benches(c: &mut Criterion) {
             })
         });
     });
+}
 
-    captured_flood(&mut g, &sink);
-
+/// `opentelemetry/captured`: the peer, paced.
+fn opentelemetry_paced(g: &mut BenchmarkGroup<'_, WallTime>) {
     // The peer: the OpenTelemetry bridge over a BatchLogProcessor whose exporter discards
     // (and counts, so that the producer can be paced the same way).
     let exporter = CountingExporter::default();
@@ -205,8 +225,6 @@ fn benches(c: &mut Criterion) {
     let (sent, got) = (emitted.get(), exported.load(Relaxed));
     eprintln!("[opentelemetry] emitted {sent}, exported {got}, lost {}", sent.saturating_sub(got));
     let _ = provider.shutdown();
-    opentelemetry_flood(&mut g);
-    g.finish();
 }
 
 /// `tinker/captured_flood`: the captured event emitted back to back, unpaced; after each
