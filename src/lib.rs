@@ -365,6 +365,11 @@ mod urls;
 #[doc(hidden)]
 pub use analysis::bench::AnalysisBench;
 pub use analysis::histogram::QUANTILE_RELATIVE_ERROR;
+pub use analysis::notify::SpikeCalls;
+pub use analysis::report::{
+    ErrorSpike, ErrorTypeCount, OperationKey, OperationNumbers, OperationStats, OperationsSnapshot,
+    UsageReport,
+};
 pub use api::future::{CaptureExt, Captured};
 pub use api::guard::TelemetryGuard;
 pub use api::handle::TelemetryHandle;

@@ -12,6 +12,7 @@ use super::defaults::{
     DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
 };
 use crate::analysis::analyzer::{AnalysisConfig, Analyzer};
+use crate::analysis::live::Live;
 use crate::analysis::sink::Sink;
 use crate::api::guard::TelemetryGuard;
 use crate::api::handle::TelemetryHandle;
@@ -281,8 +282,10 @@ impl Builder {
 
     /// Prints one line on stderr for every request payload the uploader settles: its events
     /// and bytes, whether it was delivered or dropped (and why), its retries and the last
-    /// error in words. Written straight to stderr, never through tracing, so it cannot feed
-    /// back into the layer; the API key never appears in it. For finding out why telemetry
+    /// error in words; and, once per reporter, a line the first time an HTTP span carries no
+    /// path (its route is `_unknown`), naming the fix. Written straight to stderr, never
+    /// through tracing, so it cannot feed back into the layer; the API key never appears in
+    /// it. For finding out why telemetry
     /// does not arrive (a wrong key, TLS, a proxy); see also
     /// [`TelemetryHandle::last_delivery_error`](crate::TelemetryHandle::last_delivery_error).
     /// Default: off.
@@ -438,7 +441,8 @@ impl Builder {
     /// is not loopback while an API key would be sent; a size, count or interval is zero;
     /// `max_batch_size` exceeds [`MAX_BATCH_SIZE_LIMIT`](crate::MAX_BATCH_SIZE_LIMIT) or `max_queue_size`;
     /// `flush_threshold` exceeds `max_queue_size`; a `root_certificate` PEM holds no
-    /// certificate or one that does not parse. Also when the uploader thread or its HTTP
+    /// certificate or one that does not parse; an `operation_label` is empty, given twice,
+    /// a field every operation has, or a redacted field. Also when the uploader thread or its HTTP
     /// client cannot be started.
     pub fn build(self) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         self.build_with_env(&|name| std::env::var(name).ok())
@@ -468,7 +472,11 @@ impl Builder {
             let handle = TelemetryHandle::disabled(session_id);
             return Ok((TinkerTelemetryLayer::disabled(), TelemetryGuard::disabled(handle)));
         }
-        self.analysis.check()?;
+        let redactor = match self.redacted_fields {
+            Some(names) => Redactor::new(names),
+            None => Redactor::default(),
+        };
+        self.analysis.check(&redactor)?;
         let (handoff, control) = Handoff::new(
             self.max_queue_size,
             self.max_queue_bytes,
@@ -479,10 +487,6 @@ impl Builder {
         let handoff = Arc::new(handoff);
         crate::handoff::clock::calibrate_in_background();
         handoff.push_session_start();
-        let redactor = match self.redacted_fields {
-            Some(names) => Redactor::new(names),
-            None => Redactor::default(),
-        };
         let config = UploadConfig {
             endpoint,
             api_key: api_key.unwrap_or_default(),
@@ -508,12 +512,15 @@ impl Builder {
         // The runtime `build()` runs in, if any, is measured in the summaries; without
         // summaries nothing reads it.
         let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| self.analysis.enabled);
-        let analyzer = Analyzer::new(self.analysis, sinks, runtime);
+        let live = Arc::new(Live::default());
+        let analysis = AnalysisConfig { debug: self.debug, ..self.analysis };
+        let analyzer = Analyzer::new(analysis, sinks, runtime, &live).map_err(BuildError::Runtime)?;
         let thread = thread::start(config, roots, Arc::clone(&handoff), control, analyzer)?;
         let handle = TelemetryHandle::enabled(
             Arc::clone(&handoff),
             self.flush_timeout,
             Arc::clone(&layer_config.classifier),
+            live,
         );
         let layer = TinkerTelemetryLayer::enabled(layer_config, handoff);
         Ok((layer, TelemetryGuard::enabled(handle, thread)))
