@@ -365,6 +365,7 @@ mod export;
 mod handoff;
 mod limits;
 mod severity;
+mod status_class;
 mod urls;
 
 #[doc(hidden)]
@@ -398,7 +399,7 @@ pub use errors::status::{HttpError, HttpStatusError};
 #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 pub use export::bench::ExportBench;
 pub use export::names::DURATION_BUCKETS;
-pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Retried, Stats};
+pub use handoff::stats::{DeliveryError, DeliveryErrorKind, DropReason, Dropped, Retried, RetryCause, Stats};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
     TRUNCATION_MARKER,

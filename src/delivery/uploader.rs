@@ -22,7 +22,7 @@ use crate::handoff::Handoff;
 use crate::handoff::clock::{Anchor, Stamp};
 use crate::handoff::control::Control;
 use crate::handoff::record::{Body, Record};
-use crate::handoff::stats::Stats;
+use crate::handoff::stats::{DropReason, Stats};
 use crate::severity::Severity;
 
 /// How long shutdown's last take waits for pushes that passed the closed check just before
@@ -284,13 +284,15 @@ impl Uploader {
     /// Serializes one record into the batch being filled.
     fn add(&mut self, record: Record) {
         if self.ended {
-            self.handoff.settle(&self.handoff.counters.after_shutdown_taken, 1);
+            self.handoff.dropped(DropReason::AfterShutdown, 1);
+            self.handoff.release(1);
             return;
         }
         let time = self.anchor.wall(record.time);
         let observed = self.analyzer.observe(&record, time);
         if observed.summarized {
-            self.handoff.settle(&self.handoff.counters.summarized, 1);
+            self.handoff.summarized(1);
+            self.handoff.release(1);
         } else {
             self.serialize(record, time);
         }
@@ -380,7 +382,7 @@ impl Uploader {
         if unsettled > 0 {
             // Aborted at the drain deadline, or the send task failed: what it had not settled
             // could not be sent.
-            self.handoff.count(&self.handoff.counters.unsent_at_shutdown, unsettled);
+            self.handoff.dropped(DropReason::UnsentAtShutdown, unsettled);
         }
         self.handoff.release(info.len);
         self.handoff.release_bytes(info.bytes);
@@ -436,7 +438,8 @@ impl Uploader {
                         unsent += batch.len() as u64;
                         bytes += batch.bytes;
                     }
-                    self.handoff.settle(&self.handoff.counters.unsent_at_shutdown, unsent);
+                    self.handoff.dropped(DropReason::UnsentAtShutdown, unsent);
+                    self.handoff.release(unsent);
                     self.handoff.release_bytes(bytes);
                     self.unsettled -= unsent as usize;
                     self.outstanding.clear();
@@ -451,7 +454,8 @@ impl Uploader {
             STRAGGLER_GRACE.min(deadline.saturating_duration_since(Instant::now())).max(STRAGGLER_FLOOR);
         let late =
             handoff.take_last(self.unsettled, grace, |record| handoff.release_bytes(record.heap_bytes()));
-        handoff.settle(&handoff.counters.after_shutdown_taken, late as u64);
+        handoff.dropped(DropReason::AfterShutdown, late as u64);
+        handoff.release(late as u64);
         handoff.set_watermark(u64::MAX);
         let stats = handoff.stats();
         // The exporters end with every event's fate.
