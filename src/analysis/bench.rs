@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::live::{Live, Publisher};
 use super::operation::template;
 use super::operations::Operations;
-use super::report::OperationsSnapshot;
+use super::report::{OperationsSnapshot, UsageReport};
 use super::sink::Operation;
 use super::spike::SpikeRule;
 
@@ -75,6 +75,12 @@ impl AnalysisBench {
     #[must_use]
     pub fn operations(&self) -> OperationsSnapshot {
         self.live.snapshot()
+    }
+
+    /// What [`TelemetryHandle::usage`](crate::TelemetryHandle::usage) returns.
+    #[must_use]
+    pub fn usage(&self) -> UsageReport {
+        self.live.usage()
     }
 
     /// About the heap the table holds.

@@ -25,8 +25,8 @@ struct Row {
 /// The numbers of one take.
 #[derive(Debug, Default)]
 struct Published {
-    /// By the table's entry index.
-    rows: Vec<Row>,
+    /// By the table's entry index; a row unchanged since the last take is shared with it.
+    rows: Vec<Arc<Row>>,
     window_closed_at: Option<SystemTime>,
     window_s: Option<f64>,
     taken_at: Option<SystemTime>,
@@ -74,22 +74,23 @@ impl Live {
     }
 }
 
-/// `rows` the most used over the session first, ties by key: the order of the summary's `top`.
-fn by_use(rows: &[Row]) -> impl Iterator<Item = &Row> {
-    let mut order: Vec<&Row> = rows.iter().collect();
-    order.sort_by(|a, b| b.session.count.cmp(&a.session.count).then_with(|| a.key.cmp(&b.key)));
+/// `rows` the most used over the session first, those used alike in the order they were
+/// first seen: the order of the summary's `top`.
+fn by_use(rows: &[Arc<Row>]) -> impl Iterator<Item = &Row> {
+    let mut order: Vec<&Row> = rows.iter().map(|r| &**r).collect();
+    order.sort_by_key(|r| std::cmp::Reverse(r.session.count));
     order.into_iter()
 }
 
 fn stats(row: &Row) -> OperationStats {
-    OperationStats { key: OperationKey::clone(&row.key), window: row.window, session: row.session }
+    OperationStats { key: Arc::clone(&row.key), window: row.window, session: row.session }
 }
 
 /// The uploader's side: what it last published, updated with what changed.
 #[derive(Debug)]
 pub(crate) struct Publisher {
     live: Arc<Live>,
-    rows: Vec<Row>,
+    rows: Vec<Arc<Row>>,
     window_closed_at: Option<SystemTime>,
     window_s: Option<f64>,
     /// A window closed since the last publication.
@@ -114,7 +115,7 @@ impl Publisher {
         let rows = &mut self.rows;
         operations.take_changes(|i, key, window, session| {
             changed = true;
-            let row = Row { key: Arc::clone(key), window, session };
+            let row = Arc::new(Row { key: Arc::clone(key), window, session });
             match rows.get_mut(i) {
                 Some(known) => *known = row,
                 None => rows.push(row),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::histogram::Histogram;
+use super::histogram::{Both, Histogram};
 use super::report::{ErrorSpike, ErrorTypeCount, OperationKey, OperationNumbers, SummaryRow, round};
 use super::sink::Operation;
 use super::spike::{Spike, SpikeRule, SpikeState};
@@ -71,8 +71,6 @@ pub(crate) struct Operations {
     changed: Vec<usize>,
     /// Every entry changed (a window closed) since the changes were last taken.
     all_changed: bool,
-    /// Where an entry's session histogram is put together, reused.
-    merged: Histogram,
 }
 
 /// Writes a key in the index's form: each part then `\0`, a part that is absent as `\1`.
@@ -101,7 +99,6 @@ impl Operations {
             in_window: 0,
             changed: Vec::new(),
             all_changed: false,
-            merged: Histogram::default(),
         }
     }
 
@@ -181,15 +178,17 @@ impl Operations {
     /// window begun; `None` when nothing happened in it.
     ///
     /// Rows most frequent first, those past 48 KiB of rows (and the key cap's) summed as one
-    /// `_other` row last; `top` names the ten most frequent over the session.
+    /// `_other` row last; `top` names the ten most frequent over the session (first seen
+    /// first among those used alike).
     pub(crate) fn summary(&mut self) -> Option<(Vec<SummaryRow>, Vec<String>)> {
         if !self.active() {
             return None;
         }
         self.in_window = 0;
         let rows = self.close_window();
+        // Stable: operations used alike keep the order they were first seen in.
         let mut by_use: Vec<&Entry> = self.entries.iter().collect();
-        by_use.sort_by(|a, b| b.total().cmp(&a.total()).then_with(|| a.key.cmp(&b.key)));
+        by_use.sort_by_key(|e| std::cmp::Reverse(e.total()));
         let top = by_use.into_iter().take(TOP).map(|e| e.key.display()).collect();
         Some((rows, top))
     }
@@ -209,7 +208,7 @@ impl Operations {
         let (mut rest, mut rest_errors) = (Histogram::default(), 0);
         for i in order {
             let e = &mut self.entries[i];
-            e.last_window = (e.window.count() > 0).then(|| numbers(&e.window, e.window_errors));
+            e.last_window = (e.window.count() > 0).then(|| numbers(Both(&e.window, None), e.window_errors));
             let Some(numbers) = e.last_window else { continue };
             let row = SummaryRow { key: (*e.key).clone(), numbers };
             let size = serde_json::to_vec(&row).map_or(0, |v| v.len() + 1);
@@ -232,7 +231,7 @@ impl Operations {
                 route: None,
                 labels: Default::default(),
             };
-            rows.push(SummaryRow { key, numbers: numbers(&rest, rest_errors) });
+            rows.push(SummaryRow { key, numbers: numbers(Both(&rest, None), rest_errors) });
         }
         self.all_changed = true;
         rows
@@ -246,17 +245,16 @@ impl Operations {
     ) {
         let changed = std::mem::take(&mut self.changed);
         let all = std::mem::take(&mut self.all_changed);
-        let mut each = |i: usize, entries: &mut [Entry], merged: &mut Histogram| {
+        let mut each = |i: usize, entries: &mut [Entry]| {
             let e = &mut entries[i];
             e.changed = false;
-            merged.clone_from(&e.past);
-            merged.merge(&e.window);
-            f(i, &e.key, e.last_window, numbers(merged, e.past_errors + e.window_errors));
+            let session = numbers(Both(&e.past, Some(&e.window)), e.past_errors + e.window_errors);
+            f(i, &e.key, e.last_window, session);
         };
         if all {
-            (0..self.entries.len()).for_each(|i| each(i, &mut self.entries, &mut self.merged));
+            (0..self.entries.len()).for_each(|i| each(i, &mut self.entries));
         } else {
-            changed.iter().for_each(|&i| each(i, &mut self.entries, &mut self.merged));
+            changed.iter().for_each(|&i| each(i, &mut self.entries));
         }
         // The list's memory is kept for the next round.
         self.changed = changed;
@@ -281,7 +279,6 @@ impl Operations {
             .iter()
             .map(|e| per_entry + 2 * text(&e.key) + e.window.heap_bytes() + e.past.heap_bytes())
             .sum::<usize>()
-            + self.merged.heap_bytes()
     }
 }
 
@@ -304,18 +301,20 @@ fn error_spike(key: &OperationKey, window: Duration, spike: Spike) -> ErrorSpike
 }
 
 /// The numbers of durations `h`, of which `errors` failed.
-pub(crate) fn numbers(h: &Histogram, errors: u64) -> OperationNumbers {
-    if h.count() == 0 {
+pub(crate) fn numbers(h: Both<'_>, errors: u64) -> OperationNumbers {
+    let count = h.count();
+    if count == 0 {
         return OperationNumbers::default();
     }
+    let [p50, p95, p99] = h.quantiles([0.5, 0.95, 0.99]);
     OperationNumbers {
-        count: h.count(),
+        count,
         errors,
-        error_rate: round(errors as f64 / h.count() as f64, 4),
+        error_rate: round(errors as f64 / count as f64, 4),
         avg_ms: round(h.mean_ms(), 3),
-        p50_ms: round(h.quantile(0.5), 3),
-        p95_ms: round(h.quantile(0.95), 3),
-        p99_ms: round(h.quantile(0.99), 3),
+        p50_ms: round(p50, 3),
+        p95_ms: round(p95, 3),
+        p99_ms: round(p99, 3),
         max_ms: round(h.max_ms(), 3),
     }
 }

@@ -4,6 +4,7 @@
 //! summary's rows.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
@@ -173,9 +174,9 @@ pub struct ErrorTypeCount {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct OperationStats {
-    /// What the operation is counted by.
+    /// What the operation is counted by (shared between snapshots: a read copies no text).
     #[serde(flatten)]
-    pub key: OperationKey,
+    pub key: Arc<OperationKey>,
     /// Its numbers in the last completed window; `None` when it did not end in that window
     /// (or no window has completed yet).
     pub window: Option<OperationNumbers>,
@@ -188,7 +189,8 @@ pub struct OperationStats {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct OperationsSnapshot {
-    /// One entry per operation key, the most used over the session first (ties by key).
+    /// One entry per operation key, the most used over the session first (those used
+    /// alike in the order they were first seen).
     pub operations: Vec<OperationStats>,
     /// When the last completed summary window closed; `None` before the first one.
     #[serde(serialize_with = "optional_timestamp")]
@@ -353,7 +355,7 @@ mod tests {
     fn a_snapshot_entry_carries_the_summary_row_s_names() {
         let numbers =
             OperationNumbers { count: 2, errors: 1, error_rate: 0.5, ..OperationNumbers::default() };
-        let stats = OperationStats { key: key(&[]), window: Some(numbers), session: numbers };
+        let stats = OperationStats { key: Arc::new(key(&[])), window: Some(numbers), session: numbers };
         let v = serde_json::to_value(&stats).unwrap();
         let row = serde_json::to_value(SummaryRow { key: key(&[]), numbers }).unwrap();
         for (field, value) in row.as_object().unwrap() {
