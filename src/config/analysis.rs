@@ -1,108 +1,14 @@
 //! The builder's analysis options: summaries, error-spike alerts and their callback,
-//! summary-only spans, operation labels and the cap on distinct operations; their defaults
-//! and what `build()` checks of them.
+//! summary-only spans, operation labels and the cap on distinct operations. Their defaults are set with every other option's in
+//! `builder.rs`, and checked with them in `check.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::builder::Builder;
-use super::defaults::{
-    DEFAULT_MAX_OPERATIONS, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL,
-};
-use crate::analysis::analyzer::AnalysisConfig;
 use crate::analysis::notify::SpikeCallback;
 use crate::analysis::report::ErrorSpike;
 use crate::analysis::spike::SpikeRule;
-use crate::delivery::redact::Redactor;
-use crate::errors::build::BuildError;
-
-/// Names an operation label cannot have: the fields of a summary row, an alert and a
-/// snapshot entry, and the exporters' attributes, which a label of that name would collide
-/// with.
-const RESERVED_LABELS: [&str; 23] = [
-    "name",
-    "method",
-    "route",
-    "count",
-    "errors",
-    "error_rate",
-    "avg_ms",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "max_ms",
-    "window",
-    "session",
-    "operation",
-    "window_s",
-    "first_error_at",
-    "error_types",
-    "http.request.method",
-    "url.template",
-    "server.address",
-    "server.port",
-    "http.response.status_code",
-    "error.type",
-];
-
-impl Default for AnalysisConfig {
-    fn default() -> Self {
-        AnalysisConfig {
-            enabled: true,
-            summary_interval: DEFAULT_SUMMARY_INTERVAL,
-            spike: Some(SpikeRule { threshold: DEFAULT_SPIKE_THRESHOLD, window: DEFAULT_SPIKE_WINDOW }),
-            max_operations: DEFAULT_MAX_OPERATIONS,
-            summary_only: Vec::new(),
-            operation_labels: Vec::new(),
-            on_error_spike: None,
-            debug: false,
-        }
-    }
-}
-
-impl AnalysisConfig {
-    /// Nothing, or the option at fault; a field `redactor` redacts is no operation label.
-    pub(super) fn check(&self, redactor: &Redactor) -> Result<(), BuildError> {
-        self.check_labels(redactor)?;
-        let a = self;
-        let zero = |option| BuildError::invalid(option, "must be greater than zero");
-        if a.summary_interval.is_zero() {
-            return Err(zero("summary_interval"));
-        }
-        if a.max_operations == 0 {
-            return Err(zero("max_operations"));
-        }
-        match a.spike {
-            Some(rule) if rule.threshold == 0 => {
-                Err(BuildError::invalid("error_spike", "the threshold must be greater than zero"))
-            }
-            Some(rule) if rule.window.is_zero() => {
-                Err(BuildError::invalid("error_spike", "the window must be greater than zero"))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Each operation label names a field, once, that is neither redacted nor reserved.
-    fn check_labels(&self, redactor: &Redactor) -> Result<(), BuildError> {
-        let invalid = |reason: String| Err(BuildError::invalid("operation_label", reason));
-        for (i, name) in self.operation_labels.iter().enumerate() {
-            if name.trim().is_empty() {
-                return invalid("a label needs the name of a span field".into());
-            }
-            if self.operation_labels[..i].contains(name) {
-                return invalid(format!("`{name}` is given twice"));
-            }
-            if RESERVED_LABELS.contains(&&**name) {
-                return invalid(format!("`{name}` is a field of every operation already"));
-            }
-            if redactor.is_secret(name) {
-                return invalid(format!("`{name}` is a redacted field: its values are never sent"));
-            }
-        }
-        Ok(())
-    }
-}
 
 impl Builder {
     /// Whether the reporter analyses its captured spans: `performance.summary` events every

@@ -19,7 +19,7 @@ impl Builder {
     /// | `tinker_telemetry.requests.retried` | counter | `error.type` |
     /// | `tinker_telemetry.events.delivered` | counter | |
     /// | `tinker_telemetry.events.dropped` | counter | `reason` |
-    /// | `tinker_telemetry.queue.depth` | gauge | |
+    /// | `tinker_telemetry.queue.depth` | gauge (an UpDownCounter through OpenTelemetry) | |
     ///
     /// Each [`operation_label`](Builder::operation_label) adds an attribute of its name to
     /// both duration histograms.

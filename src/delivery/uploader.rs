@@ -107,8 +107,9 @@ pub(super) struct Uploader {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Take {
-    /// Everything, once `flush_threshold` events wait (a wake-up, or a request finished).
-    WholeBatches,
+    /// Everything once `flush_threshold` events wait, else nothing (a wake-up, or a request
+    /// finished).
+    AtThreshold,
     /// Everything queued (timer, flush, shutdown).
     All,
 }
@@ -165,43 +166,53 @@ impl Uploader {
             self.dispatch();
             tokio::select! {
                 biased;
-                command = control.recv() => match command {
-                    Some(Control::Flush(reply)) => {
-                        if reply.is_none() {
-                            self.handoff.flush_taken();
-                        }
-                        self.take(Take::All);
-                        self.dispatch();
-                        if let Some(reply) = reply {
-                            let _ = reply.try_send(self.next_index);
-                        }
-                    }
-                    Some(Control::Shutdown { deadline, reply }) => {
-                        let stats = self.shutdown(deadline).await;
-                        let _ = reply.try_send(stats);
+                command = control.recv() => {
+                    if self.obey(command).await {
                         return;
                     }
-                    None => {
-                        // Cannot happen while `Handoff` holds the sender (a leaked guard keeps
-                        // the uploader running until the process ends); if it ever does, send
-                        // what is queued and stop.
-                        let deadline = crate::handoff::control::deadline_in(self.config.http_timeout);
-                        self.shutdown(deadline).await;
-                        return;
-                    }
-                },
+                }
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.finished(done);
                     // What finished no longer counts towards the wake mark: move it.
-                    self.take(Take::WholeBatches);
+                    self.take(Take::AtThreshold);
                 }
-                () = handoff.wake.notified() => self.take(Take::WholeBatches),
+                () = handoff.wake.notified() => self.take(Take::AtThreshold),
                 _ = timer.tick() => self.take(Take::All),
                 _ = summaries.tick() => {
                     // The window's last operations count in its summary.
                     self.take(Take::All);
                     self.summarize();
                 }
+            }
+        }
+    }
+
+    /// Acts on a control message; returns whether the uploader is done.
+    async fn obey(&mut self, command: Option<Control>) -> bool {
+        match command {
+            Some(Control::Flush(reply)) => {
+                if reply.is_none() {
+                    self.handoff.flush_taken();
+                }
+                self.take(Take::All);
+                self.dispatch();
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(self.next_index);
+                }
+                false
+            }
+            Some(Control::Shutdown { deadline, reply }) => {
+                let stats = self.shutdown(deadline).await;
+                let _ = reply.try_send(stats);
+                true
+            }
+            None => {
+                // Cannot happen while `Handoff` holds the sender (a leaked guard keeps the
+                // uploader running until the process ends); if it ever does, send what is
+                // queued and stop.
+                let deadline = crate::handoff::control::deadline_in(self.config.http_timeout);
+                self.shutdown(deadline).await;
+                true
             }
         }
     }
@@ -225,8 +236,8 @@ impl Uploader {
             // Everything once the threshold is reached (counting what is being filled; the
             // batches seal at the threshold or the batch size); below it, nothing: events
             // wait for the threshold or the interval, as `flush_threshold` says.
-            Take::WholeBatches if available + self.filling_len() >= threshold => available,
-            Take::WholeBatches => 0,
+            Take::AtThreshold if available + self.filling_len() >= threshold => available,
+            Take::AtThreshold => 0,
         };
         self.anchor = Anchor::now();
         self.report_drops(Moment::Room);
@@ -275,7 +286,9 @@ impl Uploader {
     }
 
     /// Adds an event the uploader makes itself, counted past the queue's bound.
-    fn add_own(&mut self, name: &str, severity: Severity, data: serde_json::Value) {
+    fn add_own(&mut self, name: &str, severity: Severity, data: impl serde::Serialize) {
+        // The crate's own shapes have string keys and finite numbers: they always convert.
+        let data = serde_json::to_value(data).unwrap_or_default();
         let record = Record { time: Stamp::now(), severity, body: Body::Json { name: name.into(), data } };
         self.handoff.hold_past_bound();
         self.add(record);
@@ -410,6 +423,24 @@ impl Uploader {
         self.handoff.set_watermark(mark);
     }
 
+    /// At the drain deadline: stops every request in flight and books what was not sent.
+    async fn abandon(&mut self) {
+        self.tasks.abort_all();
+        while let Some(done) = self.tasks.join_next_with_id().await {
+            self.finished(done);
+        }
+        let (mut unsent, mut bytes) = (0, 0);
+        for batch in self.pending.drain(..) {
+            unsent += batch.len() as u64;
+            bytes += batch.bytes;
+        }
+        self.handoff.dropped(DropReason::UnsentAtShutdown, unsent);
+        self.handoff.release(unsent);
+        self.handoff.release_bytes(bytes);
+        self.unsettled -= unsent as usize;
+        self.outstanding.clear();
+    }
+
     /// Sends everything left, stopping at `deadline`.
     async fn shutdown(&mut self, deadline: Instant) -> Stats {
         let _ = self.shutdown_tx.send(Some(deadline.into()));
@@ -429,20 +460,7 @@ impl Uploader {
             tokio::select! {
                 Some(done) = self.tasks.join_next_with_id() => self.finished(done),
                 () = &mut sleep => {
-                    self.tasks.abort_all();
-                    while let Some(done) = self.tasks.join_next_with_id().await {
-                        self.finished(done);
-                    }
-                    let (mut unsent, mut bytes) = (0, 0);
-                    for batch in self.pending.drain(..) {
-                        unsent += batch.len() as u64;
-                        bytes += batch.bytes;
-                    }
-                    self.handoff.dropped(DropReason::UnsentAtShutdown, unsent);
-                    self.handoff.release(unsent);
-                    self.handoff.release_bytes(bytes);
-                    self.unsettled -= unsent as usize;
-                    self.outstanding.clear();
+                    self.abandon().await;
                     break;
                 }
             }
