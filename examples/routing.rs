@@ -51,14 +51,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     tracing_subscriber::registry().with(layer).init();
     let handle = guard.handle();
+    let sent = route(&handle, Duration::from_secs(seconds))?;
+    // Everything taken, the last window summarised: the usage report of the whole session.
+    handle.wait_until_drained(Duration::from_secs(5));
+    usage(&handle);
+    drop(guard);
+    let summaries = collector
+        .bodies()
+        .iter()
+        .flat_map(|b| b["events"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["event_name"] == "performance.summary")
+        .count();
+    println!("{sent} requests, sent to the collector as {summaries} performance.summary events");
+    Ok(())
+}
 
+/// Sends requests for `length`, each to the endpoint [`choose`] picks but one in
+/// [`PROBE_EVERY`]; `b` recovers half way. Prints the split every second; returns the
+/// requests sent.
+fn route(handle: &TelemetryHandle, length: Duration) -> std::io::Result<u64> {
     let a = Endpoint::start(A_DELAY)?;
     let b = Endpoint::start(B_SLOW)?;
+    let half = length / 2;
     println!(
-        "endpoint a {} answers in {A_DELAY:?}, endpoint b {} in {B_SLOW:?} until {}s, then in {B_RECOVERED:?}",
-        a.addr,
-        b.addr,
-        seconds / 2
+        "endpoint a {} answers in {A_DELAY:?}, endpoint b {} in {B_SLOW:?} until {half:?}, then in {B_RECOVERED:?}",
+        a.addr, b.addr
     );
     println!(
         "{:>4} {:>9} {:>6} {:>6} {:>12} {:>12}",
@@ -67,8 +84,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let (mut sent, mut second, mut recovered) = (0u64, [0u64; 2], false);
     let mut next_report = started + Duration::from_secs(1);
-    while started.elapsed() < Duration::from_secs(seconds) {
-        if !recovered && started.elapsed() >= Duration::from_secs(seconds / 2) {
+    while started.elapsed() < length {
+        if !recovered && started.elapsed() >= half {
             b.delay.store(B_RECOVERED.as_micros() as u64, Relaxed);
             recovered = true;
             println!("---- endpoint b recovered");
@@ -85,18 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             next_report += Duration::from_secs(1);
         }
     }
-    // Everything taken, the last window summarised: the usage report of the whole session.
-    handle.wait_until_drained(Duration::from_secs(5));
-    usage(&handle);
-    drop(guard);
-    let summaries = collector
-        .bodies()
-        .iter()
-        .flat_map(|b| b["events"].as_array().cloned().unwrap_or_default())
-        .filter(|e| e["event_name"] == "performance.summary")
-        .count();
-    println!("{sent} requests, sent to the collector as {summaries} performance.summary events");
-    Ok(())
+    Ok(sent)
 }
 
 /// The endpoint (0 for `a`, 1 for `b`) with the lower p95 over the last window; `a` while

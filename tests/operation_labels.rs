@@ -114,20 +114,18 @@ fn two_values_are_two_rows_everywhere_and_a_hundred_stay_bounded() {
         }
     });
     assert!(handle.wait_until_drained(PATIENCE));
-    let values: BTreeSet<String> =
-        handle.operations().operations.iter().map(|o| o.key.labels["loss_fn"].clone()).collect();
-    assert_eq!(values.len(), 33, "32 values and _OTHER: {values:?}");
-    assert!(values.contains("_OTHER") && values.contains("cross_entropy") && values.contains("ppo"));
-    let other =
-        handle.operations().operations.into_iter().find(|o| o.key.labels["loss_fn"] == "_OTHER").unwrap();
-    assert_eq!(other.session.count, 70, "the 100 less the 30 kept after the first two");
+    bounded_in_the_snapshot(&handle);
     let series = prometheus_loss_fns(&prometheus.render());
     assert_eq!(series.len(), 33, "{series:?}");
     assert_eq!(series.iter().map(|(_, n)| n).sum::<u64>(), 104);
     assert_eq!(otel_loss_fns(&provider, &exporter).len(), 33);
 
-    // The summary at SESSION_END: the same rows, the label as a field of each.
     drop(guard);
+    summary_rows_carry_the_label(&collector);
+}
+
+/// The summary at SESSION_END: the same rows as the snapshot, the label as a field of each.
+fn summary_rows_carry_the_label(collector: &Collector) {
     let events = collector.accepted_by_index();
     let summary = events.iter().find(|e| e["event_name"] == "performance.summary").unwrap();
     let rows = summary["event_data"]["operations"].as_array().unwrap();
@@ -164,4 +162,15 @@ fn a_redacted_field_and_a_field_every_operation_has_are_refused() {
         .build()
         .unwrap_err();
     assert_eq!(err.option(), Some("operation_label"), "the program's own redaction list counts");
+}
+
+/// 32 values of `loss_fn` kept in the snapshot, the rest one `_OTHER` entry.
+fn bounded_in_the_snapshot(handle: &tinker_telemetry::TelemetryHandle) {
+    let values: BTreeSet<String> =
+        handle.operations().operations.iter().map(|o| o.key.labels["loss_fn"].clone()).collect();
+    assert_eq!(values.len(), 33, "32 values and _OTHER: {values:?}");
+    assert!(values.contains("_OTHER") && values.contains("cross_entropy") && values.contains("ppo"));
+    let other =
+        handle.operations().operations.into_iter().find(|o| o.key.labels["loss_fn"] == "_OTHER").unwrap();
+    assert_eq!(other.session.count, 70, "the 100 less the 30 kept after the first two");
 }

@@ -149,32 +149,37 @@ fn the_snapshot_agrees_with_the_summary_sent_for_the_same_window() {
     let events = collector.accepted_by_index();
     let summaries = named(&events, "performance.summary");
     assert_eq!(summaries.len(), 2, "{summaries:#?}");
-    for (snapshot, summary) in [(first, summaries[0]), (last, summaries[1])] {
-        let rows = summary["event_data"]["operations"].as_array().unwrap();
-        let in_window: Vec<_> = snapshot.operations.iter().filter(|o| o.window.is_some()).collect();
-        assert_eq!(in_window.len(), rows.len(), "one entry per row: {rows:#?}");
-        for row in rows {
-            let entry = in_window
-                .iter()
-                .find(|o| {
-                    let key = serde_json::to_value(&o.key).unwrap();
-                    key.as_object().unwrap().iter().all(|(k, v)| row[k] == *v)
-                })
-                .unwrap_or_else(|| panic!("no entry for {row}"));
-            let mut mine = serde_json::to_value(&entry.key).unwrap();
-            let numbers = serde_json::to_value(entry.window.unwrap()).unwrap();
-            mine.as_object_mut().unwrap().extend(numbers.as_object().unwrap().clone());
-            assert_eq!(&mine, row, "field by field");
-        }
-        let window_s = summary["event_data"]["window_s"].as_f64().unwrap();
-        assert!((snapshot.window_s.unwrap() - window_s).abs() < 0.01, "{window_s}");
-    }
+    agrees(&first, summaries[0]);
+    agrees(&last, summaries[1]);
     let top: Vec<String> = handle.usage().top.iter().map(|o| o.key.display()).collect();
     assert_eq!(
         serde_json::to_value(&top).unwrap(),
         summaries[1]["event_data"]["top"],
         "the usage report's top"
     );
+}
+
+/// Asserts that `snapshot`'s last window is the `summary` event's: one entry per row, each
+/// entry's key and window numbers the row, field by field.
+fn agrees(snapshot: &OperationsSnapshot, summary: &Value) {
+    let rows = summary["event_data"]["operations"].as_array().unwrap();
+    let in_window: Vec<_> = snapshot.operations.iter().filter(|o| o.window.is_some()).collect();
+    assert_eq!(in_window.len(), rows.len(), "one entry per row: {rows:#?}");
+    for row in rows {
+        let entry = in_window
+            .iter()
+            .find(|o| {
+                let key = serde_json::to_value(&o.key).unwrap();
+                key.as_object().unwrap().iter().all(|(k, v)| row[k] == *v)
+            })
+            .unwrap_or_else(|| panic!("no entry for {row}"));
+        let mut mine = serde_json::to_value(&entry.key).unwrap();
+        let numbers = serde_json::to_value(entry.window.unwrap()).unwrap();
+        mine.as_object_mut().unwrap().extend(numbers.as_object().unwrap().clone());
+        assert_eq!(&mine, row, "field by field");
+    }
+    let window_s = summary["event_data"]["window_s"].as_f64().unwrap();
+    assert!((snapshot.window_s.unwrap() - window_s).abs() < 0.01, "{window_s}");
 }
 
 #[test]
@@ -212,23 +217,8 @@ fn sixteen_readers_never_hold_up_four_emitting_threads() {
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let start = Arc::new(Barrier::new(EMITTERS + READERS));
-    let readers: Vec<_> = (0..READERS)
-        .map(|_| {
-            let (handle, stop, reads, start) = (handle.clone(), stop.clone(), reads.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                let mut seen = 0;
-                while !stop.load(Relaxed) {
-                    let snapshot = handle.operations();
-                    let counted: u64 = snapshot.operations.iter().map(|o| o.session.count).sum();
-                    assert!(counted >= seen, "the session's count never goes back");
-                    seen = counted;
-                    assert!(handle.usage().count >= counted);
-                    reads.fetch_add(1, Relaxed);
-                }
-            })
-        })
-        .collect();
+    let readers: Vec<_> =
+        (0..READERS).map(|_| reader(handle.clone(), stop.clone(), reads.clone(), start.clone())).collect();
     let emitters: Vec<_> = (0..EMITTERS)
         .map(|t| {
             let (dispatch, start) = (dispatch.clone(), start.clone());
@@ -254,4 +244,26 @@ fn sixteen_readers_never_hold_up_four_emitting_threads() {
     assert_eq!(counted, (EMITTERS * SPANS) as u64, "every span, in the snapshot after the drain");
     assert_eq!(snapshot.operations.len(), EMITTERS, "one route template per thread");
     assert!(reads.load(Relaxed) >= READERS as u64, "every reader read");
+}
+
+/// A thread reading the snapshot and the usage report in a loop until `stop`, checking that
+/// the session's count never goes back.
+fn reader(
+    handle: TelemetryHandle,
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    start: Arc<Barrier>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        start.wait();
+        let mut seen = 0;
+        while !stop.load(Relaxed) {
+            let snapshot = handle.operations();
+            let counted: u64 = snapshot.operations.iter().map(|o| o.session.count).sum();
+            assert!(counted >= seen, "the session's count never goes back");
+            seen = counted;
+            assert!(handle.usage().count >= counted);
+            reads.fetch_add(1, Relaxed);
+        }
+    })
 }

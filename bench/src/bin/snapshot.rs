@@ -179,19 +179,8 @@ fn emit_round(url: &str, spans: usize, readers: usize) -> Result<(f64, f64, f64,
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let start = Arc::new(Barrier::new(EMITTERS + readers));
-    let reader_threads: Vec<_> = (0..readers)
-        .map(|_| {
-            let (handle, stop, reads, start) = (handle.clone(), stop.clone(), reads.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                while !stop.load(Relaxed) {
-                    black_box(handle.operations());
-                    black_box(handle.usage());
-                    reads.fetch_add(1, Relaxed);
-                }
-            })
-        })
-        .collect();
+    let reader_threads: Vec<_> =
+        (0..readers).map(|_| reader(handle.clone(), stop.clone(), reads.clone(), start.clone())).collect();
     let emitters: Vec<_> = (0..EMITTERS)
         .map(|t| {
             let (dispatch, start) = (dispatch.clone(), start.clone());
@@ -226,4 +215,21 @@ fn emit_round(url: &str, spans: usize, readers: usize) -> Result<(f64, f64, f64,
     let sum = |f: fn(&(u64, u64, u64)) -> u64| times.iter().map(f).sum::<u64>() as f64;
     let wall = times.iter().map(|t| t.1).max().unwrap_or(0) as f64;
     Ok((sum(|t| t.0) / n, wall / spans as f64, sum(|t| t.2) / n, reads.load(Relaxed)))
+}
+
+/// A thread calling `operations()` and `usage()` in a loop until `stop`, counting its reads.
+fn reader(
+    handle: tinker_telemetry::TelemetryHandle,
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    start: Arc<Barrier>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        start.wait();
+        while !stop.load(Relaxed) {
+            black_box(handle.operations());
+            black_box(handle.usage());
+            reads.fetch_add(1, Relaxed);
+        }
+    })
 }
