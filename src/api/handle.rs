@@ -249,7 +249,7 @@ impl TelemetryHandle {
     /// Never blocks an emitting thread and holds up the uploader at most while a pointer is
     /// copied; the copy of the entries is made on the calling thread. Empty while the
     /// analysis is off ([`Builder::analysis`](crate::Builder::analysis)) or telemetry is
-    /// disabled.
+    /// disabled, and in a process forked from the one that built the reporter.
     ///
     /// # Examples
     /// Send work to the endpoint with the lower p95 over the last window:
@@ -269,7 +269,13 @@ impl TelemetryHandle {
     /// ```
     #[must_use]
     pub fn operations(&self) -> OperationsSnapshot {
-        self.live.as_ref().map(|live| live.snapshot()).unwrap_or_default()
+        self.live().map(|live| live.snapshot()).unwrap_or_default()
+    }
+
+    /// What the uploader publishes, in the process that built the reporter (a forked child
+    /// has no uploader, and its copy of the lock may have been taken when it forked).
+    fn live(&self) -> Option<&Arc<Live>> {
+        self.live.as_ref().filter(|_| self.reporter.as_ref().is_some_and(|r| r.in_own_process()))
     }
 
     /// The session's usage report: its ten most used operations (those
@@ -290,7 +296,7 @@ impl TelemetryHandle {
     /// ```
     #[must_use]
     pub fn usage(&self) -> UsageReport {
-        self.live.as_ref().map(|live| live.usage()).unwrap_or_default()
+        self.live().map(|live| live.usage()).unwrap_or_default()
     }
 
     /// What became of the error spikes passed to the
