@@ -15,6 +15,7 @@ use super::defaults::{
     DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL,
 };
 use crate::analysis::analyzer::{AnalysisConfig, Analyzer};
+use crate::analysis::live::Live;
 use crate::analysis::sink::Sink;
 use crate::analysis::spike::SpikeRule;
 use crate::api::guard::TelemetryGuard;
@@ -122,6 +123,9 @@ impl Default for Builder {
                 spike: Some(SpikeRule { threshold: DEFAULT_SPIKE_THRESHOLD, window: DEFAULT_SPIKE_WINDOW }),
                 max_operations: DEFAULT_MAX_OPERATIONS,
                 summary_only: Vec::new(),
+                operation_labels: Vec::new(),
+                on_error_spike: None,
+                debug: false,
             },
             sinks: Vec::new(),
             #[cfg(feature = "metrics")]
@@ -291,8 +295,10 @@ impl Builder {
 
     /// Prints one line on stderr for every request payload the uploader settles: its events
     /// and bytes, whether it was delivered or dropped (and why), its retries and the last
-    /// error in words. Written straight to stderr, never through tracing, so it cannot feed
-    /// back into the layer; the API key never appears in it. For finding out why telemetry
+    /// error in words; and, once per reporter, a line the first time an HTTP span carries no
+    /// path (its route is `_unknown`), naming the fix. Written straight to stderr, never
+    /// through tracing, so it cannot feed back into the layer; the API key never appears in
+    /// it. For finding out why telemetry
     /// does not arrive (a wrong key, TLS, a proxy); see also
     /// [`TelemetryHandle::last_delivery_error`](crate::TelemetryHandle::last_delivery_error).
     /// Default: off.
@@ -448,7 +454,8 @@ impl Builder {
     /// is not loopback while an API key would be sent; a size, count or interval is zero;
     /// `max_batch_size` exceeds [`MAX_BATCH_SIZE_LIMIT`](crate::MAX_BATCH_SIZE_LIMIT) or `max_queue_size`;
     /// `flush_threshold` exceeds `max_queue_size`; a `root_certificate` PEM holds no
-    /// certificate or one that does not parse. Also when the uploader thread or its HTTP
+    /// certificate or one that does not parse; an `operation_label` is empty, given twice,
+    /// a field every operation has, or a redacted field. Also when the uploader thread or its HTTP
     /// client cannot be started.
     pub fn build(self) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         self.build_with_env(&|name| std::env::var(name).ok())
@@ -475,13 +482,15 @@ impl Builder {
         crate::handoff::clock::calibrate_in_background();
         handoff.push_session_start();
         let flush_timeout = self.flush_timeout;
-        let analyzer = self.analyzer();
+        let live = Arc::new(Live::default());
+        let analyzer = self.analyzer(&live)?;
         let config = self.upload_config(checked.endpoint, checked.api_key.unwrap_or_default());
         let thread = thread::start(config, checked.roots, Arc::clone(&handoff), control, analyzer)?;
         let handle = TelemetryHandle::enabled(
             Arc::clone(&handoff),
             flush_timeout,
             Arc::clone(&layer_config.classifier),
+            live,
         );
         let layer = TinkerTelemetryLayer::enabled(layer_config, handoff);
         Ok((layer, TelemetryGuard::enabled(handle, thread)))
@@ -504,9 +513,9 @@ impl Builder {
         }
     }
 
-    /// The analyzer with its sinks: the exporters' and, with the `metrics` feature, the
-    /// facade's.
-    fn analyzer(&self) -> Analyzer {
+    /// The analyzer with its sinks (the exporters' and, with the `metrics` feature, the
+    /// facade's), publishing to `live`; starts the error-spike callback's thread.
+    fn analyzer(&self, live: &Arc<Live>) -> Result<Analyzer, BuildError> {
         #[cfg_attr(
             not(feature = "metrics"),
             expect(unused_mut, reason = "the facade's sink is the only addition")
@@ -519,7 +528,8 @@ impl Builder {
         // The runtime `build()` runs in, if any, is measured in the summaries; without
         // summaries nothing reads it.
         let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| self.analysis.enabled);
-        Analyzer::new(self.analysis.clone(), sinks, runtime)
+        let analysis = AnalysisConfig { debug: self.debug, ..self.analysis.clone() };
+        Analyzer::new(analysis, sinks, runtime, live).map_err(BuildError::Runtime)
     }
 
     /// What the uploader thread needs.
