@@ -360,6 +360,7 @@ mod export;
 mod handoff;
 mod limits;
 mod severity;
+mod spool;
 mod urls;
 
 #[doc(hidden)]
@@ -376,8 +377,9 @@ pub use config::defaults::{
     DEFAULT_BASE_URL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_OPERATIONS,
     DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL,
-    DEFAULT_RETRY_BASE_DELAY, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL,
-    ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, MAX_BATCH_SIZE_LIMIT,
+    DEFAULT_RETRY_BASE_DELAY, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SPOOL_INTERVAL,
+    DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SUMMARY_INTERVAL, ENV_API_KEY, ENV_BASE_URL,
+    ENV_ENABLED, ENV_SPOOL_DIR, MAX_BATCH_SIZE_LIMIT,
 };
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
@@ -388,9 +390,12 @@ pub use errors::status::{HttpError, HttpStatusError};
 #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 pub use export::bench::ExportBench;
 pub use export::names::DURATION_BUCKETS;
-pub use handoff::stats::{DeliveryError, DeliveryErrorKind, Dropped, Retried, Stats};
+pub use handoff::stats::{
+    DeliveryError, DeliveryErrorKind, Dropped, Retried, SpoolDropped, SpoolStats, Stats,
+};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
     TRUNCATION_MARKER,
 };
 pub use severity::{ParseSeverityError, Severity};
+pub use spool::SpoolSync;

@@ -1,6 +1,7 @@
 //! Configuration: the [`Builder`], its defaults, and the validation `build()` does.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use tracing::Level;
 use super::defaults::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
     DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE,
-    DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
+    DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, DEFAULT_SPOOL_INTERVAL,
+    DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES,
 };
 use crate::analysis::analyzer::{AnalysisConfig, Analyzer};
 use crate::analysis::sink::Sink;
@@ -24,6 +26,7 @@ use crate::errors::build::BuildError;
 use crate::errors::classify::Classifier;
 use crate::errors::status::{HttpStatusError, read_status};
 use crate::handoff::Handoff;
+use crate::spool::SpoolSync;
 
 /// Configures a [`TinkerTelemetryLayer`]; [`build`](Builder::build) checks everything and
 /// starts the uploader.
@@ -76,6 +79,18 @@ pub struct Builder {
     /// Record through the `metrics` facade (`exports.rs`).
     #[cfg(feature = "metrics")]
     pub(super) metrics_facade: bool,
+    /// The durable spool's options (`spool_dir` and the rest).
+    pub(super) spool: SpoolOptions,
+}
+
+/// What the spool setters set.
+#[derive(Debug, Clone)]
+pub(super) struct SpoolOptions {
+    pub(super) dir: Option<PathBuf>,
+    pub(super) interval: Duration,
+    pub(super) max_bytes: u64,
+    pub(super) max_age: Duration,
+    pub(super) sync: SpoolSync,
 }
 
 /// Makes one [`Sink`] for the uploader thread of a reporter being built.
@@ -116,6 +131,13 @@ impl Default for Builder {
             sinks: Vec::new(),
             #[cfg(feature = "metrics")]
             metrics_facade: true,
+            spool: SpoolOptions {
+                dir: None,
+                interval: DEFAULT_SPOOL_INTERVAL,
+                max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+                max_age: DEFAULT_SPOOL_MAX_AGE,
+                sync: SpoolSync::default(),
+            },
         }
     }
 }
@@ -147,6 +169,7 @@ impl fmt::Debug for Builder {
             .field("root_certificates", &self.root_certificates.len())
             .field("analysis", &self.analysis)
             .field("sinks", &self.sinks.len())
+            .field("spool", &self.spool)
             .finish()
     }
 }
@@ -449,8 +472,14 @@ impl Builder {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         let checked = self.check(env)?;
-        let (enabled, session_id, endpoint, api_key, roots) =
-            (checked.enabled, checked.session_id, checked.endpoint, checked.api_key, checked.roots);
+        let (enabled, session_id, endpoint, api_key, roots, spool) = (
+            checked.enabled,
+            checked.session_id,
+            checked.endpoint,
+            checked.api_key,
+            checked.roots,
+            checked.spool,
+        );
         let layer_config = LayerConfig {
             session_id: session_id.clone().into(),
             sessionless: self.sessionless,
@@ -483,6 +512,8 @@ impl Builder {
             Some(names) => Redactor::new(names),
             None => Redactor::default(),
         };
+        // Lists the spool directory and takes locks; reads no file.
+        let spool = spool.map(|config| crate::spool::open(&config, endpoint.as_str()));
         let config = UploadConfig {
             endpoint,
             api_key: api_key.unwrap_or_default(),
@@ -495,6 +526,7 @@ impl Builder {
             max_in_flight: self.max_in_flight,
             redactor,
             debug: self.debug,
+            spool,
         };
         #[cfg_attr(
             not(feature = "metrics"),

@@ -6,6 +6,7 @@ use super::defaults::{DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, 
 use crate::delivery::tls::{AddedRoots, parse_roots};
 use crate::errors::build::BuildError;
 use crate::limits::MAX_EVENT_BYTES;
+use crate::spool::SpoolConfig;
 
 impl Builder {
     pub(super) fn check(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Checked, BuildError> {
@@ -20,6 +21,7 @@ impl Builder {
                 endpoint,
                 api_key: None,
                 roots: AddedRoots::default(),
+                spool: None,
             });
         }
         let nonzero = |option: &'static str, zero: bool| {
@@ -33,6 +35,9 @@ impl Builder {
         nonzero("max_queue_size", self.max_queue_size == 0)?;
         nonzero("max_batch_size", self.max_batch_size == 0)?;
         nonzero("max_in_flight", self.max_in_flight == 0)?;
+        nonzero("spool_interval", self.spool.interval.is_zero())?;
+        nonzero("spool_max_bytes", self.spool.max_bytes == 0)?;
+        nonzero("spool_max_age", self.spool.max_age.is_zero())?;
         if self.max_queue_bytes < MAX_EVENT_BYTES {
             return Err(BuildError::invalid(
                 "max_queue_bytes",
@@ -107,7 +112,15 @@ impl Builder {
                 format!("PEM {} of {} {bad}", i + 1, self.root_certificates.len()),
             )
         })?;
-        Ok(Checked { enabled, session_id, endpoint, api_key, roots })
+        let spool = super::spool::spool_dir(self, env).map(|dir| SpoolConfig {
+            dir,
+            interval: self.spool.interval,
+            max_bytes: self.spool.max_bytes,
+            max_age: self.spool.max_age,
+            sync: self.spool.sync,
+            fail_fsync: false,
+        });
+        Ok(Checked { enabled, session_id, endpoint, api_key, roots, spool })
     }
 }
 
@@ -117,6 +130,8 @@ pub(super) struct Checked {
     pub(super) endpoint: reqwest::Url,
     pub(super) api_key: Option<String>,
     pub(super) roots: AddedRoots,
+    /// The spool, when a directory is set.
+    pub(super) spool: Option<SpoolConfig>,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -199,6 +214,9 @@ mod tests {
             "flush_threshold"
         );
         assert_eq!(option_of(base().max_in_flight(0)), "max_in_flight");
+        assert_eq!(option_of(base().spool_interval(Duration::ZERO)), "spool_interval");
+        assert_eq!(option_of(base().spool_max_bytes(0)), "spool_max_bytes");
+        assert_eq!(option_of(base().spool_max_age(Duration::ZERO)), "spool_max_age");
         assert_eq!(option_of(base().root_certificate("not a certificate")), "root_certificate");
         assert_eq!(option_of(base()), "none");
     }

@@ -14,7 +14,8 @@ use super::batch::{Batch, Envelope, EventJson};
 use super::dropped::{DROPPED_EVENT, DropReports, Moment};
 use super::ratelimit::RateLimit;
 use super::redact::Redactor;
-use super::send::{Deliverer, Settle};
+use super::send::{Deliverer, Held, Settle};
+use super::spooling::{Spooling, book_held};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
 use crate::analysis::analyzer::{Analyzer, SPIKE_EVENT, SUMMARY_EVENT};
@@ -24,6 +25,7 @@ use crate::handoff::control::Control;
 use crate::handoff::record::{Body, Record};
 use crate::handoff::stats::Stats;
 use crate::severity::Severity;
+use crate::spool::writer::Slot;
 
 /// How long shutdown's last take waits for pushes that passed the closed check just before
 /// the close: a push takes well under a microsecond unless its thread is preempted.
@@ -45,6 +47,8 @@ pub(crate) struct UploadConfig {
     pub(crate) redactor: Redactor,
     /// One line per payload on stderr.
     pub(crate) debug: bool,
+    /// The spool `build()` opened (or why it could not), when one is set.
+    pub(crate) spool: Option<Result<crate::spool::Opened, String>>,
 }
 
 /// Summaries wait this long when they are off: a timer that never fires in practice.
@@ -73,6 +77,12 @@ struct InFlight {
     bytes: usize,
     has_start: bool,
     settled: Arc<AtomicU64>,
+    /// The batch, its key and its spool file, to write it while it is in flight.
+    events: Arc<[EventJson]>,
+    key: Box<str>,
+    spooled: Option<(Slot, usize)>,
+    /// With a spool: its events whose fate waits on whether the batch is on disk.
+    held: Option<Arc<Held>>,
 }
 
 pub(super) struct Uploader {
@@ -103,6 +113,10 @@ pub(super) struct Uploader {
     anchor: Anchor,
     /// Operations, summaries, alerts and the metrics sinks.
     analyzer: Analyzer,
+    /// The spool, when one is on.
+    spooling: Option<Spooling>,
+    /// The task sending what earlier runs left in the spool.
+    replaying: JoinSet<()>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,11 +125,13 @@ enum Take {
     WholeBatches,
     /// Everything queued (timer, flush, shutdown).
     All,
+    /// Everything queued, into batches that stay open (the spool's timer).
+    Spool,
 }
 
 impl Uploader {
     pub(super) fn new(
-        config: UploadConfig,
+        mut config: UploadConfig,
         handoff: Arc<Handoff>,
         transport: Box<dyn Transport>,
         analyzer: Analyzer,
@@ -133,6 +149,10 @@ impl Uploader {
             rate_limit: RateLimit::default(),
             debug: config.debug,
         });
+        let spooling = config
+            .spool
+            .take()
+            .and_then(|opened| Spooling::start(opened, config.endpoint.as_str(), config.debug, &handoff));
         Uploader {
             handoff,
             config,
@@ -150,6 +170,8 @@ impl Uploader {
             drop_reports: DropReports::default(),
             anchor: Anchor::now(),
             analyzer,
+            spooling,
+            replaying: JoinSet::new(),
         }
     }
 
@@ -160,6 +182,12 @@ impl Uploader {
         let every = self.analyzer.summary_interval().unwrap_or(NO_SUMMARIES).min(NO_SUMMARIES);
         let mut summaries = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = self.spooling.as_ref().map_or(NO_SUMMARIES, |s| s.interval).min(NO_SUMMARIES);
+        let mut spool_timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        spool_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Some(task) = self.spooling.as_ref().and_then(|s| s.replay(&self.deliverer, &self.handoff)) {
+            self.replaying.spawn(task);
+        }
         let handoff = Arc::clone(&self.handoff);
         loop {
             self.dispatch();
@@ -197,6 +225,7 @@ impl Uploader {
                 }
                 () = handoff.wake.notified() => self.take(Take::WholeBatches),
                 _ = timer.tick() => self.take(Take::All),
+                _ = spool_timer.tick() => self.spool_now(),
                 _ = summaries.tick() => {
                     // The window's last operations count in its summary.
                     self.take(Take::All);
@@ -227,6 +256,7 @@ impl Uploader {
             // wait for the threshold or the interval, as `flush_threshold` says.
             Take::WholeBatches if available + self.filling_len() >= threshold => available,
             Take::WholeBatches => 0,
+            Take::Spool => available,
         };
         self.anchor = Anchor::now();
         self.report_drops(Moment::Room);
@@ -334,6 +364,22 @@ impl Uploader {
         }
     }
 
+    /// Takes what is queued and writes every batch held that is not on disk yet.
+    fn spool_now(&mut self) {
+        if self.spooling.is_none() {
+            return;
+        }
+        self.take(Take::Spool);
+        let Some(spooling) = self.spooling.as_mut() else { return };
+        let (envelope, handoff) = (&self.deliverer.envelope, &self.handoff);
+        for b in self.pending.iter_mut().chain(self.filling.as_mut()) {
+            spooling.write(&mut b.spooled, &b.key, &b.events, envelope, handoff);
+        }
+        for b in self.in_flight.values_mut() {
+            spooling.write(&mut b.spooled, &b.key, &b.events, envelope, handoff);
+        }
+    }
+
     fn seal(&mut self) {
         if let Some(batch) = self.filling.take() {
             *self.outstanding.entry(batch.first_index).or_default() += 1;
@@ -354,17 +400,24 @@ impl Uploader {
             }
             let Some(batch) = self.pending.pop_front() else { return };
             let settled = Arc::new(AtomicU64::new(0));
+            let events: Arc<[EventJson]> = batch.events.into();
+            let held = self.spooling.as_ref().map(|_| Arc::new(Held::default()));
             let info = InFlight {
                 first_index: batch.first_index,
-                len: batch.len() as u64,
+                len: events.len() as u64,
                 bytes: batch.bytes,
                 has_start: batch.has_start,
                 settled: Arc::clone(&settled),
+                events: Arc::clone(&events),
+                key: batch.key.clone(),
+                spooled: batch.spooled,
+                held: held.clone(),
             };
             self.start_in_flight = batch.has_start;
             let deliverer = Arc::clone(&self.deliverer);
-            let settle = Settle { handoff: Arc::clone(&self.handoff), settled };
-            let handle = self.tasks.spawn(async move { deliverer.deliver(batch.events, &settle).await });
+            let settle = Settle { handoff: Arc::clone(&self.handoff), settled, held };
+            let key = batch.key;
+            let handle = self.tasks.spawn(async move { deliverer.deliver(&events, &key, &settle).await });
             self.in_flight.insert(handle.id(), info);
         }
     }
@@ -375,8 +428,11 @@ impl Uploader {
             Ok((id, ())) => *id,
             Err(e) => e.id(),
         };
-        let Some(info) = self.in_flight.remove(&id) else { return };
-        let unsettled = info.len.saturating_sub(info.settled.load(Relaxed));
+        let Some(mut info) = self.in_flight.remove(&id) else { return };
+        let mut unsettled = info.len.saturating_sub(info.settled.load(Relaxed));
+        if let Some(held) = info.held.take() {
+            unsettled = self.book_spooled(&mut info, &held, unsettled);
+        }
         if unsettled > 0 {
             // Aborted at the drain deadline, or the send task failed: what it had not settled
             // could not be sent.
@@ -401,6 +457,44 @@ impl Uploader {
         self.publish_watermark();
     }
 
+    /// Books a finished batch's events that waited on the spool (out of retries, or unsent),
+    /// writing the batch first if it is not on disk yet, and removes its file when nothing
+    /// waited. Returns the events left to book as unsent (none).
+    fn book_spooled(&mut self, info: &mut InFlight, held: &Held, aborted: u64) -> u64 {
+        let Some(spooling) = self.spooling.as_mut() else { return aborted };
+        let waiting = held.exhausted.load(Relaxed) + held.unsent.load(Relaxed) + aborted;
+        if waiting == 0 {
+            spooling.remove(info.spooled.take());
+            return 0;
+        }
+        let envelope = &self.deliverer.envelope;
+        let on_disk = spooling.write(&mut info.spooled, &info.key, &info.events, envelope, &self.handoff);
+        book_held(&self.handoff, held, aborted, on_disk);
+        0
+    }
+
+    /// At the drain deadline: writes each batch not sent yet to the spool (counted as
+    /// spooled) or books it as unsent. Returns the events and bytes given up.
+    fn leave_pending(&mut self) -> (u64, usize) {
+        let (mut unsent, mut spooled, mut bytes) = (0, 0, 0);
+        for mut batch in std::mem::take(&mut self.pending) {
+            let on_disk = self.spooling.as_mut().is_some_and(|s| {
+                s.write(
+                    &mut batch.spooled,
+                    &batch.key,
+                    &batch.events,
+                    &self.deliverer.envelope,
+                    &self.handoff,
+                )
+            });
+            *(if on_disk { &mut spooled } else { &mut unsent }) += batch.len() as u64;
+            bytes += batch.bytes;
+        }
+        self.handoff.settle(&self.handoff.counters.unsent_at_shutdown, unsent);
+        self.handoff.settle(&self.handoff.counters.spool.spooled, spooled);
+        (unsent + spooled, bytes)
+    }
+
     fn publish_watermark(&self) {
         let filling = self.filling.as_ref().map(|b| b.first_index);
         let oldest = self.outstanding.keys().next().copied();
@@ -421,22 +515,20 @@ impl Uploader {
         tokio::pin!(sleep);
         loop {
             self.dispatch();
-            if self.tasks.is_empty() && self.pending.is_empty() {
+            if self.tasks.is_empty() && self.pending.is_empty() && self.replaying.is_empty() {
                 break;
             }
             tokio::select! {
                 Some(done) = self.tasks.join_next_with_id() => self.finished(done),
+                Some(_) = self.replaying.join_next() => {}
                 () = &mut sleep => {
                     self.tasks.abort_all();
+                    self.replaying.abort_all();
                     while let Some(done) = self.tasks.join_next_with_id().await {
                         self.finished(done);
                     }
-                    let (mut unsent, mut bytes) = (0, 0);
-                    for batch in self.pending.drain(..) {
-                        unsent += batch.len() as u64;
-                        bytes += batch.bytes;
-                    }
-                    self.handoff.settle(&self.handoff.counters.unsent_at_shutdown, unsent);
+                    while self.replaying.join_next().await.is_some() {}
+                    let (unsent, bytes) = self.leave_pending();
                     self.handoff.release_bytes(bytes);
                     self.unsettled -= unsent as usize;
                     self.outstanding.clear();
@@ -452,6 +544,9 @@ impl Uploader {
         let late =
             handoff.take_last(self.unsettled, grace, |record| handoff.release_bytes(record.heap_bytes()));
         handoff.settle(&handoff.counters.after_shutdown_taken, late as u64);
+        if let Some(spooling) = &mut self.spooling {
+            spooling.finish();
+        }
         handoff.set_watermark(u64::MAX);
         let stats = handoff.stats();
         // The exporters end with every event's fate.

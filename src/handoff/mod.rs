@@ -172,7 +172,14 @@ impl Handoff {
             batches_sent: c.batches_sent.load(Relaxed),
             queued: held,
             queued_bytes: self.load.bytes.load(Relaxed) as u64,
+            spool: c.spool.stats(),
         }
+    }
+}
+
+impl AsRef<stats::SpoolCounters> for Handoff {
+    fn as_ref(&self) -> &stats::SpoolCounters {
+        &self.counters.spool
     }
 }
 

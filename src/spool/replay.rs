@@ -1,0 +1,230 @@
+//! Replay: a task on the uploader thread that sends what earlier runs left in the spool,
+//! oldest first, one file at a time, beside the reporter's own batches. Each batch goes out as
+//! it was stored: its body (the original session, process and events, `event_id`s included)
+//! and its idempotency key, through the same client, so the client-wide rate limit and
+//! `Retry-After` hold for it too. Nothing is added: a replayed session that never ended gets
+//! no SESSION_END.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::backlog::{Backlog, Outcome};
+use crate::handoff::stats::SpoolCounters;
+
+/// The pause after a batch could not be sent (its retries ran out), doubled after each
+/// failure in a row, up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
+/// What sending one stored batch came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Settled: its file goes.
+    Done(Outcome),
+    /// Not sent (out of retries, or the drain deadline came): its file stays, to be tried
+    /// again after a pause, or by the next process.
+    NotNow,
+}
+
+/// Sends the backlog with `send(body, key, events)` until it is empty, or until a shutdown begins
+/// while a batch cannot be sent.
+pub(crate) async fn replay<C, F, Fut>(
+    backlog: Arc<Backlog>,
+    counters: Arc<C>,
+    mut shutdown: watch::Receiver<Option<Instant>>,
+    mut send: F,
+) where
+    C: AsRef<SpoolCounters>,
+    F: FnMut(Vec<u8>, String, u16) -> Fut,
+    Fut: Future<Output = Sent>,
+{
+    let counters = (*counters).as_ref();
+    let mut pause = FIRST_PAUSE;
+    while let Some(loaded) = backlog.next(counters) {
+        let batch = &loaded.batch;
+        let sent = send(batch.body.clone(), batch.key.clone(), batch.events).await;
+        match sent {
+            Sent::Done(outcome) => {
+                backlog.done(loaded, outcome, counters);
+                pause = FIRST_PAUSE;
+            }
+            Sent::NotNow => {
+                backlog.put_back(loaded);
+                if shutdown.borrow_and_update().is_some() {
+                    return;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::spool::backlog::counts;
+    use crate::spool::format::{SpoolBatch, encode};
+    use crate::spool::testing::{TempDir, config};
+    use crate::spool::writer::Written;
+
+    const HERE: &str = "http://127.0.0.1:1/api/v1/telemetry";
+
+    struct Counters(SpoolCounters);
+
+    impl AsRef<SpoolCounters> for Counters {
+        fn as_ref(&self) -> &SpoolCounters {
+            &self.0
+        }
+    }
+
+    fn batch(key: &str, endpoint: &str) -> SpoolBatch {
+        SpoolBatch { key: key.into(), endpoint: endpoint.into(), events: 1, body: key.as_bytes().to_vec() }
+    }
+
+    /// Leaves a dead run holding `batches` in `dir`; returns its directory.
+    fn dead_run(dir: &std::path::Path, batches: &[SpoolBatch]) -> std::path::PathBuf {
+        let mut spool = crate::spool::open(&config(dir), HERE).unwrap();
+        let counters = SpoolCounters::default();
+        for b in batches {
+            assert!(matches!(spool.writer.write(None, b, &counters), Written::Done(_)));
+        }
+        let run_dir = spool.writer.run_dir().unwrap().to_owned();
+        drop(spool);
+        run_dir
+    }
+
+    /// Replays what `dir` holds, answering each body with `answer`; returns the keys sent.
+    fn replay_all(dir: &std::path::Path, answer: impl Fn(&str) -> Sent) -> (Vec<String>, Counters) {
+        let opened = crate::spool::open(&config(dir), HERE).unwrap();
+        let counters = Arc::new(Counters(SpoolCounters::default()));
+        let sent = Mutex::new(Vec::new());
+        let (_tx, rx) = watch::channel(None);
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(replay(Arc::clone(&opened.backlog), Arc::clone(&counters), rx, |_body, key, _events| {
+            let answer = answer(&key);
+            sent.lock().unwrap().push(key);
+            async move { answer }
+        }));
+        drop(opened);
+        (sent.into_inner().unwrap(), Arc::into_inner(counters).unwrap())
+    }
+
+    #[test]
+    fn runs_are_sent_oldest_first_with_their_keys_and_removed() {
+        let tmp = TempDir::new("replay");
+        let first = dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE)]);
+        std::thread::sleep(Duration::from_millis(2));
+        dead_run(tmp.path(), &[batch("c", HERE)]);
+        let (sent, counters) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        assert_eq!(sent, ["a", "b", "c"]);
+        assert_eq!(counts(&counters.0)[1], 3);
+        assert!(!first.exists(), "a replayed run is removed");
+        let (again, _) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        assert!(again.is_empty(), "nothing is sent twice: {again:?}");
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_sent_is_tried_again_after_a_pause_and_kept() {
+        let tmp = TempDir::new("retry");
+        dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE)]);
+        let tries = Mutex::new(0);
+        let (sent, counters) = replay_all(tmp.path(), |key| {
+            let mut n = tries.lock().unwrap();
+            *n += 1;
+            if key == "a" && *n < 3 { Sent::NotNow } else { Sent::Done(Outcome::Delivered) }
+        });
+        assert_eq!(sent, ["a", "a", "a", "b"], "the same batch, same key, until it goes");
+        assert_eq!(counts(&counters.0)[1], 2);
+    }
+
+    #[test]
+    fn rejected_and_too_large_batches_leave_the_spool_counted() {
+        let tmp = TempDir::new("rejected");
+        dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE)]);
+        let (_, counters) = replay_all(tmp.path(), |key| {
+            Sent::Done(if key == "a" { Outcome::Rejected } else { Outcome::TooLarge })
+        });
+        assert_eq!(counts(&counters.0)[4..6], [1, 1]);
+        let (again, _) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn another_endpoints_run_waits_for_a_process_sending_there() {
+        let tmp = TempDir::new("endpoint");
+        let other = "https://staging.example/api/v1/telemetry";
+        let run = dead_run(tmp.path(), &[batch("elsewhere", other)]);
+        let (sent, _) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        assert!(sent.is_empty(), "never sent here: {sent:?}");
+        assert!(run.exists(), "left for its endpoint");
+        let opened = crate::spool::open(&config(tmp.path()), other).unwrap();
+        let loaded = opened.backlog.next(&SpoolCounters::default()).expect("sent to its own endpoint");
+        assert_eq!(loaded.batch.key, "elsewhere");
+    }
+
+    #[test]
+    fn bad_files_are_skipped_counted_and_never_stop_the_good_ones() {
+        let tmp = TempDir::new("bad");
+        let run = dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE), batch("c", HERE)]);
+        let name = |seq: u64| run.join(crate::spool::backlog::batch_name(seq));
+        let good = std::fs::read(name(2)).unwrap();
+        std::fs::write(name(2), &good[..good.len() / 2]).unwrap(); // truncated
+        std::fs::write(name(4), b"").unwrap(); // empty
+        std::fs::write(name(5), vec![0u8; 4096]).unwrap(); // NUL-filled
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        std::fs::write(name(6), flipped).unwrap(); // bad checksum
+        let mut newer = encode(&batch("n", HERE));
+        newer[4] = 9;
+        std::fs::write(name(7), newer).unwrap(); // newer format version
+        std::fs::write(run.join("notes.txt"), b"x").unwrap(); // foreign name
+        std::fs::write(run.join("00000000000000000009.tmp"), b"half").unwrap(); // cut while written
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/etc/passwd", name(8)).unwrap(); // a symlink
+        let big = std::fs::File::create(name(10)).unwrap();
+        big.set_len(crate::spool::backlog::MAX_FILE_BYTES + 1).unwrap(); // past the size cap
+        let old = std::fs::File::options().write(true).open(name(3)).unwrap();
+        old.set_modified(std::time::SystemTime::now() - Duration::from_secs(8 * 24 * 3600)).unwrap();
+        drop(old);
+        let (sent, counters) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        assert_eq!(sent, ["a"], "the good files, in order");
+        assert_eq!(counts(&counters.0)[2], 1, "the file past spool_max_age, by its events");
+        let bad = if cfg!(unix) { 9 } else { 8 };
+        assert_eq!(counts(&counters.0)[6], bad, "every bad file counted");
+        assert!(name(7).exists(), "a newer version's file is left for it");
+        assert!(!name(5).exists() && !name(10).exists(), "the others are removed");
+    }
+
+    #[test]
+    fn a_shutdown_while_a_batch_cannot_be_sent_ends_the_replay_and_keeps_it() {
+        let tmp = TempDir::new("shutdown");
+        let run = dead_run(tmp.path(), &[batch("a", HERE)]);
+        let opened = crate::spool::open(&config(tmp.path()), HERE).unwrap();
+        let counters = Arc::new(Counters(SpoolCounters::default()));
+        let (tx, rx) = watch::channel(None);
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let replaying =
+                replay(Arc::clone(&opened.backlog), counters, rx, |_, _, _| async { Sent::NotNow });
+            let stop = async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = tx.send(Some(Instant::now()));
+            };
+            tokio::join!(replaying, stop);
+        });
+        drop(opened);
+        assert!(run.join(crate::spool::backlog::batch_name(1)).exists(), "kept for the next process");
+    }
+}
