@@ -512,8 +512,13 @@ impl Builder {
             Some(names) => Redactor::new(names),
             None => Redactor::default(),
         };
-        // Lists the spool directory and takes locks; reads no file.
-        let spool = spool.map(|config| crate::spool::open(&config, endpoint.as_str()));
+        // Lists the spool directory and takes locks; reads no file. A spool that cannot be
+        // opened is off, said in one line; the reporter goes on without it.
+        let spool = spool.and_then(|config| {
+            crate::spool::open(&config, endpoint.as_str())
+                .map_err(|line| crate::delivery::spooling::report_off(&handoff, line, self.debug))
+                .ok()
+        });
         let config = UploadConfig {
             endpoint,
             api_key: api_key.unwrap_or_default(),

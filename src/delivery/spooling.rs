@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use super::batch::{Envelope, EventJson};
 use super::send::{Deliverer, Held};
 use crate::handoff::Handoff;
-use crate::handoff::stats::{DeliveryError, DeliveryErrorKind};
+use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, SpoolDropped, Stats};
 use crate::spool::backlog::Backlog;
 use crate::spool::format::SpoolBatch;
 use crate::spool::writer::{Slot, Writer, Written};
@@ -28,8 +30,9 @@ pub(super) struct Spooling {
     debug: bool,
 }
 
-/// Says why the spool is off: on stderr with `debug`, and as the last delivery error.
-pub(super) fn report_off(handoff: &Handoff, line: String, debug: bool) {
+/// Says why the spool is off: on stderr with `debug`, and as the last delivery error. Called
+/// by `build()` when the spool cannot be opened, by the uploader at a fault.
+pub(crate) fn report_off(handoff: &Handoff, line: String, debug: bool) {
     if debug {
         eprintln!("tinker-telemetry: {line}");
     }
@@ -42,24 +45,16 @@ pub(super) fn report_off(handoff: &Handoff, line: String, debug: bool) {
 
 impl Spooling {
     /// The spool `build()` opened, or `None` (with the line saying why) when it could not.
-    pub(super) fn start(
-        opened: Result<Opened, String>,
-        endpoint: &str,
-        debug: bool,
-        handoff: &Handoff,
-    ) -> Option<Self> {
-        match opened {
-            Ok(opened) => Some(Spooling {
-                writer: opened.writer,
-                backlog: opened.backlog,
-                endpoint: endpoint.to_owned(),
-                interval: opened.interval,
-                debug,
-            }),
-            Err(line) => {
-                report_off(handoff, line, debug);
-                None
-            }
+    /// Measures the adopted runs (and applies the bounds to them) before anything is sent,
+    /// so that what they lose is counted from the start.
+    pub(super) fn start(opened: Opened, endpoint: &str, debug: bool, handoff: &Handoff) -> Self {
+        opened.backlog.prepare(&handoff.counters.spool);
+        Spooling {
+            writer: opened.writer,
+            backlog: opened.backlog,
+            endpoint: endpoint.to_owned(),
+            interval: opened.interval,
+            debug,
         }
     }
 
@@ -142,4 +137,61 @@ pub(super) fn book_held(handoff: &Handoff, held: &Held, aborted: u64, on_disk: b
         handoff.count(&c.unsent_at_shutdown, unsent);
     }
     exhausted + unsent
+}
+
+/// Adds to a `telemetry.dropped` report (`data`, if one is due) the events the spool lost
+/// since the last report (`reported`), as `spool_too_old`, `spool_over_size`,
+/// `spool_rejected` and `spool_too_large`; makes a report of them alone when none was due.
+/// `total` counts every drop, the spool's included.
+pub(super) fn with_spool_drops(
+    data: Option<Value>,
+    reported: &mut SpoolDropped,
+    stats: &Stats,
+) -> Option<Value> {
+    let now = stats.spool.dropped;
+    let new = |a: u64, b: u64| a.saturating_sub(b);
+    let reasons = [
+        ("spool_too_old", new(now.too_old, reported.too_old)),
+        ("spool_over_size", new(now.over_size, reported.over_size)),
+        ("spool_rejected", new(now.rejected, reported.rejected)),
+        ("spool_too_large", new(now.too_large, reported.too_large)),
+    ];
+    let count: u64 = reasons.iter().map(|(_, n)| n).sum();
+    if count == 0 {
+        return data;
+    }
+    *reported = now;
+    let mut data =
+        data.unwrap_or_else(|| json!({ "count": 0, "total": stats.dropped.total(), "by_reason": {} }));
+    let add = |v: &Value, n: u64| Value::from(v.as_u64().unwrap_or(0) + n);
+    data["count"] = add(&data["count"], count);
+    data["total"] = add(&data["total"], now.total());
+    if let Some(by_reason) = data["by_reason"].as_object_mut() {
+        by_reason
+            .extend(reasons.iter().filter(|(_, n)| *n > 0).map(|(r, n)| ((*r).to_owned(), Value::from(*n))));
+    }
+    Some(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_drops_join_the_report_due_or_make_one() {
+        let mut stats = Stats::default();
+        let mut reported = SpoolDropped::default();
+        assert_eq!(with_spool_drops(None, &mut reported, &stats), None, "nothing lost");
+        stats.spool.dropped.over_size = 7;
+        let alone = with_spool_drops(None, &mut reported, &stats).unwrap();
+        assert_eq!(alone, json!({"count": 7, "total": 7, "by_reason": {"spool_over_size": 7}}));
+        assert_eq!(with_spool_drops(None, &mut reported, &stats), None, "reported once");
+        stats.spool.dropped.too_old = 2;
+        let due = json!({"count": 3, "total": 3, "by_reason": {"queue_full": 3}});
+        let joined = with_spool_drops(Some(due), &mut reported, &stats).unwrap();
+        assert_eq!(
+            joined,
+            json!({"count": 5, "total": 12, "by_reason": {"queue_full": 3, "spool_too_old": 2}})
+        );
+    }
 }

@@ -15,7 +15,7 @@ use super::dropped::{DROPPED_EVENT, DropReports, Moment};
 use super::ratelimit::RateLimit;
 use super::redact::Redactor;
 use super::send::{Deliverer, Held, Settle};
-use super::spooling::{Spooling, book_held};
+use super::spooling::{Spooling, book_held, with_spool_drops};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
 use crate::analysis::analyzer::{Analyzer, SPIKE_EVENT, SUMMARY_EVENT};
@@ -23,7 +23,7 @@ use crate::handoff::Handoff;
 use crate::handoff::clock::{Anchor, Stamp};
 use crate::handoff::control::Control;
 use crate::handoff::record::{Body, Record};
-use crate::handoff::stats::Stats;
+use crate::handoff::stats::{SpoolDropped, Stats};
 use crate::severity::Severity;
 use crate::spool::writer::Slot;
 
@@ -47,8 +47,8 @@ pub(crate) struct UploadConfig {
     pub(crate) redactor: Redactor,
     /// One line per payload on stderr.
     pub(crate) debug: bool,
-    /// The spool `build()` opened (or why it could not), when one is set.
-    pub(crate) spool: Option<Result<crate::spool::Opened, String>>,
+    /// The spool `build()` opened, when one is set and could be opened.
+    pub(crate) spool: Option<crate::spool::Opened>,
 }
 
 /// Summaries wait this long when they are off: a timer that never fires in practice.
@@ -117,6 +117,8 @@ pub(super) struct Uploader {
     spooling: Option<Spooling>,
     /// The task sending what earlier runs left in the spool.
     replaying: JoinSet<()>,
+    /// The spool's drops already reported in `telemetry.dropped` events.
+    spool_reported: SpoolDropped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +154,7 @@ impl Uploader {
         let spooling = config
             .spool
             .take()
-            .and_then(|opened| Spooling::start(opened, config.endpoint.as_str(), config.debug, &handoff));
+            .map(|opened| Spooling::start(opened, config.endpoint.as_str(), config.debug, &handoff));
         Uploader {
             handoff,
             config,
@@ -172,6 +174,7 @@ impl Uploader {
             analyzer,
             spooling,
             replaying: JoinSet::new(),
+            spool_reported: SpoolDropped::default(),
         }
     }
 
@@ -287,7 +290,9 @@ impl Uploader {
         if self.ended || (moment == Moment::Room && full) {
             return false;
         }
-        let Some(data) = self.drop_reports.due(self.handoff.stats().dropped, moment) else {
+        let stats = self.handoff.stats();
+        let data = self.drop_reports.due(stats.dropped, moment);
+        let Some(data) = with_spool_drops(data, &mut self.spool_reported, &stats) else {
             return false;
         };
         self.add_own(DROPPED_EVENT, Severity::Warning, data);
@@ -370,6 +375,11 @@ impl Uploader {
             return;
         }
         self.take(Take::Spool);
+        self.spool_write();
+    }
+
+    /// Writes every batch held that is not on disk yet.
+    fn spool_write(&mut self) {
         let Some(spooling) = self.spooling.as_mut() else { return };
         let (envelope, handoff) = (&self.deliverer.envelope, &self.handoff);
         for b in self.pending.iter_mut().chain(self.filling.as_mut()) {
@@ -513,6 +523,9 @@ impl Uploader {
         }
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::pin!(sleep);
+        // The drain goes on writing to the spool: the process may be killed before it ends.
+        let every = self.spooling.as_ref().map_or(NO_SUMMARIES, |s| s.interval).min(NO_SUMMARIES);
+        let mut spool_timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             self.dispatch();
             if self.tasks.is_empty() && self.pending.is_empty() && self.replaying.is_empty() {
@@ -521,6 +534,7 @@ impl Uploader {
             tokio::select! {
                 Some(done) = self.tasks.join_next_with_id() => self.finished(done),
                 Some(_) = self.replaying.join_next() => {}
+                _ = spool_timer.tick() => self.spool_write(),
                 () = &mut sleep => {
                     self.tasks.abort_all();
                     self.replaying.abort_all();

@@ -98,6 +98,12 @@ impl Backlog {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Lists and measures the adopted runs now, if not yet done (see `scan`).
+    pub(crate) fn prepare(&self, counters: &SpoolCounters) {
+        let mut inner = self.lock();
+        self.scan(&mut inner, counters);
+    }
+
     /// Lists and measures the adopted runs once: removes what is too old or is no batch file,
     /// then the oldest files past `max_bytes`.
     fn scan(&self, inner: &mut Inner, counters: &SpoolCounters) {

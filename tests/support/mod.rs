@@ -6,6 +6,7 @@
 pub mod child;
 pub mod programs;
 pub mod proxy;
+pub mod spool;
 pub mod tls;
 
 use std::collections::VecDeque;

@@ -76,6 +76,7 @@ fn main() {
         "replayed": s.spool.replayed,
         "spool_dropped": s.spool.dropped.total(),
         "over_size": s.spool.dropped.over_size,
+        "too_old": s.spool.dropped.too_old,
         "bad_files": s.spool.bad_files,
         "queued": s.queued,
         "summarized": s.summarized,
