@@ -44,7 +44,7 @@ fn an_outage_past_flush_timeout_leaves_the_events_spooled_not_dropped() {
     let dir = SpoolDir::new("outage");
     let port = refused_port();
     let mut first = spool_program("exit", &dir.0, port, "session-outage", 50);
-    first.env("SPOOL_FLUSH_TIMEOUT_MS", "300").env("SPOOL_MAX_RETRIES", "1000");
+    first.env("SPOOL_FLUSH_TIMEOUT_MS", "1000").env("SPOOL_MAX_RETRIES", "1000");
     let gone = report(&mut first);
     assert_eq!(gone["spooled"], 52, "SESSION_START, 50 events, SESSION_END: {gone}");
     assert_eq!((gone["dropped"].as_u64(), gone["delivered"].as_u64()), (Some(0), Some(0)), "{gone}");

@@ -19,7 +19,7 @@ use tinker_telemetry::{DeliveryErrorKind, Severity};
 /// its `events` events (and SESSION_START and SESSION_END) end in the spool.
 fn leave_in_spool(dir: &Path, port: u16, session: &str, events: u64) -> u64 {
     let mut cmd = spool_program("exit", dir, port, session, events);
-    cmd.env("SPOOL_FLUSH_TIMEOUT_MS", "300").env("SPOOL_MAX_RETRIES", "100000");
+    cmd.env("SPOOL_FLUSH_TIMEOUT_MS", "1000").env("SPOOL_MAX_RETRIES", "100000");
     let gone = report(&mut cmd);
     assert_eq!(gone["spooled"], events + 2, "{gone}");
     events + 2

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::batch::{Envelope, EventJson};
+use std::collections::VecDeque;
+
+use super::batch::{Batch, EventJson};
 use super::send::{Deliverer, Held};
 use crate::handoff::Handoff;
 use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, SpoolDropped, Stats};
@@ -24,6 +26,8 @@ use crate::spool::{Opened, replay};
 #[derive(Debug)]
 pub(super) struct Spooling {
     writer: Writer,
+    deliverer: Arc<Deliverer>,
+    handoff: Arc<Handoff>,
     backlog: Arc<Backlog>,
     endpoint: String,
     pub(super) interval: Duration,
@@ -47,10 +51,18 @@ impl Spooling {
     /// The spool `build()` opened, or `None` (with the line saying why) when it could not.
     /// Measures the adopted runs (and applies the bounds to them) before anything is sent,
     /// so that what they lose is counted from the start.
-    pub(super) fn start(opened: Opened, endpoint: &str, debug: bool, handoff: &Handoff) -> Self {
+    pub(super) fn start(
+        opened: Opened,
+        endpoint: &str,
+        debug: bool,
+        deliverer: &Arc<Deliverer>,
+        handoff: &Arc<Handoff>,
+    ) -> Self {
         opened.backlog.prepare(&handoff.counters.spool);
         Spooling {
             writer: opened.writer,
+            deliverer: Arc::clone(deliverer),
+            handoff: Arc::clone(handoff),
             backlog: opened.backlog,
             endpoint: endpoint.to_owned(),
             interval: opened.interval,
@@ -66,9 +78,8 @@ impl Spooling {
         spooled: &mut Option<(Slot, usize)>,
         key: &str,
         events: &[EventJson],
-        envelope: &Envelope,
-        handoff: &Handoff,
     ) -> bool {
+        let (envelope, handoff) = (&self.deliverer.envelope, &*self.handoff);
         let previous = *spooled;
         if previous.is_some_and(|(_, n)| n == events.len()) || events.is_empty() {
             return previous.is_some();
@@ -90,6 +101,46 @@ impl Spooling {
                 false
             }
         }
+    }
+
+    /// Books a finished batch's events that waited (`held`, and the `aborted` ones its task
+    /// did not settle): as spooled once the batch is on disk (written now if it is not), else
+    /// as the drops they would be. Removes the batch's file when nothing waited.
+    pub(super) fn settle(
+        &mut self,
+        spooled: &mut Option<(Slot, usize)>,
+        key: &str,
+        events: &[EventJson],
+        held: &Held,
+        aborted: u64,
+    ) {
+        let waiting = held.exhausted.load(Relaxed) + held.unsent.load(Relaxed) + aborted;
+        if waiting == 0 {
+            self.remove(spooled.take());
+            return;
+        }
+        let on_disk = self.write(spooled, key, events);
+        book_held(&self.handoff, held, aborted, on_disk);
+    }
+
+    /// At the drain deadline: writes the batches not sent yet, booking their events as
+    /// spooled, or as unsent when they cannot be written. Returns their events and bytes.
+    pub(super) fn leave(
+        spooling: Option<&mut Self>,
+        batches: VecDeque<Batch>,
+        handoff: &Handoff,
+    ) -> (u64, usize) {
+        let (mut unsent, mut spooled, mut bytes) = (0, 0, 0);
+        let mut spooling = spooling;
+        for mut batch in batches {
+            let on_disk =
+                spooling.as_mut().is_some_and(|s| s.write(&mut batch.spooled, &batch.key, &batch.events));
+            *(if on_disk { &mut spooled } else { &mut unsent }) += batch.len() as u64;
+            bytes += batch.bytes;
+        }
+        handoff.settle(&handoff.counters.unsent_at_shutdown, unsent);
+        handoff.settle(&handoff.counters.spool.spooled, spooled);
+        (unsent + spooled, bytes)
     }
 
     /// Removes a settled batch's file.
@@ -124,9 +175,17 @@ impl Spooling {
     }
 }
 
-/// Books the events of a finished batch that waited (`held`, and `aborted` ones its task did
-/// not settle): as spooled when the batch is on disk, else as the drops they would be.
-pub(super) fn book_held(handoff: &Handoff, held: &Held, aborted: u64, on_disk: bool) -> u64 {
+/// Fires every `spool_interval`; without a spool, never in practice (once a year).
+pub(super) fn timer(spooling: Option<&Spooling>) -> tokio::time::Interval {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let every = spooling.map_or(YEAR, |s| s.interval).min(YEAR);
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
+}
+
+/// Books the events of a finished batch that waited: see [`Spooling::settle`].
+fn book_held(handoff: &Handoff, held: &Held, aborted: u64, on_disk: bool) -> u64 {
     let exhausted = held.exhausted.swap(0, Relaxed);
     let unsent = held.unsent.swap(0, Relaxed) + aborted;
     let c = &handoff.counters;

@@ -15,7 +15,7 @@ use super::dropped::{DROPPED_EVENT, DropReports, Moment};
 use super::ratelimit::RateLimit;
 use super::redact::Redactor;
 use super::send::{Deliverer, Held, Settle};
-use super::spooling::{Spooling, book_held, with_spool_drops};
+use super::spooling::{self, Spooling, with_spool_drops};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
 use crate::analysis::analyzer::{Analyzer, SPIKE_EVENT, SUMMARY_EVENT};
@@ -151,10 +151,9 @@ impl Uploader {
             rate_limit: RateLimit::default(),
             debug: config.debug,
         });
-        let spooling = config
-            .spool
-            .take()
-            .map(|opened| Spooling::start(opened, config.endpoint.as_str(), config.debug, &handoff));
+        let spooling = config.spool.take().map(|opened| {
+            Spooling::start(opened, config.endpoint.as_str(), config.debug, &deliverer, &handoff)
+        });
         Uploader {
             handoff,
             config,
@@ -185,12 +184,8 @@ impl Uploader {
         let every = self.analyzer.summary_interval().unwrap_or(NO_SUMMARIES).min(NO_SUMMARIES);
         let mut summaries = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let every = self.spooling.as_ref().map_or(NO_SUMMARIES, |s| s.interval).min(NO_SUMMARIES);
-        let mut spool_timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        spool_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        if let Some(task) = self.spooling.as_ref().and_then(|s| s.replay(&self.deliverer, &self.handoff)) {
-            self.replaying.spawn(task);
-        }
+        let mut spool_timer = spooling::timer(self.spooling.as_ref());
+        self.start_replay();
         let handoff = Arc::clone(&self.handoff);
         loop {
             self.dispatch();
@@ -369,6 +364,13 @@ impl Uploader {
         }
     }
 
+    /// Starts sending what earlier runs left in the spool, if they left anything.
+    fn start_replay(&mut self) {
+        if let Some(task) = self.spooling.as_ref().and_then(|s| s.replay(&self.deliverer, &self.handoff)) {
+            self.replaying.spawn(task);
+        }
+    }
+
     /// Takes what is queued and writes every batch held that is not on disk yet.
     fn spool_now(&mut self) {
         if self.spooling.is_none() {
@@ -381,12 +383,11 @@ impl Uploader {
     /// Writes every batch held that is not on disk yet.
     fn spool_write(&mut self) {
         let Some(spooling) = self.spooling.as_mut() else { return };
-        let (envelope, handoff) = (&self.deliverer.envelope, &self.handoff);
         for b in self.pending.iter_mut().chain(self.filling.as_mut()) {
-            spooling.write(&mut b.spooled, &b.key, &b.events, envelope, handoff);
+            spooling.write(&mut b.spooled, &b.key, &b.events);
         }
         for b in self.in_flight.values_mut() {
-            spooling.write(&mut b.spooled, &b.key, &b.events, envelope, handoff);
+            spooling.write(&mut b.spooled, &b.key, &b.events);
         }
     }
 
@@ -440,8 +441,9 @@ impl Uploader {
         };
         let Some(mut info) = self.in_flight.remove(&id) else { return };
         let mut unsettled = info.len.saturating_sub(info.settled.load(Relaxed));
-        if let Some(held) = info.held.take() {
-            unsettled = self.book_spooled(&mut info, &held, unsettled);
+        if let (Some(held), Some(spooling)) = (info.held.take(), self.spooling.as_mut()) {
+            spooling.settle(&mut info.spooled, &info.key, &info.events, &held, unsettled);
+            unsettled = 0;
         }
         if unsettled > 0 {
             // Aborted at the drain deadline, or the send task failed: what it had not settled
@@ -467,44 +469,6 @@ impl Uploader {
         self.publish_watermark();
     }
 
-    /// Books a finished batch's events that waited on the spool (out of retries, or unsent),
-    /// writing the batch first if it is not on disk yet, and removes its file when nothing
-    /// waited. Returns the events left to book as unsent (none).
-    fn book_spooled(&mut self, info: &mut InFlight, held: &Held, aborted: u64) -> u64 {
-        let Some(spooling) = self.spooling.as_mut() else { return aborted };
-        let waiting = held.exhausted.load(Relaxed) + held.unsent.load(Relaxed) + aborted;
-        if waiting == 0 {
-            spooling.remove(info.spooled.take());
-            return 0;
-        }
-        let envelope = &self.deliverer.envelope;
-        let on_disk = spooling.write(&mut info.spooled, &info.key, &info.events, envelope, &self.handoff);
-        book_held(&self.handoff, held, aborted, on_disk);
-        0
-    }
-
-    /// At the drain deadline: writes each batch not sent yet to the spool (counted as
-    /// spooled) or books it as unsent. Returns the events and bytes given up.
-    fn leave_pending(&mut self) -> (u64, usize) {
-        let (mut unsent, mut spooled, mut bytes) = (0, 0, 0);
-        for mut batch in std::mem::take(&mut self.pending) {
-            let on_disk = self.spooling.as_mut().is_some_and(|s| {
-                s.write(
-                    &mut batch.spooled,
-                    &batch.key,
-                    &batch.events,
-                    &self.deliverer.envelope,
-                    &self.handoff,
-                )
-            });
-            *(if on_disk { &mut spooled } else { &mut unsent }) += batch.len() as u64;
-            bytes += batch.bytes;
-        }
-        self.handoff.settle(&self.handoff.counters.unsent_at_shutdown, unsent);
-        self.handoff.settle(&self.handoff.counters.spool.spooled, spooled);
-        (unsent + spooled, bytes)
-    }
-
     fn publish_watermark(&self) {
         let filling = self.filling.as_ref().map(|b| b.first_index);
         let oldest = self.outstanding.keys().next().copied();
@@ -524,8 +488,7 @@ impl Uploader {
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::pin!(sleep);
         // The drain goes on writing to the spool: the process may be killed before it ends.
-        let every = self.spooling.as_ref().map_or(NO_SUMMARIES, |s| s.interval).min(NO_SUMMARIES);
-        let mut spool_timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut spool_timer = spooling::timer(self.spooling.as_ref());
         loop {
             self.dispatch();
             if self.tasks.is_empty() && self.pending.is_empty() && self.replaying.is_empty() {
@@ -542,7 +505,8 @@ impl Uploader {
                         self.finished(done);
                     }
                     while self.replaying.join_next().await.is_some() {}
-                    let (unsent, bytes) = self.leave_pending();
+                    let pending = std::mem::take(&mut self.pending);
+                    let (unsent, bytes) = Spooling::leave(self.spooling.as_mut(), pending, &self.handoff);
                     self.handoff.release_bytes(bytes);
                     self.unsettled -= unsent as usize;
                     self.outstanding.clear();
