@@ -227,4 +227,95 @@ mod tests {
         drop(opened);
         assert!(run.join(crate::spool::backlog::batch_name(1)).exists(), "kept for the next process");
     }
+
+    /// One step of the model test.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The live process writes a batch.
+        Write,
+        /// The live process's batch (picked by the number) is delivered: its file goes.
+        Deliver(usize),
+        /// The live process replays (and delivers) its oldest adopted batch.
+        ReplayOne,
+        /// The live process is killed; a new one starts on the same directory.
+        Kill,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![3 => Just(Step::Write), 2 => any::<usize>().prop_map(Step::Deliver), 2 => Just(Step::ReplayOne), 1 => Just(Step::Kill)]
+    }
+
+    /// The spool against a model: a list of batches not yet delivered, each with the run
+    /// that wrote it. Whatever the steps, the next process sends exactly what the model
+    /// says is pending, oldest run first, each run in the order it wrote.
+    fn check_against_the_model(steps: &[Step]) {
+        let tmp = TempDir::new("model");
+        let mut config = config(tmp.path());
+        config.sync = crate::spool::SpoolSync::Never;
+        let counters = SpoolCounters::default();
+        let open = || crate::spool::open(&config, HERE).unwrap();
+        // (run number, key, slot while the run is the live one)
+        let mut pending: Vec<(usize, String, Option<crate::spool::writer::Slot>)> = Vec::new();
+        let (mut live, mut run, mut next_key) = (Some(open()), 0, 0);
+        for step in steps {
+            let spool = live.as_mut().unwrap();
+            match step {
+                Step::Write => {
+                    let key = format!("k{next_key:04}");
+                    next_key += 1;
+                    let Written::Done(slot) = spool.writer.write(None, &batch(&key, HERE), &counters) else {
+                        panic!()
+                    };
+                    pending.push((run, key, Some(slot)));
+                }
+                Step::Deliver(pick) => {
+                    let mine: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].0 == run).collect();
+                    if let Some(&i) = mine.get(pick % mine.len().max(1)) {
+                        let (_, _, slot) = pending.remove(i);
+                        spool.writer.remove(slot.unwrap());
+                    }
+                }
+                Step::ReplayOne => {
+                    let expected = pending.iter().position(|p| p.0 < run);
+                    let loaded = spool.backlog.next(&counters);
+                    assert_eq!(
+                        loaded.as_ref().map(|l| l.batch.key.clone()),
+                        expected.map(|i| pending[i].1.clone())
+                    );
+                    if let (Some(loaded), Some(i)) = (loaded, expected) {
+                        spool.backlog.done(loaded, Outcome::Delivered, &counters);
+                        pending.remove(i);
+                    }
+                }
+                Step::Kill => {
+                    drop(live.take());
+                    // Run names order by their start in milliseconds.
+                    std::thread::sleep(Duration::from_millis(2));
+                    live = Some(open());
+                    run += 1;
+                    pending.iter_mut().for_each(|p| p.2 = None);
+                }
+            }
+        }
+        drop(live);
+        let mut sent = Vec::new();
+        let last = open();
+        while let Some(loaded) = last.backlog.next(&counters) {
+            sent.push(loaded.batch.key.clone());
+            last.backlog.done(loaded, Outcome::Delivered, &counters);
+        }
+        let expected: Vec<String> = pending.into_iter().map(|p| p.1).collect();
+        assert_eq!(sent, expected);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+        #[test]
+        fn what_the_model_says_is_pending_is_what_the_next_process_sends(
+            steps in proptest::collection::vec(step(), 0..40)
+        ) {
+            check_against_the_model(&steps);
+        }
+    }
 }
