@@ -52,8 +52,8 @@ struct Inner {
     used: u64,
     /// Entries of the spool directory that are not runs, counted at the first scan.
     foreign: u64,
-    /// The file being sent: never evicted.
-    current: Option<(usize, u64)>,
+    /// The sequence number of the file being sent (out of its run's list meanwhile).
+    current: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -175,7 +175,7 @@ impl Backlog {
             let read = read_capped(&path, bytes);
             match read.map(|b| format::decode(&b)) {
                 Some(Ok(batch)) if batch.endpoint == self.endpoint => {
-                    inner.current = Some((0, seq));
+                    inner.current = Some(seq);
                     return Some(Loaded { batch, path, bytes });
                 }
                 Some(Ok(_)) => {
@@ -216,7 +216,7 @@ impl Backlog {
     pub(crate) fn put_back(&self, loaded: Loaded) {
         let mut inner = self.lock();
         let current = inner.current.take();
-        if let (Some(front), Some((_, seq))) = (inner.runs.front_mut(), current) {
+        if let (Some(front), Some(seq)) = (inner.runs.front_mut(), current) {
             front.files.push_front((seq, loaded.bytes));
         }
     }
@@ -247,16 +247,16 @@ impl Backlog {
     }
 }
 
-/// Removes the oldest adopted file not being sent, counting its events as `over_size`.
+/// Removes the oldest adopted file (not the one being sent), counting its events as
+/// `over_size`.
 /// False when there is none.
 fn evict_oldest(inner: &mut Inner, counters: &SpoolCounters) -> bool {
-    let current = inner.current.map(|(_, seq)| seq);
-    for (i, adopted) in inner.runs.iter_mut().enumerate() {
+    // The file being sent is out of the lists until it is done or put back.
+    for adopted in &mut inner.runs {
         if adopted.keep {
             continue;
         }
-        let skip = usize::from(i == 0 && current.is_some());
-        if let Some((seq, bytes)) = adopted.files.remove(skip) {
+        if let Some((seq, bytes)) = adopted.files.pop_front() {
             let path = adopted.run.dir.join(batch_name(seq));
             SpoolCounters::add(&counters.over_size, events_in(&path));
             let _ = fs::remove_file(path);
