@@ -361,6 +361,7 @@ mod handoff;
 mod limits;
 mod severity;
 mod spool;
+mod status_class;
 mod urls;
 
 #[doc(hidden)]
@@ -391,7 +392,8 @@ pub use errors::status::{HttpError, HttpStatusError};
 pub use export::bench::ExportBench;
 pub use export::names::DURATION_BUCKETS;
 pub use handoff::stats::{
-    DeliveryError, DeliveryErrorKind, Dropped, Retried, SpoolDropped, SpoolStats, Stats,
+    DeliveryError, DeliveryErrorKind, DropReason, Dropped, Retried, RetryCause, SpoolDropped, SpoolStats,
+    Stats,
 };
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,

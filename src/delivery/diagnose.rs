@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 
 use crate::errors::classify::chain;
 use crate::handoff::stats::DeliveryErrorKind;
+use crate::status_class::StatusClass;
 use crate::urls::scrub_urls_in;
 
 /// A failed attempt that got no status: its kind and its description.
@@ -55,16 +56,16 @@ pub(crate) fn failure(err: &(dyn Error + 'static), timed_out: bool) -> Failure {
 
 /// Describes a status the server answered with, when it is not a success.
 pub(crate) fn status_words(status: u16) -> String {
-    let why = match status {
-        401 => "the API key was rejected",
-        403 => "the API key may not send telemetry",
-        404 => "no telemetry endpoint at this base_url",
-        408 => "the server timed out reading the request",
-        413 => "the batch was too large; it is split",
-        429 => "rate limited",
-        400 | 422 => "the server refused the request body",
-        500..=599 => "the server failed",
-        300..=399 => "a redirect, which is never followed",
+    let why = match (status, StatusClass::of(status)) {
+        (401, _) => "the API key was rejected",
+        (403, _) => "the API key may not send telemetry",
+        (404, _) => "no telemetry endpoint at this base_url",
+        (400 | 422, _) => "the server refused the request body",
+        (_, StatusClass::RequestTimeout) => "the server timed out reading the request",
+        (_, StatusClass::TooLarge) => "the batch was too large; it is split",
+        (_, StatusClass::RateLimited) => "rate limited",
+        (_, StatusClass::Unavailable | StatusClass::ServerError) => "the server failed",
+        (_, StatusClass::Redirect) => "a redirect, which is never followed",
         _ => "refused",
     };
     format!("{status} from the server: {why}")

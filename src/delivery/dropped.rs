@@ -31,8 +31,8 @@ impl DropReports {
     /// While the session goes on, a report is due once the queue has overflowed and has room
     /// again; at SESSION_END, whenever anything was lost since the last report.
     pub(crate) fn due(&mut self, now: Dropped, moment: Moment) -> Option<Value> {
-        let new = reasons(&now, &self.reported);
-        let count: u64 = new.iter().map(|(_, n)| n).sum();
+        let new = now.since(&self.reported);
+        let count = new.total();
         let due = match moment {
             Moment::Room => now.queue_full > self.reported.queue_full,
             Moment::SessionEnd => count > 0,
@@ -42,22 +42,9 @@ impl DropReports {
         }
         self.reported = now;
         let by_reason: Map<String, Value> =
-            new.into_iter().filter(|(_, n)| *n > 0).map(|(r, n)| (r.to_owned(), n.into())).collect();
+            new.iter().filter(|(_, n)| *n > 0).map(|(r, n)| (r.name().to_owned(), n.into())).collect();
         Some(json!({ "count": count, "total": now.total(), "by_reason": by_reason }))
     }
-}
-
-/// Each reason's drops in `now` beyond `before`.
-fn reasons(now: &Dropped, before: &Dropped) -> [(&'static str, u64); 6] {
-    let new = |a: u64, b: u64| a.saturating_sub(b);
-    [
-        ("queue_full", new(now.queue_full, before.queue_full)),
-        ("rejected", new(now.rejected, before.rejected)),
-        ("retries_exhausted", new(now.retries_exhausted, before.retries_exhausted)),
-        ("too_large", new(now.too_large, before.too_large)),
-        ("after_shutdown", new(now.after_shutdown, before.after_shutdown)),
-        ("unsent_at_shutdown", new(now.unsent_at_shutdown, before.unsent_at_shutdown)),
-    ]
 }
 
 #[cfg(test)]

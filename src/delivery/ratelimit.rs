@@ -14,11 +14,6 @@ pub(crate) struct RateLimit {
     until: Mutex<Option<Instant>>,
 }
 
-/// Whether an answer with `status` and a `Retry-After` pauses the whole client.
-pub(crate) fn pauses_the_client(status: u16) -> bool {
-    matches!(status, 429 | 503)
-}
-
 impl RateLimit {
     /// Pauses every request until `delay` from `now`; an earlier pause that ends later stays.
     pub(crate) fn pause(&self, now: Instant, delay: Duration) {
@@ -49,7 +44,10 @@ mod tests {
         limit.pause(now, Duration::from_secs(2));
         assert_eq!(limit.paused_until(now), Some(now + Duration::from_secs(5)));
         assert_eq!(limit.paused_until(now + Duration::from_secs(5)), None, "over once it ends");
-        assert!(pauses_the_client(429) && pauses_the_client(503));
-        assert!(!pauses_the_client(500) && !pauses_the_client(408));
+        // A later pause that ends later extends the one in force.
+        limit.pause(now, Duration::from_secs(7));
+        assert_eq!(limit.paused_until(now), Some(now + Duration::from_secs(7)));
+        limit.pause(now + Duration::from_secs(1), Duration::from_secs(6));
+        assert_eq!(limit.paused_until(now), Some(now + Duration::from_secs(7)), "ends at the same time");
     }
 }

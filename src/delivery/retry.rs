@@ -2,6 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::handoff::stats::{DeliveryErrorKind, RetryCause};
+use crate::status_class::StatusClass;
+
 /// Longest wait a `Retry-After` header can ask for; longer values are capped to it.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
@@ -22,11 +25,27 @@ pub(crate) enum Verdict {
 }
 
 pub(crate) fn classify(status: u16) -> Verdict {
-    match status {
-        200..=299 => Verdict::Delivered,
-        413 => Verdict::Split,
-        408 | 429 | 500..=599 => Verdict::Retry,
+    match StatusClass::of(status) {
+        StatusClass::Success => Verdict::Delivered,
+        StatusClass::TooLarge => Verdict::Split,
+        class if class.is_transient() => Verdict::Retry,
         _ => Verdict::Reject,
+    }
+}
+
+/// The cause a retry after a failure of `kind` is counted under.
+pub(crate) fn retry_cause(kind: DeliveryErrorKind) -> RetryCause {
+    match kind {
+        DeliveryErrorKind::Status(status) => match StatusClass::of(status) {
+            StatusClass::RateLimited => RetryCause::RateLimited,
+            StatusClass::RequestTimeout => RetryCause::RequestTimeout,
+            _ => RetryCause::ServerError,
+        },
+        DeliveryErrorKind::Timeout => RetryCause::Timeout,
+        DeliveryErrorKind::Connect => RetryCause::Connect,
+        DeliveryErrorKind::Tls => RetryCause::Tls,
+        DeliveryErrorKind::Dns => RetryCause::Dns,
+        DeliveryErrorKind::Other | DeliveryErrorKind::Spool => RetryCause::Other,
     }
 }
 
@@ -71,6 +90,26 @@ mod tests {
         assert_eq!(classify(413), Verdict::Split);
         for s in [100, 301, 400, 401, 403, 404, 409, 422, 499] {
             assert_eq!(classify(s), Verdict::Reject, "{s}");
+        }
+    }
+
+    #[test]
+    fn each_failure_is_counted_under_its_cause() {
+        use DeliveryErrorKind as K;
+        let table = [
+            (K::Status(500), RetryCause::ServerError),
+            (K::Status(503), RetryCause::ServerError),
+            (K::Status(599), RetryCause::ServerError),
+            (K::Status(429), RetryCause::RateLimited),
+            (K::Status(408), RetryCause::RequestTimeout),
+            (K::Timeout, RetryCause::Timeout),
+            (K::Connect, RetryCause::Connect),
+            (K::Tls, RetryCause::Tls),
+            (K::Dns, RetryCause::Dns),
+            (K::Other, RetryCause::Other),
+        ];
+        for (kind, cause) in table {
+            assert_eq!(retry_cause(kind), cause, "{kind:?}");
         }
     }
 

@@ -11,13 +11,14 @@ use tokio::time::Instant;
 
 use super::batch::{Envelope, EventJson, idempotency_key};
 use super::diagnose::status_words;
-use super::ratelimit::{RateLimit, pauses_the_client};
-use super::retry::{Verdict, backoff, classify};
+use super::ratelimit::RateLimit;
+use super::retry::{Verdict, backoff, classify, retry_cause};
 use super::transport::{Answer, Transport};
 use crate::handoff::Handoff;
-use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, retry_cause};
+use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, DropReason, RetryCause};
 use crate::spool::backlog::Outcome;
 use crate::spool::replay::Sent;
+use crate::status_class::StatusClass;
 
 /// Everything a send task needs; shared by all of them.
 #[derive(Debug)]
@@ -59,21 +60,19 @@ pub(super) struct Settle {
     pub(super) held: Option<Arc<Held>>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Where a payload's events end: delivered, or given up on for a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
     Delivered,
-    Rejected,
-    RetriesExhausted,
-    TooLarge,
-    UnsentAtShutdown,
+    Dropped(DropReason),
 }
 
 impl Settle {
     fn book(&self, fate: Fate, n: usize) {
         if let Some(held) = &self.held {
             let waits = match fate {
-                Fate::RetriesExhausted => Some(&held.exhausted),
-                Fate::UnsentAtShutdown => Some(&held.unsent),
+                Fate::Dropped(DropReason::RetriesExhausted) => Some(&held.exhausted),
+                Fate::Dropped(DropReason::UnsentAtShutdown) => Some(&held.unsent),
                 _ => None,
             };
             if let Some(counter) = waits {
@@ -82,18 +81,13 @@ impl Settle {
                 return;
             }
         }
-        let c = &self.handoff.counters;
-        let counter = match fate {
+        match fate {
             Fate::Delivered => {
-                c.batches_sent.fetch_add(1, Relaxed);
-                &c.delivered
+                self.handoff.batch_sent();
+                self.handoff.delivered(n as u64);
             }
-            Fate::Rejected => &c.rejected,
-            Fate::RetriesExhausted => &c.retries_exhausted,
-            Fate::TooLarge => &c.too_large,
-            Fate::UnsentAtShutdown => &c.unsent_at_shutdown,
-        };
-        self.handoff.count(counter, n as u64);
+            Fate::Dropped(reason) => self.handoff.dropped(reason, n as u64),
+        }
         self.settled.fetch_add(n as u64, Relaxed);
     }
 }
@@ -117,12 +111,12 @@ impl Deliverer {
             }
             match result {
                 Ok(()) => settle.book(Fate::Delivered, slice.len()),
-                Err(Fate::TooLarge) if slice.len() > 1 => {
+                Err(DropReason::TooLarge) if slice.len() > 1 => {
                     let mid = part.start + slice.len() / 2;
                     parts.push(mid..part.end);
                     parts.push(part.start..mid);
                 }
-                Err(fate) => settle.book(fate, slice.len()),
+                Err(reason) => settle.book(Fate::Dropped(reason), slice.len()),
             }
         }
     }
@@ -141,7 +135,7 @@ impl Deliverer {
         settle: &Settle,
         shutdown: &mut watch::Receiver<Option<Instant>>,
         trace: &mut Trace,
-    ) -> Result<(), Fate> {
+    ) -> Result<(), DropReason> {
         trace.bytes = body.len();
         let mut retries = 0;
         let mut last_chance = false;
@@ -149,42 +143,21 @@ impl Deliverer {
             if let Some(until) = self.rate_limit.paused_until(Instant::now()) {
                 self.wait(until, Wait::ServerAsked, shutdown).await?;
             }
-            let timeout = match *shutdown.borrow_and_update() {
-                Some(d) if d <= Instant::now() => return Err(Fate::UnsentAtShutdown),
-                Some(d) => self.http_timeout.min(d - Instant::now()),
-                None => self.http_timeout,
-            };
+            let timeout = self.attempt_timeout(shutdown)?;
             trace.attempts += 1;
             let answer = self.transport.post(body.clone(), key, timeout).await;
-            // Every answer that can be retried is a failure, with a cause.
-            let mut cause = retry_cause(DeliveryErrorKind::Other);
-            if let Some(error) = failure(&answer) {
-                trace.last_error = Some(error.message.clone());
-                cause = retry_cause(error.kind);
-                settle.handoff.set_last_error(error);
-            }
-            let retry_after = match answer {
-                Answer::Status { status, retry_after } => match classify(status) {
-                    Verdict::Delivered => return Ok(()),
-                    Verdict::Split => return Err(Fate::TooLarge),
-                    Verdict::Reject => return Err(Fate::Rejected),
-                    Verdict::Retry => {
-                        if let Some(delay) = retry_after.filter(|_| pauses_the_client(status)) {
-                            self.rate_limit.pause(Instant::now(), delay);
-                        }
-                        retry_after
-                    }
-                },
-                Answer::Failed(_) => None,
+            let (cause, retry_after) = match self.judge(answer, settle, trace) {
+                Next::Done(outcome) => return outcome,
+                Next::Retry { cause, retry_after } => (cause, retry_after),
             };
             if last_chance {
-                return Err(Fate::UnsentAtShutdown);
+                return Err(DropReason::UnsentAtShutdown);
             }
             if retries >= self.max_retries {
-                return Err(Fate::RetriesExhausted);
+                return Err(DropReason::RetriesExhausted);
             }
             retries += 1;
-            settle.handoff.counters.retried[cause].fetch_add(1, Relaxed);
+            settle.handoff.retried(cause);
             let (delay, kind) = match retry_after {
                 Some(delay) => (delay, Wait::ServerAsked),
                 None => (backoff(self.retry_base_delay, retries, fastrand::f64()), Wait::Backoff),
@@ -211,9 +184,45 @@ impl Deliverer {
         }
         match result {
             Ok(()) => Sent::Done(Outcome::Delivered),
-            Err(Fate::Rejected) => Sent::Done(Outcome::Rejected),
-            Err(Fate::TooLarge) => Sent::Done(Outcome::TooLarge),
+            Err(DropReason::Rejected) => Sent::Done(Outcome::Rejected),
+            Err(DropReason::TooLarge) => Sent::Done(Outcome::TooLarge),
             Err(_) => Sent::NotNow,
+        }
+    }
+
+    /// The time the next attempt gets: `http_timeout`, or less once the drain deadline is
+    /// nearer; none once it passed.
+    fn attempt_timeout(
+        &self,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+    ) -> Result<Duration, DropReason> {
+        match *shutdown.borrow_and_update() {
+            Some(d) if d <= Instant::now() => Err(DropReason::UnsentAtShutdown),
+            Some(d) => Ok(self.http_timeout.min(d - Instant::now())),
+            None => Ok(self.http_timeout),
+        }
+    }
+
+    /// What an answer means for its payload. A failure is recorded as the last delivery
+    /// error; a `Retry-After` on a status that pauses the client pauses every request.
+    fn judge(&self, answer: Answer, settle: &Settle, trace: &mut Trace) -> Next {
+        let Some(error) = failure(&answer) else { return Next::Done(Ok(())) };
+        trace.last_error = Some(error.message.clone());
+        let cause = retry_cause(error.kind);
+        settle.handoff.set_last_error(error);
+        let Answer::Status { status, retry_after } = answer else {
+            return Next::Retry { cause, retry_after: None };
+        };
+        match classify(status) {
+            Verdict::Delivered => Next::Done(Ok(())),
+            Verdict::Split => Next::Done(Err(DropReason::TooLarge)),
+            Verdict::Reject => Next::Done(Err(DropReason::Rejected)),
+            Verdict::Retry => {
+                if let Some(delay) = retry_after.filter(|_| StatusClass::of(status).pauses_the_client()) {
+                    self.rate_limit.pause(Instant::now(), delay);
+                }
+                Next::Retry { cause, retry_after }
+            }
         }
     }
 
@@ -225,11 +234,11 @@ impl Deliverer {
         until: Instant,
         kind: Wait,
         shutdown: &mut watch::Receiver<Option<Instant>>,
-    ) -> Result<bool, Fate> {
+    ) -> Result<bool, DropReason> {
         loop {
             let deadline = *shutdown.borrow_and_update();
             let (wake, shortened) = match (deadline, kind) {
-                (Some(d), Wait::ServerAsked) if until > d => return Err(Fate::UnsentAtShutdown),
+                (Some(d), Wait::ServerAsked) if until > d => return Err(DropReason::UnsentAtShutdown),
                 (Some(d), Wait::Backoff) => {
                     let last_start = d.checked_sub(self.last_attempt_window()).unwrap_or(d);
                     if until > last_start { (last_start.max(Instant::now()), true) } else { (until, false) }
@@ -276,10 +285,10 @@ struct Trace {
 
 impl Trace {
     /// One line on stderr: never through tracing, which could feed the events back.
-    fn print(&self, events: usize, result: &Result<(), Fate>) {
+    fn print(&self, events: usize, result: &Result<(), DropReason>) {
         let outcome = match result {
             Ok(()) => "delivered".to_owned(),
-            Err(fate) => format!("dropped ({fate:?})"),
+            Err(reason) => format!("dropped ({reason:?})"),
         };
         let retries = self.attempts.saturating_sub(1);
         let last = self.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default();
@@ -288,6 +297,16 @@ impl Trace {
             self.bytes
         );
     }
+}
+
+/// What comes after an answer.
+#[derive(Debug)]
+enum Next {
+    /// The payload's end: delivered, or given up on.
+    Done(Result<(), DropReason>),
+    /// Another attempt, after a failure of `cause`; at the server's `Retry-After` when it
+    /// gave one, else after the backoff.
+    Retry { cause: RetryCause, retry_after: Option<Duration> },
 }
 
 /// What a wait between attempts is for.
@@ -343,10 +362,11 @@ mod tests {
             self.calls.lock().unwrap().clone()
         }
 
+        /// Delivered, rejected, retries exhausted, too large, unsent at shutdown.
         fn counted(&self) -> [u64; 5] {
-            let c = &self.settle.handoff.counters;
-            [&c.delivered, &c.rejected, &c.retries_exhausted, &c.too_large, &c.unsent_at_shutdown]
-                .map(|n| n.load(Relaxed))
+            let s = self.settle.handoff.stats();
+            let d = s.dropped;
+            [s.delivered, d.rejected, d.retries_exhausted, d.too_large, d.unsent_at_shutdown]
         }
 
         /// Gaps between consecutive calls.

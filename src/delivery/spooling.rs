@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use super::batch::{Batch, EventJson};
 use super::send::{Deliverer, Held};
 use crate::handoff::Handoff;
-use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, SpoolDropped, Stats};
+use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, DropReason, SpoolDropped, Stats};
 use crate::spool::backlog::Backlog;
 use crate::spool::format::SpoolBatch;
 use crate::spool::writer::{Slot, Writer, Written};
@@ -58,7 +58,7 @@ impl Spooling {
         deliverer: &Arc<Deliverer>,
         handoff: &Arc<Handoff>,
     ) -> Self {
-        opened.backlog.prepare(&handoff.counters.spool);
+        opened.backlog.prepare((**handoff).as_ref());
         Spooling {
             writer: opened.writer,
             deliverer: Arc::clone(deliverer),
@@ -90,7 +90,7 @@ impl Spooling {
             events: events.len() as u16,
             body: envelope.body(events),
         };
-        match self.writer.write(previous.map(|(slot, _)| slot), &batch, &handoff.counters.spool) {
+        match self.writer.write(previous.map(|(slot, _)| slot), &batch, handoff.as_ref()) {
             Written::Done(slot) => {
                 *spooled = Some((slot, events.len()));
                 true
@@ -124,7 +124,8 @@ impl Spooling {
     }
 
     /// At the drain deadline: writes the batches not sent yet, booking their events as
-    /// spooled, or as unsent when they cannot be written. Returns their events and bytes.
+    /// spooled, or as unsent when they cannot be written. Returns their events (still held:
+    /// the caller releases them) and bytes.
     pub(super) fn leave(
         spooling: Option<&mut Self>,
         batches: VecDeque<Batch>,
@@ -138,8 +139,8 @@ impl Spooling {
             *(if on_disk { &mut spooled } else { &mut unsent }) += batch.len() as u64;
             bytes += batch.bytes;
         }
-        handoff.settle(&handoff.counters.unsent_at_shutdown, unsent);
-        handoff.settle(&handoff.counters.spool.spooled, spooled);
+        handoff.dropped(DropReason::UnsentAtShutdown, unsent);
+        handoff.spooled(spooled);
         (unsent + spooled, bytes)
     }
 
@@ -188,12 +189,11 @@ pub(super) fn timer(spooling: Option<&Spooling>) -> tokio::time::Interval {
 fn book_held(handoff: &Handoff, held: &Held, aborted: u64, on_disk: bool) -> u64 {
     let exhausted = held.exhausted.swap(0, Relaxed);
     let unsent = held.unsent.swap(0, Relaxed) + aborted;
-    let c = &handoff.counters;
     if on_disk {
-        handoff.count(&c.spool.spooled, exhausted + unsent);
+        handoff.spooled(exhausted + unsent);
     } else {
-        handoff.count(&c.retries_exhausted, exhausted);
-        handoff.count(&c.unsent_at_shutdown, unsent);
+        handoff.dropped(DropReason::RetriesExhausted, exhausted);
+        handoff.dropped(DropReason::UnsentAtShutdown, unsent);
     }
     exhausted + unsent
 }

@@ -23,7 +23,7 @@ use crate::handoff::Handoff;
 use crate::handoff::clock::{Anchor, Stamp};
 use crate::handoff::control::Control;
 use crate::handoff::record::{Body, Record};
-use crate::handoff::stats::{SpoolDropped, Stats};
+use crate::handoff::stats::{DropReason, SpoolDropped, Stats};
 use crate::severity::Severity;
 use crate::spool::writer::Slot;
 
@@ -314,13 +314,15 @@ impl Uploader {
     /// Serializes one record into the batch being filled.
     fn add(&mut self, record: Record) {
         if self.ended {
-            self.handoff.settle(&self.handoff.counters.after_shutdown_taken, 1);
+            self.handoff.dropped(DropReason::AfterShutdown, 1);
+            self.handoff.release(1);
             return;
         }
         let time = self.anchor.wall(record.time);
         let observed = self.analyzer.observe(&record, time);
         if observed.summarized {
-            self.handoff.settle(&self.handoff.counters.summarized, 1);
+            self.handoff.summarized(1);
+            self.handoff.release(1);
         } else {
             self.serialize(record, time);
         }
@@ -448,7 +450,7 @@ impl Uploader {
         if unsettled > 0 {
             // Aborted at the drain deadline, or the send task failed: what it had not settled
             // could not be sent.
-            self.handoff.count(&self.handoff.counters.unsent_at_shutdown, unsettled);
+            self.handoff.dropped(DropReason::UnsentAtShutdown, unsettled);
         }
         self.handoff.release(info.len);
         self.handoff.release_bytes(info.bytes);
@@ -507,6 +509,7 @@ impl Uploader {
                     while self.replaying.join_next().await.is_some() {}
                     let pending = std::mem::take(&mut self.pending);
                     let (unsent, bytes) = Spooling::leave(self.spooling.as_mut(), pending, &self.handoff);
+                    self.handoff.release(unsent);
                     self.handoff.release_bytes(bytes);
                     self.unsettled -= unsent as usize;
                     self.outstanding.clear();
@@ -521,7 +524,8 @@ impl Uploader {
             STRAGGLER_GRACE.min(deadline.saturating_duration_since(Instant::now())).max(STRAGGLER_FLOOR);
         let late =
             handoff.take_last(self.unsettled, grace, |record| handoff.release_bytes(record.heap_bytes()));
-        handoff.settle(&handoff.counters.after_shutdown_taken, late as u64);
+        handoff.dropped(DropReason::AfterShutdown, late as u64);
+        handoff.release(late as u64);
         if let Some(spooling) = &mut self.spooling {
             spooling.finish();
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::reqwest_versions;
 use super::status::{HttpError, read_status};
+use crate::status_class::StatusClass;
 
 /// Causes followed at most: a longer (or cyclic) `source()` chain is cut here.
 pub const MAX_CAUSES: usize = 32;
@@ -16,7 +17,7 @@ pub const MAX_CAUSES: usize = 32;
 /// limit), which are the server's or the moment's.
 #[must_use]
 pub fn is_user_status(status: u16) -> bool {
-    (400..=499).contains(&status) && status != 408 && status != 429
+    StatusClass::of(status).is_callers_mistake()
 }
 
 /// Whether `err` is a user error: it, or an error in its `source()` chain (nearest first;

@@ -14,7 +14,7 @@ use super::names::{
 };
 use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
-use crate::handoff::stats::{RETRY_CAUSES, Stats};
+use crate::handoff::stats::{DropReason, RetryCause, Stats};
 
 /// What the crate's histograms are registered with, as `metrics::histogram!` would.
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -26,18 +26,18 @@ static TOTALS: Totals = Totals::new();
 
 #[derive(Debug)]
 pub(crate) struct Totals {
-    retries: [AtomicU64; RETRY_CAUSES],
+    retries: [AtomicU64; RetryCause::ALL.len()],
     delivered: AtomicU64,
-    dropped: [AtomicU64; 6],
+    dropped: [AtomicU64; DropReason::ALL.len()],
     queued: AtomicI64,
 }
 
 impl Totals {
     pub(crate) const fn new() -> Self {
         Totals {
-            retries: [const { AtomicU64::new(0) }; RETRY_CAUSES],
+            retries: [const { AtomicU64::new(0) }; RetryCause::ALL.len()],
             delivered: AtomicU64::new(0),
-            dropped: [const { AtomicU64::new(0) }; 6],
+            dropped: [const { AtomicU64::new(0) }; DropReason::ALL.len()],
             queued: AtomicI64::new(0),
         }
     }
@@ -124,15 +124,13 @@ impl Sink for MetricsSink {
         let totals = self.totals;
         let before = std::mem::replace(&mut self.last, *stats);
         for (((error_type, now), (_, was)), total) in
-            retries(stats).into_iter().zip(retries(&before)).zip(&totals.retries)
+            retries(stats).zip(retries(&before)).zip(&totals.retries)
         {
             metrics::counter!(RETRIES, "error.type" => error_type).absolute(add(total, gained(now, was)));
         }
         let delivered = add(&totals.delivered, gained(stats.delivered, before.delivered));
         metrics::counter!(DELIVERED).absolute(delivered);
-        for (((reason, now), (_, was)), total) in
-            drops(stats).into_iter().zip(drops(&before)).zip(&totals.dropped)
-        {
+        for (((reason, now), (_, was)), total) in drops(stats).zip(drops(&before)).zip(&totals.dropped) {
             // Every reason's series exists from the start, at 0.
             metrics::counter!(DROPPED, "reason" => reason).absolute(add(total, gained(now, was)));
         }
@@ -150,8 +148,15 @@ mod tests {
 
     use super::*;
 
-    const REASONS: [&str; 6] =
-        ["queue_full", "rejected", "retries_exhausted", "too_large", "after_shutdown", "unsent_at_shutdown"];
+    const REASONS: [&str; DropReason::ALL.len()] = {
+        let mut names = [""; DropReason::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = DropReason::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
 
     /// A sink with counters of its own, apart from the other tests'.
     fn sink() -> MetricsSink {

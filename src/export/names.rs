@@ -7,7 +7,7 @@
 )]
 
 use crate::analysis::sink::{OpKind, Operation};
-use crate::handoff::stats::{RETRY_CAUSES, Stats};
+use crate::handoff::stats::Stats;
 
 /// The bucket bounds of the duration histograms, in seconds: the OpenTelemetry conventions'
 /// advice for `http.client.request.duration`, which holds the 10, 100, 500, 1,000, 5,000 and
@@ -132,25 +132,16 @@ impl U16Text {
     }
 }
 
-/// The reason attribute of each drop counter, with its count in `stats`.
-pub(crate) fn drops(stats: &Stats) -> [(&'static str, u64); 6] {
-    let d = &stats.dropped;
-    [
-        ("queue_full", d.queue_full),
-        ("rejected", d.rejected),
-        ("retries_exhausted", d.retries_exhausted),
-        ("too_large", d.too_large),
-        ("after_shutdown", d.after_shutdown),
-        ("unsent_at_shutdown", d.unsent_at_shutdown),
-    ]
+/// The `reason` attribute of each drop counter, with its count in `stats`, in
+/// [`DropReason::ALL`](crate::DropReason::ALL) order.
+pub(crate) fn drops(stats: &Stats) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    stats.dropped.iter().map(|(reason, n)| (reason.name(), n))
 }
 
-/// The `error.type` attribute of each retry counter (`5xx` for any server error status),
-/// with its count in `stats`, in [`Retried::by_cause`](crate::Retried) order.
-pub(crate) fn retries(stats: &Stats) -> [(&'static str, u64); RETRY_CAUSES] {
-    const TYPES: [&str; RETRY_CAUSES] = ["5xx", "429", "408", "timeout", "connect", "tls", "dns", "_OTHER"];
-    let counts = stats.retried.by_cause();
-    std::array::from_fn(|i| (TYPES[i], counts[i]))
+/// The `error.type` attribute of each retry counter, with its count in `stats`, in
+/// [`RetryCause::ALL`](crate::RetryCause::ALL) order.
+pub(crate) fn retries(stats: &Stats) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    stats.retried.iter().map(|(cause, n)| (cause.error_type(), n))
 }
 
 /// What a counter gained between two snapshots (never negative).

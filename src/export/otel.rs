@@ -83,11 +83,11 @@ impl Sink for OtelSink {
 
     fn delivery(&mut self, stats: &Stats) {
         let before = std::mem::replace(&mut self.last, *stats);
-        for ((error_type, now), (_, was)) in retries(stats).into_iter().zip(retries(&before)) {
+        for ((error_type, now), (_, was)) in retries(stats).zip(retries(&before)) {
             self.retries.add(gained(now, was), &[KeyValue::new("error.type", error_type)]);
         }
         self.delivered.add(gained(stats.delivered, before.delivered), &[]);
-        for ((reason, now), (_, was)) in drops(stats).into_iter().zip(drops(&before)) {
+        for ((reason, now), (_, was)) in drops(stats).zip(drops(&before)) {
             self.dropped.add(gained(now, was), &[KeyValue::new("reason", reason)]);
         }
         self.depth.add(stats.queued as i64 - before.queued as i64, &[]);
@@ -136,7 +136,7 @@ mod tests {
         let first = read();
         let reasons: Vec<_> =
             sums(&first, DROPPED).into_iter().map(|(attrs, n)| (attrs[0].1.to_string(), n)).collect();
-        let mut want: Vec<_> = drops(&Stats::default()).map(|(reason, n)| (reason.to_owned(), n)).into();
+        let mut want: Vec<_> = drops(&Stats::default()).map(|(reason, n)| (reason.to_owned(), n)).collect();
         want.sort();
         assert_eq!(reasons, want, "every reason, at 0");
 

@@ -2,7 +2,7 @@
 //! out of the lanes, books their fate and gives their room back, and moves the wake mark.
 
 use std::sync::PoisonError;
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
 use super::Handoff;
@@ -24,24 +24,10 @@ impl Handoff {
         self.load.held.load(SeqCst) >= at && !(self.queue.is_empty() && self.lanes.is_empty())
     }
 
-    /// Books `n` events as finished, adding them to `counter` (delivered or a drop reason).
-    /// They stay held until the uploader [`release`](Handoff::release)s them.
-    pub(crate) fn count(&self, counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
-        self.settled.fetch_add(n, Relaxed);
-    }
-
     /// Frees the queue room of `n` finished events. Only the uploader thread calls this, so
     /// its own count of events taken from the queue stays in step with `held`.
     pub(crate) fn release(&self, n: u64) {
         self.load.held.fetch_sub(n as usize, AcqRel);
-    }
-
-    /// [`count`](Handoff::count) and [`release`](Handoff::release) at once, for events the
-    /// uploader settles itself.
-    pub(crate) fn settle(&self, counter: &AtomicU64, n: u64) {
-        self.count(counter, n);
-        self.release(n);
     }
 
     /// Counts `bytes` more of payload waiting: a record's JSON, once serialized.

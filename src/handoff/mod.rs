@@ -10,11 +10,13 @@
 pub(crate) mod clock;
 pub(crate) mod consume;
 pub(crate) mod control;
+mod counters;
+pub(crate) use counters::SpoolCounters;
 pub(crate) mod lanes;
 pub(crate) mod produce;
 pub(crate) mod record;
 pub(crate) mod stats;
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -23,9 +25,10 @@ use crossbeam_utils::CachePadded;
 use tokio::sync::{Notify, mpsc};
 
 use control::Control;
+use counters::UploadCounters;
 use lanes::Lanes;
 use record::Record;
-use stats::{DeliveryError, Dropped, Stats, UploadCounters};
+use stats::DeliveryError;
 
 /// What waits, counted against the queue's bounds.
 #[derive(Debug)]
@@ -58,7 +61,14 @@ pub(crate) struct Handoff {
     start: Mutex<Option<Record>>,
     /// What the queue bound counts, on one cache line: a push touches both.
     load: CachePadded<Load>,
+    /// Pushes refused because the queue was full ([`DropReason::QueueFull`]): counted by the
+    /// emitting threads, as such events are never taken.
+    ///
+    /// [`DropReason::QueueFull`]: stats::DropReason::QueueFull
     dropped_full: CachePadded<AtomicU64>,
+    /// Pushes refused after the close ([`DropReason::AfterShutdown`]), likewise.
+    ///
+    /// [`DropReason::AfterShutdown`]: stats::DropReason::AfterShutdown
     dropped_closed: AtomicU64,
     /// Events settled by the uploader, whatever their fate.
     settled: AtomicU64,
@@ -72,7 +82,7 @@ pub(crate) struct Handoff {
     /// When the emitting threads wake the uploader.
     wake_mark: CachePadded<WakeMark>,
     pub(crate) wake: Notify,
-    pub(crate) counters: UploadCounters,
+    counters: UploadCounters,
     control: mpsc::UnboundedSender<Control>,
     /// Index below which every event is delivered or finally dropped.
     watermark: Mutex<u64>,
@@ -145,40 +155,10 @@ impl Handoff {
     pub(crate) fn last_error(&self) -> Option<DeliveryError> {
         self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
-
-    /// A consistent-enough snapshot of the counters: exact once the reporter is quiet.
-    pub(crate) fn stats(&self) -> Stats {
-        let c = &self.counters;
-        let held = self.load.held.load(Acquire) as u64;
-        let dropped = Dropped {
-            queue_full: self.dropped_full.load(Relaxed),
-            rejected: c.rejected.load(Relaxed),
-            retries_exhausted: c.retries_exhausted.load(Relaxed),
-            too_large: c.too_large.load(Relaxed),
-            after_shutdown: self.dropped_closed.load(Relaxed) + c.after_shutdown_taken.load(Relaxed),
-            unsent_at_shutdown: c.unsent_at_shutdown.load(Relaxed),
-        };
-        let retried = stats::Retried::from_causes(std::array::from_fn(|i| c.retried[i].load(Relaxed)));
-        Stats {
-            accepted: self.settled.load(Relaxed)
-                + held
-                + dropped.queue_full
-                + self.dropped_closed.load(Relaxed),
-            delivered: c.delivered.load(Relaxed),
-            dropped,
-            summarized: c.summarized.load(Relaxed),
-            retries: retried.total(),
-            retried,
-            batches_sent: c.batches_sent.load(Relaxed),
-            queued: held,
-            queued_bytes: self.load.bytes.load(Relaxed) as u64,
-            spool: c.spool.stats(),
-        }
-    }
 }
 
-impl AsRef<stats::SpoolCounters> for Handoff {
-    fn as_ref(&self) -> &stats::SpoolCounters {
+impl AsRef<SpoolCounters> for Handoff {
+    fn as_ref(&self) -> &SpoolCounters {
         &self.counters.spool
     }
 }

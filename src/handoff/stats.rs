@@ -1,8 +1,6 @@
 //! Counters a reporter keeps about what it did with its events: those the uploader writes,
 //! and the [`Stats`] snapshot users read.
 
-use std::sync::atomic::AtomicU64;
-
 /// What happened to a reporter's events so far.
 ///
 /// Every event the reporter took responsibility for is counted once in `accepted`, and ends in
@@ -99,71 +97,118 @@ impl SpoolDropped {
     }
 }
 
-/// The spool's counters, written by the uploader thread.
-#[derive(Debug, Default)]
-pub(crate) struct SpoolCounters {
-    pub(crate) spooled: AtomicU64,
-    pub(crate) replayed: AtomicU64,
-    pub(crate) too_old: AtomicU64,
-    pub(crate) over_size: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) too_large: AtomicU64,
-    pub(crate) bad_files: AtomicU64,
+/// Why an event was given up on: the one list of drop reasons, which [`Dropped`], the
+/// `telemetry.dropped` reports and the exporters' `reason` label all follow.
+///
+/// # Examples
+/// ```
+/// use tinker_telemetry::DropReason;
+/// assert_eq!(DropReason::QueueFull.name(), "queue_full");
+/// assert_eq!(DropReason::ALL.len(), 6);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The queue held `max_queue_size` events already. Reported to the server as a
+    /// `telemetry.dropped` event once space returns.
+    QueueFull,
+    /// The server refused the request with a status that retrying cannot fix (400, 401, 403,
+    /// 404, 422, other 4xx, 3xx).
+    Rejected,
+    /// Every retry failed.
+    RetriesExhausted,
+    /// The server answered 413 to a request holding this event alone.
+    TooLarge,
+    /// The event arrived after the session ended or the reporter shut down.
+    AfterShutdown,
+    /// The drain deadline (`flush_timeout`) passed before the event could be sent.
+    UnsentAtShutdown,
 }
 
-impl SpoolCounters {
-    /// A snapshot.
-    pub(crate) fn stats(&self) -> SpoolStats {
-        let n = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        SpoolStats {
-            spooled: n(&self.spooled),
-            replayed: n(&self.replayed),
-            dropped: SpoolDropped {
-                too_old: n(&self.too_old),
-                over_size: n(&self.over_size),
-                rejected: n(&self.rejected),
-                too_large: n(&self.too_large),
-            },
-            bad_files: n(&self.bad_files),
+impl DropReason {
+    /// Every reason, in the order reports and exporters list them.
+    pub const ALL: [DropReason; 6] = [
+        DropReason::QueueFull,
+        DropReason::Rejected,
+        DropReason::RetriesExhausted,
+        DropReason::TooLarge,
+        DropReason::AfterShutdown,
+        DropReason::UnsentAtShutdown,
+    ];
+
+    /// The reason's name on the wire (`telemetry.dropped`'s `by_reason`) and in the
+    /// exporters' `reason` label: the name of its field in [`Dropped`].
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Rejected => "rejected",
+            DropReason::RetriesExhausted => "retries_exhausted",
+            DropReason::TooLarge => "too_large",
+            DropReason::AfterShutdown => "after_shutdown",
+            DropReason::UnsentAtShutdown => "unsent_at_shutdown",
         }
     }
-
-    /// Adds `n` to `counter` (one of these).
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
-/// Events given up on, by reason. See [`Stats`].
+/// Events given up on, by reason. See [`Stats`] and [`DropReason`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Dropped {
-    /// The queue held `max_queue_size` events already. Reported to the server as a
-    /// `telemetry.dropped` event once space returns.
+    /// [`DropReason::QueueFull`].
     pub queue_full: u64,
-    /// The server refused the request with a status that retrying cannot fix (400, 401, 403,
-    /// 404, 422, other 4xx, 3xx).
+    /// [`DropReason::Rejected`].
     pub rejected: u64,
-    /// Every retry failed.
+    /// [`DropReason::RetriesExhausted`].
     pub retries_exhausted: u64,
-    /// The server answered 413 to a request holding this event alone.
+    /// [`DropReason::TooLarge`].
     pub too_large: u64,
-    /// The event arrived after the session ended or the reporter shut down.
+    /// [`DropReason::AfterShutdown`].
     pub after_shutdown: u64,
-    /// The drain deadline (`flush_timeout`) passed before the event could be sent.
+    /// [`DropReason::UnsentAtShutdown`].
     pub unsent_at_shutdown: u64,
 }
 
 impl Dropped {
+    /// The drops of one reason.
+    #[must_use]
+    pub fn get(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::QueueFull => self.queue_full,
+            DropReason::Rejected => self.rejected,
+            DropReason::RetriesExhausted => self.retries_exhausted,
+            DropReason::TooLarge => self.too_large,
+            DropReason::AfterShutdown => self.after_shutdown,
+            DropReason::UnsentAtShutdown => self.unsent_at_shutdown,
+        }
+    }
+
+    /// Every reason with its drops, in [`DropReason::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.into_iter().map(|reason| (reason, self.get(reason)))
+    }
+
     /// The sum of every reason.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.queue_full
-            + self.rejected
-            + self.retries_exhausted
-            + self.too_large
-            + self.after_shutdown
-            + self.unsent_at_shutdown
+        self.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The drops of each reason beyond those of `before` (none where `before` has more).
+    pub(crate) fn since(&self, before: &Dropped) -> Dropped {
+        Dropped::from_fn(|reason| self.get(reason).saturating_sub(before.get(reason)))
+    }
+
+    /// The counts `count` gives each reason.
+    pub(crate) fn from_fn(mut count: impl FnMut(DropReason) -> u64) -> Self {
+        Dropped {
+            queue_full: count(DropReason::QueueFull),
+            rejected: count(DropReason::Rejected),
+            retries_exhausted: count(DropReason::RetriesExhausted),
+            too_large: count(DropReason::TooLarge),
+            after_shutdown: count(DropReason::AfterShutdown),
+            unsent_at_shutdown: count(DropReason::UnsentAtShutdown),
+        }
     }
 }
 
@@ -175,87 +220,130 @@ impl Stats {
     }
 }
 
-/// Requests sent again, by the failure that made them sent again. See [`Stats`].
+/// The failure that made a request be sent again: the one list of retry causes, which
+/// [`Retried`] and the exporters' `error.type` label follow. The uploader decides the cause
+/// of each retry; the counters only count it.
+///
+/// # Examples
+/// ```
+/// use tinker_telemetry::RetryCause;
+/// assert_eq!(RetryCause::RateLimited.error_type(), "429");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum RetryCause {
+    /// A 5xx status.
+    ServerError,
+    /// A 429 status.
+    RateLimited,
+    /// A 408 status.
+    RequestTimeout,
+    /// No answer within `http_timeout`.
+    Timeout,
+    /// The connection could not be made or was cut.
+    Connect,
+    /// The TLS handshake failed.
+    Tls,
+    /// The host name could not be resolved.
+    Dns,
+    /// Any other failure without a status.
+    Other,
+}
+
+impl RetryCause {
+    /// Every cause, in the order the exporters list them.
+    pub const ALL: [RetryCause; 8] = [
+        RetryCause::ServerError,
+        RetryCause::RateLimited,
+        RetryCause::RequestTimeout,
+        RetryCause::Timeout,
+        RetryCause::Connect,
+        RetryCause::Tls,
+        RetryCause::Dns,
+        RetryCause::Other,
+    ];
+
+    /// The cause as the exporters' `error.type` label has it, after the OpenTelemetry
+    /// conventions: `5xx` for any server error status, the status for 429 and 408, the
+    /// failure's kind otherwise, `_OTHER` for anything else.
+    #[must_use]
+    pub const fn error_type(self) -> &'static str {
+        match self {
+            RetryCause::ServerError => "5xx",
+            RetryCause::RateLimited => "429",
+            RetryCause::RequestTimeout => "408",
+            RetryCause::Timeout => "timeout",
+            RetryCause::Connect => "connect",
+            RetryCause::Tls => "tls",
+            RetryCause::Dns => "dns",
+            RetryCause::Other => "_OTHER",
+        }
+    }
+}
+
+/// Requests sent again, by the failure that made them sent again. See [`Stats`] and
+/// [`RetryCause`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Retried {
-    /// A 5xx status.
+    /// [`RetryCause::ServerError`].
     pub server_error: u64,
-    /// A 429 status.
+    /// [`RetryCause::RateLimited`].
     pub rate_limited: u64,
-    /// A 408 status.
+    /// [`RetryCause::RequestTimeout`].
     pub request_timeout: u64,
-    /// No answer within `http_timeout`.
+    /// [`RetryCause::Timeout`].
     pub timeout: u64,
-    /// The connection could not be made or was cut.
+    /// [`RetryCause::Connect`].
     pub connect: u64,
-    /// The TLS handshake failed.
+    /// [`RetryCause::Tls`].
     pub tls: u64,
-    /// The host name could not be resolved.
+    /// [`RetryCause::Dns`].
     pub dns: u64,
-    /// Any other failure without a status.
+    /// [`RetryCause::Other`].
     pub other: u64,
 }
 
 impl Retried {
+    /// The retries of one cause.
+    #[must_use]
+    pub fn get(&self, cause: RetryCause) -> u64 {
+        match cause {
+            RetryCause::ServerError => self.server_error,
+            RetryCause::RateLimited => self.rate_limited,
+            RetryCause::RequestTimeout => self.request_timeout,
+            RetryCause::Timeout => self.timeout,
+            RetryCause::Connect => self.connect,
+            RetryCause::Tls => self.tls,
+            RetryCause::Dns => self.dns,
+            RetryCause::Other => self.other,
+        }
+    }
+
+    /// Every cause with its retries, in [`RetryCause::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (RetryCause, u64)> + '_ {
+        RetryCause::ALL.into_iter().map(|cause| (cause, self.get(cause)))
+    }
+
     /// The sum of every cause: [`Stats::retries`].
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.by_cause().iter().sum()
+        self.iter().map(|(_, n)| n).sum()
     }
 
-    /// The counts in [`RETRY_CAUSES`] order.
-    pub(crate) fn by_cause(&self) -> [u64; RETRY_CAUSES] {
-        [
-            self.server_error,
-            self.rate_limited,
-            self.request_timeout,
-            self.timeout,
-            self.connect,
-            self.tls,
-            self.dns,
-            self.other,
-        ]
+    /// The counts `count` gives each cause.
+    pub(crate) fn from_fn(mut count: impl FnMut(RetryCause) -> u64) -> Self {
+        Retried {
+            server_error: count(RetryCause::ServerError),
+            rate_limited: count(RetryCause::RateLimited),
+            request_timeout: count(RetryCause::RequestTimeout),
+            timeout: count(RetryCause::Timeout),
+            connect: count(RetryCause::Connect),
+            tls: count(RetryCause::Tls),
+            dns: count(RetryCause::Dns),
+            other: count(RetryCause::Other),
+        }
     }
-
-    pub(crate) fn from_causes(c: [u64; RETRY_CAUSES]) -> Self {
-        let [server_error, rate_limited, request_timeout, timeout, connect, tls, dns, other] = c;
-        Retried { server_error, rate_limited, request_timeout, timeout, connect, tls, dns, other }
-    }
-}
-
-/// How many causes [`Retried`] tells apart.
-pub(crate) const RETRY_CAUSES: usize = 8;
-
-/// The index in [`Retried::by_cause`] of a retry after a failure of `kind`.
-pub(crate) fn retry_cause(kind: DeliveryErrorKind) -> usize {
-    match kind {
-        DeliveryErrorKind::Status(429) => 1,
-        DeliveryErrorKind::Status(408) => 2,
-        DeliveryErrorKind::Status(_) => 0,
-        DeliveryErrorKind::Timeout => 3,
-        DeliveryErrorKind::Connect => 4,
-        DeliveryErrorKind::Tls => 5,
-        DeliveryErrorKind::Dns => 6,
-        DeliveryErrorKind::Other | DeliveryErrorKind::Spool => 7,
-    }
-}
-
-/// Counters written by the uploader thread.
-#[derive(Debug, Default)]
-pub(crate) struct UploadCounters {
-    pub(crate) delivered: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) retries_exhausted: AtomicU64,
-    pub(crate) too_large: AtomicU64,
-    pub(crate) unsent_at_shutdown: AtomicU64,
-    pub(crate) after_shutdown_taken: AtomicU64,
-    pub(crate) summarized: AtomicU64,
-    /// [`Retried`]'s counts, by [`retry_cause`]; their sum is [`Stats::retries`].
-    pub(crate) retried: [AtomicU64; RETRY_CAUSES],
-    pub(crate) batches_sent: AtomicU64,
-    /// The spool's counters.
-    pub(crate) spool: SpoolCounters,
 }
 
 /// The last delivery attempt that failed, in words: see

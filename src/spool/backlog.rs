@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use super::format::{self, Bad, HEADER_LEN, SpoolBatch};
 use super::run::Run;
-use crate::handoff::stats::SpoolCounters;
+use crate::handoff::SpoolCounters;
 use crate::limits::MAX_EVENT_BYTES;
 
 /// The largest spool file read: a full batch of the largest events and its envelope. A file

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backlog::{Backlog, Outcome};
-use crate::handoff::stats::SpoolCounters;
+use crate::handoff::SpoolCounters;
 
 /// The pause after a batch could not be sent (its retries ran out), doubled after each
 /// failure in a row, up to [`LONGEST_PAUSE`].

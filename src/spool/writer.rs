@@ -12,7 +12,7 @@ use super::backlog::{Backlog, TEMP_SUFFIX, batch_name};
 use super::format::{self, SpoolBatch};
 use super::run::Run;
 use super::{SpoolConfig, SpoolSync};
-use crate::handoff::stats::SpoolCounters;
+use crate::handoff::SpoolCounters;
 
 /// A batch's file in this run: its sequence number and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
