@@ -113,6 +113,30 @@ fn two_live_processes_never_send_one_run_and_a_killed_ones_run_is_sent_once() {
     let mut out = String::new();
     b.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert!(b.wait().unwrap().success(), "{out}");
+    // A batch tried before the kill is sent by the next process under the same key.
+    let mut tried: HashMap<String, String> = HashMap::new();
+    for seen in server
+        .seen()
+        .iter()
+        .filter(|s| matches!(s.reply, Raw::Status(503)) && s.body["session_id"] == "live-a")
+    {
+        for e in seen.events() {
+            tried.insert(
+                e["event_id"].as_str().unwrap().to_owned(),
+                seen.header("x-idempotency-key").unwrap().to_owned(),
+            );
+        }
+    }
+    let mut same_key = 0;
+    for seen in server.seen().iter().filter(|s| s.accepted && s.body["session_id"] == "live-a") {
+        for e in seen.events() {
+            if let Some(key) = tried.get(e["event_id"].as_str().unwrap()) {
+                assert_eq!(key, seen.header("x-idempotency-key").unwrap(), "the key a batch was tried with");
+                same_key += 1;
+            }
+        }
+    }
+    assert!(same_key > 0, "some of the killed process's batches had been tried");
     let sessions = by_session(&server);
     for (session, expected) in [("live-a", 301), ("live-b", 302)] {
         let events = &sessions[session];
