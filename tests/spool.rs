@@ -14,7 +14,7 @@ use support::spool::{
     SpoolDir, by_session, distinct_ids, kill9, numbers, refused_port, report, spool_program, start,
     wait_on_disk,
 };
-use support::{Raw, RawServer};
+use support::{Raw, RawServer, eventually};
 
 #[test]
 fn kill_9_loses_nothing_the_next_process_delivers_every_event_with_its_session() {
@@ -104,6 +104,8 @@ fn two_live_processes_never_send_one_run_and_a_killed_ones_run_is_sent_once() {
     let mut b = spool_program("stdin", &dir.0, port, "live-b", 300);
     let mut b = start(b.env("SPOOL_MAX_RETRIES", "100000"));
     wait_on_disk(&dir.0, 602);
+    // ... and the killed one has tried a batch (its SESSION_START's) before it dies.
+    eventually("a request of live-a", || server.seen().iter().any(|s| s.body["session_id"] == "live-a"));
     kill9(a);
     up.store(true, Ordering::SeqCst);
     // A third process adopts the killed one's run, never the live one's.
@@ -136,7 +138,7 @@ fn two_live_processes_never_send_one_run_and_a_killed_ones_run_is_sent_once() {
             }
         }
     }
-    assert!(same_key > 0, "some of the killed process's batches had been tried");
+    assert!(same_key > 0, "the killed process's SESSION_START had been tried");
     let sessions = by_session(&server);
     for (session, expected) in [("live-a", 301), ("live-b", 302)] {
         let events = &sessions[session];
