@@ -514,4 +514,33 @@ mod tests {
         assert_eq!(at, [ms(0), ms(2_000), ms(2_000)], "no request while paused");
         assert_eq!(rig.counted(), [4, 0, 0, 0, 0]);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stored_batch_waits_out_the_client_wide_pause_and_keeps_its_key() {
+        let asked = Answer::Status { status: 429, retry_after: Some(Duration::from_secs(2)) };
+        let rig = rig([asked], 3);
+        let start = Instant::now();
+        let stored = rig.deliverer.envelope.body(&events(2));
+        let handoff = Arc::clone(&rig.settle.handoff);
+        let replayed = async {
+            tokio::time::sleep(ms(500)).await;
+            rig.deliverer.send_stored(stored, "stored-key", 2, handoff).await
+        };
+        let batch = events(1);
+        let ((), sent) = tokio::join!(rig.deliverer.deliver(&batch, "own-key", &rig.settle), replayed);
+        assert_eq!(sent, Sent::Done(Outcome::Delivered));
+        assert_eq!(rig.call_times(start), [ms(0), ms(2_000), ms(2_000)], "the replay waited for the pause");
+        let keys: Vec<String> = rig.calls().into_iter().map(|c| c.key).collect();
+        assert!(keys.contains(&"stored-key".to_owned()), "sent with its stored key: {keys:?}");
+        for (answers, expected) in [
+            (vec![status(400)], Sent::Done(Outcome::Rejected)),
+            (vec![status(413)], Sent::Done(Outcome::TooLarge)),
+            (vec![status(503); 4], Sent::NotNow),
+        ] {
+            let fresh = super::tests::rig(answers, 3);
+            let body = fresh.deliverer.envelope.body(&events(1));
+            let sent = fresh.deliverer.send_stored(body, "k", 1, Arc::clone(&fresh.settle.handoff)).await;
+            assert_eq!(sent, expected, "a stored batch is never split; out of retries it is kept");
+        }
+    }
 }
