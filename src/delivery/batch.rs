@@ -27,6 +27,8 @@ pub(crate) struct Batch {
     pub(crate) key: Box<str>,
     /// The batch's file in the spool, once written, and how many events it held then.
     pub(crate) spooled: Option<(Slot, usize)>,
+    /// A spool tick has seen the batch: the next one writes it.
+    pub(crate) seen: bool,
 }
 
 impl Batch {
@@ -39,6 +41,7 @@ impl Batch {
             bytes: 0,
             key: idempotency_key().into(),
             spooled: None,
+            seen: false,
         }
     }
 

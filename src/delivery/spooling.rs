@@ -1,6 +1,6 @@
-//! The uploader's use of the spool ([`crate::spool`]), on the uploader thread: every
-//! `spool_interval` it writes each batch it holds that is not on disk yet (the one being
-//! filled, rewritten as it grows); a settled batch's file is removed; a batch that runs out of
+//! The uploader's use of the spool ([`crate::spool`]), on the uploader thread: twice every
+//! `spool_interval` it writes each batch it has held since the tick before and that is not
+//! on disk yet (the one being filled, rewritten as it grows); a settled batch's file is removed; a batch that runs out of
 //! retries or time stays on disk and is counted as spooled rather than dropped; and the
 //! replay task sends what earlier runs left.
 
@@ -67,6 +67,22 @@ impl Spooling {
             endpoint: endpoint.to_owned(),
             interval: opened.interval,
             debug,
+        }
+    }
+
+    /// What a spool tick (every half `spool_interval`) does with a batch held: the first
+    /// tick that sees it lets it be, the next writes it. A batch the server takes within half
+    /// an interval never touches the disk; any event is on disk within one interval of its
+    /// capture (taken into a batch by the next tick, written by the one after).
+    pub(super) fn tick(
+        &mut self,
+        seen: &mut bool,
+        spooled: &mut Option<(Slot, usize)>,
+        key: &str,
+        events: &[EventJson],
+    ) {
+        if std::mem::replace(seen, true) {
+            self.write(spooled, key, events);
         }
     }
 
@@ -176,10 +192,11 @@ impl Spooling {
     }
 }
 
-/// Fires every `spool_interval`; without a spool, never in practice (once a year).
+/// Fires every half `spool_interval` (see [`Spooling::tick`]); without a spool, never in
+/// practice (once a year).
 pub(super) fn timer(spooling: Option<&Spooling>) -> tokio::time::Interval {
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    let every = spooling.map_or(YEAR, |s| s.interval).min(YEAR);
+    let every = spooling.map_or(YEAR, |s| (s.interval / 2).max(Duration::from_millis(1))).min(YEAR);
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer

@@ -81,6 +81,7 @@ struct InFlight {
     events: Arc<[EventJson]>,
     key: Box<str>,
     spooled: Option<(Slot, usize)>,
+    seen: bool,
     /// With a spool: its events whose fate waits on whether the batch is on disk.
     held: Option<Arc<Held>>,
 }
@@ -386,10 +387,10 @@ impl Uploader {
     fn spool_write(&mut self) {
         let Some(spooling) = self.spooling.as_mut() else { return };
         for b in self.pending.iter_mut().chain(self.filling.as_mut()) {
-            spooling.write(&mut b.spooled, &b.key, &b.events);
+            spooling.tick(&mut b.seen, &mut b.spooled, &b.key, &b.events);
         }
         for b in self.in_flight.values_mut() {
-            spooling.write(&mut b.spooled, &b.key, &b.events);
+            spooling.tick(&mut b.seen, &mut b.spooled, &b.key, &b.events);
         }
     }
 
@@ -424,6 +425,7 @@ impl Uploader {
                 events: Arc::clone(&events),
                 key: batch.key.clone(),
                 spooled: batch.spooled,
+                seen: batch.seen,
                 held: held.clone(),
             };
             self.start_in_flight = batch.has_start;
