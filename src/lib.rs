@@ -232,6 +232,17 @@
 //! is counted in [`Stats`]; `RELIABILITY.md` lists each guarantee with the test that proves
 //! it.
 //!
+//! ## The spool
+//!
+//! With [`Builder::spool_dir`] (or `TINKER_TELEMETRY_SPOOL_DIR`), off by default, nothing is
+//! lost when the process dies: every event captured at least `spool_interval` before the
+//! process dies, or still unsent when the drain's deadline passes, is delivered by the next
+//! process that opens the same directory, at least once, with its `event_id`, its session and,
+//! for a batch already tried, its idempotency key. The uploader thread writes and reads the
+//! spool's files (one per batch, checksummed); the emitting threads never touch the disk.
+//! [`Stats::spool`] counts what was spooled, replayed and dropped from it; `RELIABILITY.md`
+//! has the failure table.
+//!
 //! When telemetry does not arrive, [`TelemetryHandle::last_delivery_error`] says why in words
 //! ("401 from the server: the API key was rejected", "TLS: invalid peer certificate: …",
 //! "connect: connection refused"), and [`Builder::debug`] prints one line per request payload

@@ -100,6 +100,16 @@ fn create_lock_file(dir: &Path) -> io::Result<File> {
     options.open(dir.join(LOCK_FILE))
 }
 
+/// Removes a run directory its process never finished making (it died between making and
+/// renaming it), once its lock shows the process is gone. It holds no batch.
+fn remove_unborn(dir: &Path) {
+    let Ok(lock) = OpenOptions::new().read(true).open(dir.join(LOCK_FILE)) else { return };
+    if lock.try_lock_exclusive().unwrap_or(false) {
+        let _ = fs::remove_file(dir.join(LOCK_FILE));
+        let _ = fs::remove_dir(dir);
+    }
+}
+
 /// Whether `name` is a run directory's name; returns the run's name.
 pub(crate) fn run_name(name: &str) -> Option<&str> {
     let run = name.strip_suffix(RUN_SUFFIX)?;
@@ -128,6 +138,7 @@ pub(crate) fn adopt(root: &Path, own: &str) -> (Vec<Run>, u64) {
         match run_name(name) {
             Some(run) if is_dir && run != own => names.push(run.to_owned()),
             Some(_) if is_dir => {}
+            _ if name.starts_with(".new-") && is_dir => remove_unborn(&entry.path()),
             _ if name.starts_with('.') && is_dir => {}
             _ => foreign += 1,
         }
@@ -190,8 +201,12 @@ mod tests {
             tmp.path().join("1765090000001-0123456789abcdef.run"),
         )
         .unwrap();
+        let unborn = tmp.path().join(".new-1765090000000-0123456789abcdef");
+        fs::create_dir(&unborn).unwrap();
+        fs::write(unborn.join(LOCK_FILE), "").unwrap();
         let (adopted, foreign) = adopt(tmp.path(), "none");
         assert_eq!(adopted.len(), 1, "the real directory, not the link to it");
+        assert!(!unborn.exists(), "a run its dead process never finished making is removed");
         assert_eq!(foreign, if cfg!(unix) { 2 } else { 1 });
     }
 
