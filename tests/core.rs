@@ -204,8 +204,7 @@ fn retryable_failures_are_retried_with_the_same_payload() {
 #[test]
 fn client_errors_are_not_retried_and_are_counted() {
     let collector = Collector::with_plan(vec![Reply::Status(200), Reply::Status(400)]);
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     collector.wait_requests(1);
     handle.log("refused", json!({}), Severity::Info);
     handle.log("refused.too", json!({}), Severity::Info);

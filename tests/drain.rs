@@ -8,20 +8,15 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Collector, Gate, Raw, RawServer, Reply, assert_well_formed, eventually, raw_response_with};
+use support::{
+    Collector, Gate, Raw, RawServer, Reply, assert_well_formed, eventually, names, raw_response_with,
+};
 use tinker_telemetry::Severity;
 
 const SESSION: &str = "5b0e7c1d-2a9f-4e3b-8c6d-1f2a3b4c5d6e";
 
 fn retry_after(secs: u64) -> Raw {
     Raw::WriteClose(raw_response_with(429, &[&format!("retry-after: {secs}")]))
-}
-
-fn kinds(events: &[serde_json::Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["event_name"].as_str().unwrap_or(e["event"].as_str().unwrap()).to_owned())
-        .collect()
 }
 
 #[test]
@@ -43,7 +38,7 @@ fn a_program_ending_during_a_brief_outage_loses_nothing() {
     let mut events = server.accepted_events();
     events.sort_by_key(|e| e["event_session_index"].as_u64());
     assert_well_formed(&events);
-    assert_eq!(kinds(&events), ["SESSION_START", "work", "work", "work", "work", "work", "SESSION_END"]);
+    assert_eq!(names(&events), ["SESSION_START", "work", "work", "work", "work", "work", "SESSION_END"]);
     // The backoffs (300 ms, then 600 ms, each + up to 10 %) were kept, not cut short.
     assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(3), "drop took {took:?}");
     let seen = server.seen();
@@ -110,7 +105,7 @@ fn a_rate_limit_holds_back_every_request_until_it_ends() {
     }
     let report = guard.shutdown();
     assert!(report.drained && report.stats.dropped.total() == 0, "{report:?}");
-    let names = kinds(&server.accepted_events());
+    let names = names(&server.accepted_events());
     for name in ["first", "second", "third"] {
         assert!(names.contains(&name.to_owned()), "{name} missing from {names:?}");
     }
@@ -147,10 +142,8 @@ fn drops_are_reported_before_session_end_even_when_the_program_ends_first() {
 
 #[test]
 fn session_end_is_sent_only_after_every_other_batch_is_answered() {
-    let gate = Gate::default();
-    let collector = Collector::with_plan(vec![Reply::Status(200), Reply::Held(gate.clone())]);
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (collector, gate) = Collector::holding_second();
+    let (guard, handle) = collector.reporter(SESSION);
     collector.wait_requests(1);
     handle.log("held", json!({}), Severity::Info);
     handle.flush();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{Collector, Gate, Reply, assert_well_formed};
-use tinker_telemetry::{Severity, TelemetryHandle};
+use tinker_telemetry::{Severity, TelemetryGuard, TelemetryHandle};
 
 const SESSION: &str = "8a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
@@ -25,8 +25,7 @@ fn log_three(handle: &TelemetryHandle) {
 #[test]
 fn a_handle_ends_the_session_from_another_thread_and_the_guard_then_returns_at_once() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     log_three(&handle);
     let worker = handle.clone();
     let report = std::thread::spawn(move || worker.shutdown(Duration::from_secs(10))).join().unwrap();
@@ -45,13 +44,7 @@ fn a_handle_ends_the_session_from_another_thread_and_the_guard_then_returns_at_o
 
 #[test]
 fn concurrent_shutdowns_end_the_session_once_and_a_late_caller_waits_for_the_first() {
-    let gate = Gate::default();
-    // SESSION_START is accepted; the batch of events is held until the gate opens.
-    let collector = Collector::with_plan(vec![Reply::Status(200), Reply::Held(gate.clone())]);
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
-    collector.wait_requests(1);
-    log_three(&handle);
+    let (collector, gate, guard, handle) = three_events_held();
     let callers = 8;
     let barrier = Arc::new(Barrier::new(callers));
     let threads: Vec<_> = (0..callers)
@@ -81,6 +74,16 @@ fn concurrent_shutdowns_end_the_session_once_and_a_late_caller_waits_for_the_fir
     assert_eq!(collector.accepted_events().len(), 5);
 }
 
+/// A reporter whose SESSION_START was accepted and whose next batch, three events, will be
+/// held at the collector until the gate opens.
+fn three_events_held() -> (Collector, Gate, TelemetryGuard, TelemetryHandle) {
+    let (collector, gate) = Collector::holding_second();
+    let (guard, handle) = collector.reporter(SESSION);
+    collector.wait_requests(1);
+    log_three(&handle);
+    (collector, gate, guard, handle)
+}
+
 /// A runtime with one thread: a future that blocked it would keep `open_later` from ever
 /// opening the gate that the drain waits for.
 fn one_thread_runtime() -> tokio::runtime::Runtime {
@@ -95,12 +98,7 @@ async fn open_later(gate: Gate) {
 
 #[test]
 fn shutdown_async_drains_without_blocking_the_runtime_thread() {
-    let gate = Gate::default();
-    let collector = Collector::with_plan(vec![Reply::Status(200), Reply::Held(gate.clone())]);
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
-    collector.wait_requests(1);
-    log_three(&handle);
+    let (collector, gate, guard, handle) = three_events_held();
     let rt = one_thread_runtime();
     let started = Instant::now();
     let report = rt.block_on(async {
@@ -119,12 +117,7 @@ fn shutdown_async_drains_without_blocking_the_runtime_thread() {
 
 #[test]
 fn wait_until_drained_async_waits_without_blocking_the_runtime_thread() {
-    let gate = Gate::default();
-    let collector = Collector::with_plan(vec![Reply::Status(200), Reply::Held(gate.clone())]);
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
-    collector.wait_requests(1);
-    log_three(&handle);
+    let (collector, gate, guard, handle) = three_events_held();
     let rt = one_thread_runtime();
     let drained = rt.block_on(async {
         let opener = tokio::spawn(open_later(gate));
@@ -176,8 +169,7 @@ fn block_on<F: Future>(future: F) -> F::Output {
 #[test]
 fn the_async_forms_work_on_any_executor() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     log_three(&handle);
     assert!(block_on(handle.wait_until_drained_async(Duration::from_secs(10))));
     assert_eq!(handle.stats().delivered, 4);

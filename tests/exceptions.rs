@@ -44,8 +44,7 @@ fn nested(inner: impl Error + Send + Sync + 'static, depth: usize) -> Wrapped {
 /// Logs each error with `log_exception`; returns the non-session events that arrived.
 fn logged(errors: Vec<Box<dyn Error + Send + Sync>>) -> Vec<Value> {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     for err in &errors {
         assert!(handle.log_exception(&**err, Severity::Error));
     }
@@ -177,8 +176,7 @@ fn registered_status_types_and_custom_rules() {
 #[test]
 fn the_fatal_path_delivers_the_exception_then_session_end_before_returning() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     assert!(handle.log_fatal_exception(&std::io::Error::other("disk gone"), Severity::Critical));
     // Delivered before the call returned: no flush, no drop needed.
     let events = collector.accepted_by_index();
@@ -200,8 +198,7 @@ fn the_fatal_path_delivers_the_exception_then_session_end_before_returning() {
 #[test]
 fn the_async_fatal_path_awaits_the_drain_on_a_current_thread_runtime() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let delivered = rt.block_on(async {
         let err = HttpError::new(500, "boom");
@@ -216,8 +213,7 @@ fn the_async_fatal_path_awaits_the_drain_on_a_current_thread_runtime() {
 #[test]
 fn capture_helpers_return_what_they_were_given() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     assert_eq!(handle.capture(|| Ok::<_, std::num::ParseIntError>(5)), Ok(5));
     let err = handle.capture(|| "x".parse::<u8>()).unwrap_err();
     assert_eq!(err, "x".parse::<u8>().unwrap_err(), "the original error comes back");
@@ -244,8 +240,7 @@ fn capture_helpers_return_what_they_were_given() {
 #[test]
 fn a_panic_inside_capture_is_reported_and_resumed() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         handle.capture(|| -> Result<(), std::io::Error> { panic!("inside capture") })
     }));
@@ -318,8 +313,7 @@ fn disabled_helpers_are_transparent_and_send_nothing() {
 #[test]
 fn the_blocking_fatal_path_inside_a_current_thread_runtime_does_not_deadlock() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let drained =
         rt.block_on(async { handle.log_fatal_exception(&HttpError::new(500, "x"), Severity::Error) });
@@ -343,8 +337,7 @@ fn log_exception_sends_before_the_interval() {
 #[test]
 fn a_panic_inside_capture_async_is_reported_and_resumed() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(handle.capture_async(async {
@@ -405,8 +398,7 @@ fn error_events(collector: &Collector) -> Vec<Value> {
 #[test]
 fn errors_as_applications_carry_them_go_through_every_helper() {
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 
     // anyhow, with context over a real cause: the chain and the root's type are reported.
@@ -471,8 +463,7 @@ fn errors_as_applications_carry_them_go_through_every_helper() {
 fn eyre_reports_go_through_the_helpers_with_the_eyre_feature() {
     use eyre::WrapErr as _;
     let collector = Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     let out = handle.capture(|| -> eyre::Result<()> {
         Err(HttpError::new(404, "no such model")).wrap_err("loading")?;
         Ok(())

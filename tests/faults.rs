@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
-use support::{Collector, PATIENCE, Raw, RawServer, Reply, eventually, raw_response};
+use support::{Collector, PATIENCE, Raw, RawServer, Reply, closed_port, eventually, raw_response};
 use tinker_telemetry::{Builder, Severity, Stats};
 use wiremock::ResponseTemplate;
 
@@ -180,8 +180,7 @@ fn payload_too_large_splits_the_batch_down_to_single_events() {
     // Four events in one batch: 413; its first half: 413; event 0 alone: 200; event 1
     // alone: 413 (too large on its own); the second half: 200.
     collector.plan([413, 413, 200, 413, 200].map(Reply::Status));
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     collector.wait_requests(1);
     for i in 0..4 {
         handle.log(format!("part.{i}"), json!({ "i": i }), Severity::Info);
@@ -213,10 +212,6 @@ fn payload_too_large_splits_the_batch_down_to_single_events() {
 // Network faults.
 
 /// A port on 127.0.0.1 that nothing listens on (until a listener is bound to it again).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn builder_for_port(port: u16) -> Builder {
     tinker_telemetry::TinkerTelemetryLayer::builder()
         .session_id(SESSION)

@@ -9,7 +9,7 @@ mod support;
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use support::{Collector, PATIENCE};
+use support::{Collector, PATIENCE, closed_port};
 use tracing::Instrument;
 use tracing_subscriber::prelude::*;
 
@@ -32,10 +32,6 @@ async fn app() -> SocketAddr {
 }
 
 /// A port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Runs `requests` in the session's span on a runtime that also serves [`app`]; returns the
 /// `http.request` events that arrived.
 fn captured<F, Fut>(sessionless: bool, requests: F) -> Vec<Value>

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::child::{child, is_child, run_ok};
 use support::programs::program;
-use support::{API_KEY, Collector, Raw, RawServer, assert_well_formed, test_builder};
+use support::{API_KEY, Collector, Raw, RawServer, assert_well_formed, names, test_builder};
 use tinker_telemetry::{HttpError, Severity, TelemetryHandle};
 
 /// The collector's address, for the children.
@@ -44,13 +44,6 @@ fn printed(stdout: &[u8], name: &str) -> u64 {
     let prefix = format!("{name}=");
     let value = stdout.lines().find_map(|l| l.split_once(&prefix).map(|(_, v)| v));
     value.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {name} in {stdout}"))
-}
-
-fn kinds(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["event_name"].as_str().unwrap_or(e["event"].as_str().unwrap()).to_owned())
-        .collect()
 }
 
 /// A panic's event: `thread` panicked at a line of `file`.
@@ -112,7 +105,7 @@ fn a_joined_thread_that_panics_is_reported_and_the_session_goes_on() {
         let events = collector.session_events(session);
         assert_well_formed(&events);
         assert_eq!(
-            kinds(&events),
+            names(&events),
             ["SESSION_START", "UNHANDLED_EXCEPTION", "after.panic", "UNHANDLED_EXCEPTION", "SESSION_END"],
             "{session}"
         );
@@ -148,7 +141,7 @@ fn a_panicking_tokio_task_is_reported_and_the_session_goes_on() {
     let events = collector.session_events("task-session");
     assert_well_formed(&events);
     assert_eq!(
-        kinds(&events),
+        names(&events),
         ["SESSION_START", "UNHANDLED_EXCEPTION", "after.panic", "from.a.later.task", "SESSION_END"]
     );
     check_panic(&events[1], "boom in a task", "tokio-", FILE);
@@ -207,7 +200,7 @@ fn a_panic_is_delivered_before_the_previous_hooks_run() {
     // A binary built with `panic = "unwind"`: the hook does not end the session, but the
     // panic was delivered before the chain went on to the abort.
     let events = collector.session_events("aborting-hook");
-    assert_eq!(kinds(&events), ["SESSION_START", "UNHANDLED_EXCEPTION"]);
+    assert_eq!(names(&events), ["SESSION_START", "UNHANDLED_EXCEPTION"]);
     check_panic(&events[1], "boom, then abort", "aborting_hook_child'", FILE);
 }
 
@@ -230,7 +223,7 @@ fn a_panic_in_a_panic_abort_program_ends_the_session_before_the_abort() {
     let events = collector.session_events("abort-session");
     assert_well_formed(&events);
     assert_eq!(
-        kinds(&events),
+        names(&events),
         ["SESSION_START", "before.panic", "before.panic", "UNHANDLED_EXCEPTION", "SESSION_END"]
     );
     check_panic(&events[3], "boom, with panic = abort", "main'", "src/bin/panic_abort.rs");

@@ -52,8 +52,7 @@ fn check<E: Error + Send + Sync + 'static>(fetch: impl Fn() -> E, user_error: bo
     assert_eq!(is_user_error(&chained), user_error, "source chain: {chained:?}");
 
     let collector = support::Collector::start();
-    let (_layer, guard) = collector.builder(SESSION).build().unwrap();
-    let handle = guard.handle();
+    let (guard, handle) = collector.reporter(SESSION);
     assert!(handle.log_exception(&with_context, Severity::Error));
     assert!(handle.log_exception(&boxed, Severity::Error));
     assert!(handle.log_exception(&chained, Severity::Error));

@@ -22,8 +22,8 @@ pub(crate) const SUMMARY_EVENT: &str = "performance.summary";
 /// The event name of an error-spike alert.
 pub(crate) const SPIKE_EVENT: &str = "alert.error_spike";
 
-/// What the analyzer is told at build time: the builder's analysis options (their defaults
-/// and checks are in `config/analysis.rs`).
+/// What the analyzer is told at build time: the builder's analysis options (set in
+/// `config/analysis.rs`, defaulted and checked with every other option in `config/`).
 #[derive(Debug, Clone)]
 pub(crate) struct AnalysisConfig {
     /// Make summaries and alerts (the sinks are fed either way).

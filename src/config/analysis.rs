@@ -1,50 +1,11 @@
 //! The builder's analysis options: summaries, error-spike alerts, summary-only spans and the
-//! cap on distinct operations; their defaults and what `build()` checks of them.
+//! cap on distinct operations. Their defaults are set with every other option's in
+//! `builder.rs`, and checked with them in `check.rs`.
 
 use std::time::Duration;
 
 use super::builder::Builder;
-use super::defaults::{
-    DEFAULT_MAX_OPERATIONS, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL,
-};
-use crate::analysis::analyzer::AnalysisConfig;
 use crate::analysis::spike::SpikeRule;
-use crate::errors::build::BuildError;
-
-impl Default for AnalysisConfig {
-    fn default() -> Self {
-        AnalysisConfig {
-            enabled: true,
-            summary_interval: DEFAULT_SUMMARY_INTERVAL,
-            spike: Some(SpikeRule { threshold: DEFAULT_SPIKE_THRESHOLD, window: DEFAULT_SPIKE_WINDOW }),
-            max_operations: DEFAULT_MAX_OPERATIONS,
-            summary_only: Vec::new(),
-        }
-    }
-}
-
-impl AnalysisConfig {
-    /// Nothing, or the option at fault.
-    pub(super) fn check(&self) -> Result<(), BuildError> {
-        let a = self;
-        let zero = |option| BuildError::invalid(option, "must be greater than zero");
-        if a.summary_interval.is_zero() {
-            return Err(zero("summary_interval"));
-        }
-        if a.max_operations == 0 {
-            return Err(zero("max_operations"));
-        }
-        match a.spike {
-            Some(rule) if rule.threshold == 0 => {
-                Err(BuildError::invalid("error_spike", "the threshold must be greater than zero"))
-            }
-            Some(rule) if rule.window.is_zero() => {
-                Err(BuildError::invalid("error_spike", "the window must be greater than zero"))
-            }
-            _ => Ok(()),
-        }
-    }
-}
 
 impl Builder {
     /// Whether the reporter analyses its captured spans: `performance.summary` events every

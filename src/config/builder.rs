@@ -1,4 +1,6 @@
-//! Configuration: the [`Builder`], its defaults, and the validation `build()` does.
+//! The [`Builder`]: its options and their defaults, the setters of the capture and delivery
+//! options (the analysis's are in `analysis.rs`, the exporters' in `exports.rs`), and
+//! `build()`, which checks every option (`check.rs`) and then starts the reporter's parts.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,12 +11,14 @@ use tracing::Level;
 
 use super::defaults::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE,
-    DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY, DEFAULT_SPOOL_INTERVAL,
-    DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES,
+    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_OPERATIONS, DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
+    DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SPOOL_INTERVAL, DEFAULT_SPOOL_MAX_AGE,
+    DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SUMMARY_INTERVAL,
 };
 use crate::analysis::analyzer::{AnalysisConfig, Analyzer};
 use crate::analysis::sink::Sink;
+use crate::analysis::spike::SpikeRule;
 use crate::api::guard::TelemetryGuard;
 use crate::api::handle::TelemetryHandle;
 use crate::capture::layer::{LayerConfig, TinkerTelemetryLayer};
@@ -127,7 +131,13 @@ impl Default for Builder {
             capture_spans: DEFAULT_CAPTURED_SPANS.iter().map(|s| (*s).to_owned()).collect(),
             classifier: Classifier::default(),
             root_certificates: Vec::new(),
-            analysis: AnalysisConfig::default(),
+            analysis: AnalysisConfig {
+                enabled: true,
+                summary_interval: DEFAULT_SUMMARY_INTERVAL,
+                spike: Some(SpikeRule { threshold: DEFAULT_SPIKE_THRESHOLD, window: DEFAULT_SPIKE_WINDOW }),
+                max_operations: DEFAULT_MAX_OPERATIONS,
+                summary_only: Vec::new(),
+            },
             sinks: Vec::new(),
             #[cfg(feature = "metrics")]
             metrics_facade: true,
@@ -472,16 +482,40 @@ impl Builder {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         let checked = self.check(env)?;
-        let (enabled, session_id, endpoint, api_key, roots, spool) = (
-            checked.enabled,
-            checked.session_id,
-            checked.endpoint,
-            checked.api_key,
-            checked.roots,
-            checked.spool,
+        if !checked.enabled {
+            let handle = TelemetryHandle::disabled(checked.session_id);
+            return Ok((TinkerTelemetryLayer::disabled(), TelemetryGuard::disabled(handle)));
+        }
+        let layer_config = self.layer_config(&checked.session_id);
+        let (handoff, control) = Handoff::new(
+            self.max_queue_size,
+            self.max_queue_bytes,
+            self.flush_threshold,
+            checked.session_id.into(),
+            self.sessionless,
         );
-        let layer_config = LayerConfig {
-            session_id: session_id.clone().into(),
+        let handoff = Arc::new(handoff);
+        crate::handoff::clock::calibrate_in_background();
+        handoff.push_session_start();
+        let flush_timeout = self.flush_timeout;
+        let analyzer = self.analyzer();
+        let spool = open_spool(checked.spool.as_ref(), &checked.endpoint, &handoff, self.debug);
+        let mut config = self.upload_config(checked.endpoint, checked.api_key.unwrap_or_default());
+        config.spool = spool;
+        let thread = thread::start(config, checked.roots, Arc::clone(&handoff), control, analyzer)?;
+        let handle = TelemetryHandle::enabled(
+            Arc::clone(&handoff),
+            flush_timeout,
+            Arc::clone(&layer_config.classifier),
+        );
+        let layer = TinkerTelemetryLayer::enabled(layer_config, handoff);
+        Ok((layer, TelemetryGuard::enabled(handle, thread)))
+    }
+
+    /// What the layer needs on the emitting threads.
+    fn layer_config(&self, session_id: &str) -> LayerConfig {
+        LayerConfig {
+            session_id: session_id.into(),
             sessionless: self.sessionless,
             min_level: self.min_level,
             capture_spans: self
@@ -491,48 +525,13 @@ impl Builder {
                 .chain(self.analysis.summary_only.iter().map(|s| &**s))
                 .map(Into::into)
                 .collect(),
-            classifier: Arc::new(self.classifier),
-        };
-        if !enabled {
-            let handle = TelemetryHandle::disabled(session_id);
-            return Ok((TinkerTelemetryLayer::disabled(), TelemetryGuard::disabled(handle)));
+            classifier: Arc::new(self.classifier.clone()),
         }
-        self.analysis.check()?;
-        let (handoff, control) = Handoff::new(
-            self.max_queue_size,
-            self.max_queue_bytes,
-            self.flush_threshold,
-            session_id.into(),
-            self.sessionless,
-        );
-        let handoff = Arc::new(handoff);
-        crate::handoff::clock::calibrate_in_background();
-        handoff.push_session_start();
-        let redactor = match self.redacted_fields {
-            Some(names) => Redactor::new(names),
-            None => Redactor::default(),
-        };
-        // Lists the spool directory and takes locks; reads no file. A spool that cannot be
-        // opened is off, said in one line; the reporter goes on without it.
-        let spool = spool.and_then(|config| {
-            crate::spool::open(&config, endpoint.as_str())
-                .map_err(|line| crate::delivery::spooling::report_off(&handoff, line, self.debug))
-                .ok()
-        });
-        let config = UploadConfig {
-            endpoint,
-            api_key: api_key.unwrap_or_default(),
-            flush_interval: self.flush_interval,
-            http_timeout: self.http_timeout,
-            max_retries: self.max_retries,
-            retry_base_delay: self.retry_base_delay,
-            max_batch_size: self.max_batch_size,
-            flush_threshold: self.flush_threshold,
-            max_in_flight: self.max_in_flight,
-            redactor,
-            debug: self.debug,
-            spool,
-        };
+    }
+
+    /// The analyzer with its sinks: the exporters' and, with the `metrics` feature, the
+    /// facade's.
+    fn analyzer(&self) -> Analyzer {
         #[cfg_attr(
             not(feature = "metrics"),
             expect(unused_mut, reason = "the facade's sink is the only addition")
@@ -545,14 +544,40 @@ impl Builder {
         // The runtime `build()` runs in, if any, is measured in the summaries; without
         // summaries nothing reads it.
         let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| self.analysis.enabled);
-        let analyzer = Analyzer::new(self.analysis, sinks, runtime);
-        let thread = thread::start(config, roots, Arc::clone(&handoff), control, analyzer)?;
-        let handle = TelemetryHandle::enabled(
-            Arc::clone(&handoff),
-            self.flush_timeout,
-            Arc::clone(&layer_config.classifier),
-        );
-        let layer = TinkerTelemetryLayer::enabled(layer_config, handoff);
-        Ok((layer, TelemetryGuard::enabled(handle, thread)))
+        Analyzer::new(self.analysis.clone(), sinks, runtime)
     }
+
+    /// What the uploader thread needs.
+    fn upload_config(self, endpoint: reqwest::Url, api_key: String) -> UploadConfig {
+        let redactor = match self.redacted_fields {
+            Some(names) => Redactor::new(names),
+            None => Redactor::default(),
+        };
+        UploadConfig {
+            endpoint,
+            api_key,
+            flush_interval: self.flush_interval,
+            http_timeout: self.http_timeout,
+            max_retries: self.max_retries,
+            retry_base_delay: self.retry_base_delay,
+            max_batch_size: self.max_batch_size,
+            flush_threshold: self.flush_threshold,
+            max_in_flight: self.max_in_flight,
+            redactor,
+            debug: self.debug,
+            spool: None,
+        }
+    }
+}
+
+/// Opens the spool, if one is set: lists its directory and takes locks, reads no file. One
+/// that cannot be opened is off, said in one line; the reporter goes on without it.
+fn open_spool(
+    config: Option<&crate::spool::SpoolConfig>,
+    endpoint: &reqwest::Url,
+    handoff: &Handoff,
+    debug: bool,
+) -> Option<crate::spool::Opened> {
+    let opened = crate::spool::open(config?, endpoint.as_str());
+    opened.map_err(|line| crate::delivery::spooling::report_off(handoff, line, debug)).ok()
 }

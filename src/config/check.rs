@@ -9,6 +9,7 @@ use crate::limits::MAX_EVENT_BYTES;
 use crate::spool::SpoolConfig;
 
 impl Builder {
+    /// Every option checked, the environment's included, or the first one at fault.
     pub(super) fn check(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Checked, BuildError> {
         let enabled = self.enabled.unwrap_or_else(|| env(ENV_ENABLED).is_none_or(|v| env_flag(&v)));
         if !enabled {
@@ -24,81 +25,17 @@ impl Builder {
                 spool: None,
             });
         }
-        let nonzero = |option: &'static str, zero: bool| {
-            if zero { Err(BuildError::invalid(option, "must be greater than zero")) } else { Ok(()) }
-        };
-        nonzero("flush_interval", self.flush_interval.is_zero())?;
-        nonzero("flush_threshold", self.flush_threshold == 0)?;
-        nonzero("flush_timeout", self.flush_timeout.is_zero())?;
-        nonzero("http_timeout", self.http_timeout.is_zero())?;
-        nonzero("retry_base_delay", self.retry_base_delay.is_zero())?;
-        nonzero("max_queue_size", self.max_queue_size == 0)?;
-        nonzero("max_batch_size", self.max_batch_size == 0)?;
-        nonzero("max_in_flight", self.max_in_flight == 0)?;
-        nonzero("spool_interval", self.spool.interval.is_zero())?;
-        nonzero("spool_max_bytes", self.spool.max_bytes == 0)?;
-        nonzero("spool_max_age", self.spool.max_age.is_zero())?;
-        if self.max_queue_bytes < MAX_EVENT_BYTES {
-            return Err(BuildError::invalid(
-                "max_queue_bytes",
-                format!(
-                    "{} is below MAX_EVENT_BYTES ({MAX_EVENT_BYTES}), the size of one event",
-                    self.max_queue_bytes
-                ),
-            ));
-        }
-        if self.max_batch_size > MAX_BATCH_SIZE_LIMIT {
-            return Err(BuildError::invalid(
-                "max_batch_size",
-                format!("{} is above the server's limit of {MAX_BATCH_SIZE_LIMIT}", self.max_batch_size),
-            ));
-        }
-        if self.max_batch_size > self.max_queue_size {
-            return Err(BuildError::invalid(
-                "max_batch_size",
-                format!("{} is above max_queue_size ({})", self.max_batch_size, self.max_queue_size),
-            ));
-        }
-        if self.flush_threshold > self.max_queue_size {
-            return Err(BuildError::invalid(
-                "flush_threshold",
-                format!(
-                    "{} is above max_queue_size ({}), so it could never be reached",
-                    self.flush_threshold, self.max_queue_size
-                ),
-            ));
-        }
-        let session_id = if self.sessionless {
-            uuid::Uuid::new_v4().hyphenated().to_string()
-        } else {
-            match self.session_id.as_deref().map(str::trim) {
-                Some(id) if !id.is_empty() => id.to_owned(),
-                Some(_) => return Err(BuildError::invalid("session_id", "must not be empty")),
-                None => {
-                    return Err(BuildError::Missing {
-                        option: "session_id",
-                        hint: "call `.session_id(..)`, or `.sessionless()` to report without a session",
-                    });
-                }
-            }
-        };
+        self.check_delivery()?;
+        self.check_queue()?;
+        self.check_analysis()?;
+        self.check_spool()?;
+        let session_id = self.checked_session_id()?;
         let base = non_empty(self.base_url.clone())
             .or_else(|| non_empty(env(ENV_BASE_URL)))
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         let endpoint = endpoint(&base)?;
-        let api_key = non_empty(self.api_key.clone()).or_else(|| non_empty(env(ENV_API_KEY)));
-        let Some(key) = &api_key else {
-            return Err(BuildError::Missing {
-                option: "api_key",
-                hint: "call `.api_key(..)` or set TINKER_API_KEY",
-            });
-        };
-        if !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(BuildError::invalid(
-                "api_key",
-                "must be printable ASCII without spaces (it is sent as an HTTP header)",
-            ));
-        }
+        let api_key =
+            checked_api_key(non_empty(self.api_key.clone()).or_else(|| non_empty(env(ENV_API_KEY))))?;
         if endpoint.scheme() == "http" && !crate::urls::is_loopback(&endpoint) {
             return Err(BuildError::invalid(
                 "base_url",
@@ -120,10 +57,113 @@ impl Builder {
             sync: self.spool.sync,
             fail_fsync: false,
         });
-        Ok(Checked { enabled, session_id, endpoint, api_key, roots, spool })
+        Ok(Checked { enabled, session_id, endpoint, api_key: Some(api_key), roots, spool })
+    }
+
+    /// The spool's interval and bounds (its directory is checked when it is opened).
+    fn check_spool(&self) -> Result<(), BuildError> {
+        nonzero("spool_interval", self.spool.interval.is_zero())?;
+        nonzero("spool_max_bytes", self.spool.max_bytes == 0)?;
+        nonzero("spool_max_age", self.spool.max_age.is_zero())
+    }
+
+    /// The timing of the uploader's requests.
+    fn check_delivery(&self) -> Result<(), BuildError> {
+        nonzero("flush_interval", self.flush_interval.is_zero())?;
+        nonzero("flush_timeout", self.flush_timeout.is_zero())?;
+        nonzero("http_timeout", self.http_timeout.is_zero())?;
+        nonzero("retry_base_delay", self.retry_base_delay.is_zero())?;
+        nonzero("max_in_flight", self.max_in_flight == 0)
+    }
+
+    /// The queue's bounds and the batches it is sent in.
+    fn check_queue(&self) -> Result<(), BuildError> {
+        nonzero("flush_threshold", self.flush_threshold == 0)?;
+        nonzero("max_queue_size", self.max_queue_size == 0)?;
+        nonzero("max_batch_size", self.max_batch_size == 0)?;
+        let above = |option, what: String| Err(BuildError::invalid(option, what));
+        if self.max_queue_bytes < MAX_EVENT_BYTES {
+            let bytes = self.max_queue_bytes;
+            return above(
+                "max_queue_bytes",
+                format!("{bytes} is below MAX_EVENT_BYTES ({MAX_EVENT_BYTES}), the size of one event"),
+            );
+        }
+        let (batch, queue) = (self.max_batch_size, self.max_queue_size);
+        if batch > MAX_BATCH_SIZE_LIMIT {
+            return above(
+                "max_batch_size",
+                format!("{batch} is above the server's limit of {MAX_BATCH_SIZE_LIMIT}"),
+            );
+        }
+        if batch > queue {
+            return above("max_batch_size", format!("{batch} is above max_queue_size ({queue})"));
+        }
+        if self.flush_threshold > queue {
+            let threshold = self.flush_threshold;
+            return above(
+                "flush_threshold",
+                format!("{threshold} is above max_queue_size ({queue}), so it could never be reached"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Summaries, alerts and the cap on operations.
+    fn check_analysis(&self) -> Result<(), BuildError> {
+        let a = &self.analysis;
+        nonzero("summary_interval", a.summary_interval.is_zero())?;
+        nonzero("max_operations", a.max_operations == 0)?;
+        match a.spike {
+            Some(rule) if rule.threshold == 0 => {
+                Err(BuildError::invalid("error_spike", "the threshold must be greater than zero"))
+            }
+            Some(rule) if rule.window.is_zero() => {
+                Err(BuildError::invalid("error_spike", "the window must be greater than zero"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The session's id: the one given, or a fresh UUID for a sessionless reporter.
+    fn checked_session_id(&self) -> Result<String, BuildError> {
+        if self.sessionless {
+            return Ok(uuid::Uuid::new_v4().hyphenated().to_string());
+        }
+        match self.session_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => Ok(id.to_owned()),
+            Some(_) => Err(BuildError::invalid("session_id", "must not be empty")),
+            None => Err(BuildError::Missing {
+                option: "session_id",
+                hint: "call `.session_id(..)`, or `.sessionless()` to report without a session",
+            }),
+        }
     }
 }
 
+/// `option` is refused when `zero`.
+fn nonzero(option: &'static str, zero: bool) -> Result<(), BuildError> {
+    if zero { Err(BuildError::invalid(option, "must be greater than zero")) } else { Ok(()) }
+}
+
+/// The API key, present and sendable as an HTTP header.
+fn checked_api_key(key: Option<String>) -> Result<String, BuildError> {
+    let Some(key) = key else {
+        return Err(BuildError::Missing {
+            option: "api_key",
+            hint: "call `.api_key(..)` or set TINKER_API_KEY",
+        });
+    };
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(BuildError::invalid(
+            "api_key",
+            "must be printable ASCII without spaces (it is sent as an HTTP header)",
+        ));
+    }
+    Ok(key)
+}
+
+/// What `build()` starts from: the options that need checking, checked.
 pub(super) struct Checked {
     pub(super) enabled: bool,
     pub(super) session_id: String,
@@ -218,6 +258,10 @@ mod tests {
         assert_eq!(option_of(base().spool_max_bytes(0)), "spool_max_bytes");
         assert_eq!(option_of(base().spool_max_age(Duration::ZERO)), "spool_max_age");
         assert_eq!(option_of(base().root_certificate("not a certificate")), "root_certificate");
+        assert_eq!(option_of(base().summary_interval(Duration::ZERO)), "summary_interval");
+        assert_eq!(option_of(base().max_operations(0)), "max_operations");
+        assert_eq!(option_of(base().error_spike(0, Duration::from_secs(1))), "error_spike");
+        assert_eq!(option_of(base().error_spike(1, Duration::ZERO)), "error_spike");
         assert_eq!(option_of(base()), "none");
     }
 

@@ -19,7 +19,7 @@ impl Builder {
     /// | `tinker_telemetry.requests.retried` | counter | `error.type` |
     /// | `tinker_telemetry.events.delivered` | counter | |
     /// | `tinker_telemetry.events.dropped` | counter | `reason` |
-    /// | `tinker_telemetry.queue.depth` | gauge | |
+    /// | `tinker_telemetry.queue.depth` | gauge (an UpDownCounter through OpenTelemetry) | |
     ///
     /// The recorder picks the histogram buckets: give it
     /// [`DURATION_BUCKETS`](crate::DURATION_BUCKETS). Install it before `build()`:

@@ -130,6 +130,8 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
         assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after(" 0.5 ", now), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("0.0", now), Some(Duration::ZERO), "zero is a valid delay");
+        assert_eq!(parse_retry_after("inf", now), None);
         assert_eq!(parse_retry_after("3600", now), Some(RETRY_AFTER_CAP));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:03 GMT", now), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use std::collections::VecDeque;
 
 use super::batch::{Batch, EventJson};
+use super::dropped::DropReport;
 use super::send::{Deliverer, Held};
 use crate::handoff::Handoff;
 use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, DropReason, SpoolDropped, Stats};
@@ -215,15 +214,15 @@ fn book_held(handoff: &Handoff, held: &Held, aborted: u64, on_disk: bool) -> u64
     exhausted + unsent
 }
 
-/// Adds to a `telemetry.dropped` report (`data`, if one is due) the events the spool lost
+/// Adds to a `telemetry.dropped` report (`report`, if one is due) the events the spool lost
 /// since the last report (`reported`), as `spool_too_old`, `spool_over_size`,
 /// `spool_rejected` and `spool_too_large`; makes a report of them alone when none was due.
 /// `total` counts every drop, the spool's included.
 pub(super) fn with_spool_drops(
-    data: Option<Value>,
+    report: Option<DropReport>,
     reported: &mut SpoolDropped,
     stats: &Stats,
-) -> Option<Value> {
+) -> Option<DropReport> {
     let now = stats.spool.dropped;
     let new = |a: u64, b: u64| a.saturating_sub(b);
     let reasons = [
@@ -234,40 +233,40 @@ pub(super) fn with_spool_drops(
     ];
     let count: u64 = reasons.iter().map(|(_, n)| n).sum();
     if count == 0 {
-        return data;
+        return report;
     }
     *reported = now;
-    let mut data =
-        data.unwrap_or_else(|| json!({ "count": 0, "total": stats.dropped.total(), "by_reason": {} }));
-    let add = |v: &Value, n: u64| Value::from(v.as_u64().unwrap_or(0) + n);
-    data["count"] = add(&data["count"], count);
-    data["total"] = add(&data["total"], now.total());
-    if let Some(by_reason) = data["by_reason"].as_object_mut() {
-        by_reason
-            .extend(reasons.iter().filter(|(_, n)| *n > 0).map(|(r, n)| ((*r).to_owned(), Value::from(*n))));
-    }
-    Some(data)
+    let mut report = report.unwrap_or_else(|| DropReport {
+        by_reason: std::collections::BTreeMap::new(),
+        count: 0,
+        total: stats.dropped.total(),
+    });
+    report.count += count;
+    report.total += now.total();
+    report.by_reason.extend(reasons.into_iter().filter(|(_, n)| *n > 0));
+    Some(report)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn spool_drops_join_the_report_due_or_make_one() {
         let mut stats = Stats::default();
         let mut reported = SpoolDropped::default();
+        let json = |r: Option<DropReport>| serde_json::to_value(r).unwrap();
         assert_eq!(with_spool_drops(None, &mut reported, &stats), None, "nothing lost");
         stats.spool.dropped.over_size = 7;
-        let alone = with_spool_drops(None, &mut reported, &stats).unwrap();
+        let alone = json(with_spool_drops(None, &mut reported, &stats));
         assert_eq!(alone, json!({"count": 7, "total": 7, "by_reason": {"spool_over_size": 7}}));
         assert_eq!(with_spool_drops(None, &mut reported, &stats), None, "reported once");
         stats.spool.dropped.too_old = 2;
-        let due = json!({"count": 3, "total": 3, "by_reason": {"queue_full": 3}});
-        let joined = with_spool_drops(Some(due), &mut reported, &stats).unwrap();
-        assert_eq!(
-            joined,
-            json!({"count": 5, "total": 12, "by_reason": {"queue_full": 3, "spool_too_old": 2}})
-        );
+        let due = DropReport { by_reason: [("queue_full", 3)].into(), count: 3, total: 3 };
+        let joined = json(with_spool_drops(Some(due), &mut reported, &stats));
+        let want = json!({"count": 5, "total": 12, "by_reason": {"queue_full": 3, "spool_too_old": 2}});
+        assert_eq!(joined, want);
     }
 }

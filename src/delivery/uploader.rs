@@ -124,8 +124,9 @@ pub(super) struct Uploader {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Take {
-    /// Everything, once `flush_threshold` events wait (a wake-up, or a request finished).
-    WholeBatches,
+    /// Everything once `flush_threshold` events wait, else nothing (a wake-up, or a request
+    /// finished).
+    AtThreshold,
     /// Everything queued (timer, flush, shutdown).
     All,
     /// Everything queued, into batches that stay open (the spool's timer).
@@ -192,37 +193,17 @@ impl Uploader {
             self.dispatch();
             tokio::select! {
                 biased;
-                command = control.recv() => match command {
-                    Some(Control::Flush(reply)) => {
-                        if reply.is_none() {
-                            self.handoff.flush_taken();
-                        }
-                        self.take(Take::All);
-                        self.dispatch();
-                        if let Some(reply) = reply {
-                            let _ = reply.try_send(self.next_index);
-                        }
-                    }
-                    Some(Control::Shutdown { deadline, reply }) => {
-                        let stats = self.shutdown(deadline).await;
-                        let _ = reply.try_send(stats);
+                command = control.recv() => {
+                    if self.obey(command).await {
                         return;
                     }
-                    None => {
-                        // Cannot happen while `Handoff` holds the sender (a leaked guard keeps
-                        // the uploader running until the process ends); if it ever does, send
-                        // what is queued and stop.
-                        let deadline = crate::handoff::control::deadline_in(self.config.http_timeout);
-                        self.shutdown(deadline).await;
-                        return;
-                    }
-                },
+                }
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.finished(done);
                     // What finished no longer counts towards the wake mark: move it.
-                    self.take(Take::WholeBatches);
+                    self.take(Take::AtThreshold);
                 }
-                () = handoff.wake.notified() => self.take(Take::WholeBatches),
+                () = handoff.wake.notified() => self.take(Take::AtThreshold),
                 _ = timer.tick() => self.take(Take::All),
                 _ = spool_timer.tick() => self.spool_now(),
                 _ = summaries.tick() => {
@@ -230,6 +211,36 @@ impl Uploader {
                     self.take(Take::All);
                     self.summarize();
                 }
+            }
+        }
+    }
+
+    /// Acts on a control message; returns whether the uploader is done.
+    async fn obey(&mut self, command: Option<Control>) -> bool {
+        match command {
+            Some(Control::Flush(reply)) => {
+                if reply.is_none() {
+                    self.handoff.flush_taken();
+                }
+                self.take(Take::All);
+                self.dispatch();
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(self.next_index);
+                }
+                false
+            }
+            Some(Control::Shutdown { deadline, reply }) => {
+                let stats = self.shutdown(deadline).await;
+                let _ = reply.try_send(stats);
+                true
+            }
+            None => {
+                // Cannot happen while `Handoff` holds the sender (a leaked guard keeps the
+                // uploader running until the process ends); if it ever does, send what is
+                // queued and stop.
+                let deadline = crate::handoff::control::deadline_in(self.config.http_timeout);
+                self.shutdown(deadline).await;
+                true
             }
         }
     }
@@ -253,8 +264,8 @@ impl Uploader {
             // Everything once the threshold is reached (counting what is being filled; the
             // batches seal at the threshold or the batch size); below it, nothing: events
             // wait for the threshold or the interval, as `flush_threshold` says.
-            Take::WholeBatches if available + self.filling_len() >= threshold => available,
-            Take::WholeBatches => 0,
+            Take::AtThreshold if available + self.filling_len() >= threshold => available,
+            Take::AtThreshold => 0,
             Take::Spool => available,
         };
         self.anchor = Anchor::now();
@@ -306,7 +317,9 @@ impl Uploader {
     }
 
     /// Adds an event the uploader makes itself, counted past the queue's bound.
-    fn add_own(&mut self, name: &str, severity: Severity, data: serde_json::Value) {
+    fn add_own(&mut self, name: &str, severity: Severity, data: impl serde::Serialize) {
+        // The crate's own shapes have string keys and finite numbers: they always convert.
+        let data = serde_json::to_value(data).unwrap_or_default();
         let record = Record { time: Stamp::now(), severity, body: Body::Json { name: name.into(), data } };
         self.handoff.hold_past_bound();
         self.add(record);
@@ -480,6 +493,23 @@ impl Uploader {
         self.handoff.set_watermark(mark);
     }
 
+    /// At the drain deadline: stops every request in flight and books what was not sent.
+    /// With a spool, what was not sent is written there and counted as spooled.
+    async fn abandon(&mut self) {
+        self.tasks.abort_all();
+        self.replaying.abort_all();
+        while let Some(done) = self.tasks.join_next_with_id().await {
+            self.finished(done);
+        }
+        while self.replaying.join_next().await.is_some() {}
+        let pending = std::mem::take(&mut self.pending);
+        let (unsent, bytes) = Spooling::leave(self.spooling.as_mut(), pending, &self.handoff);
+        self.handoff.release(unsent);
+        self.handoff.release_bytes(bytes);
+        self.unsettled -= unsent as usize;
+        self.outstanding.clear();
+    }
+
     /// Sends everything left, stopping at `deadline`.
     async fn shutdown(&mut self, deadline: Instant) -> Stats {
         let _ = self.shutdown_tx.send(Some(deadline.into()));
@@ -503,18 +533,7 @@ impl Uploader {
                 Some(_) = self.replaying.join_next() => {}
                 _ = spool_timer.tick() => self.spool_write(),
                 () = &mut sleep => {
-                    self.tasks.abort_all();
-                    self.replaying.abort_all();
-                    while let Some(done) = self.tasks.join_next_with_id().await {
-                        self.finished(done);
-                    }
-                    while self.replaying.join_next().await.is_some() {}
-                    let pending = std::mem::take(&mut self.pending);
-                    let (unsent, bytes) = Spooling::leave(self.spooling.as_mut(), pending, &self.handoff);
-                    self.handoff.release(unsent);
-                    self.handoff.release_bytes(bytes);
-                    self.unsettled -= unsent as usize;
-                    self.outstanding.clear();
+                    self.abandon().await;
                     break;
                 }
             }

@@ -114,4 +114,68 @@ mod tests {
             assert!(!is_user_status(s), "{s}");
         }
     }
+
+    /// An error with an optional cause, to build chains of any length.
+    #[derive(Debug)]
+    struct Link(Option<Box<dyn Error + Send + Sync + 'static>>);
+
+    impl fmt::Display for Link {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("link")
+        }
+    }
+
+    impl Error for Link {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.0.as_deref().map(|e| e as &(dyn Error + 'static))
+        }
+    }
+
+    /// `depth` links wrapping `cause`: `cause` is at position `depth` of the chain.
+    fn wrapped(depth: usize, cause: HttpError) -> Box<dyn Error + Send + Sync> {
+        (0..depth).fold(Box::new(cause), |inner, _| Box::new(Link(Some(inner))))
+    }
+
+    #[test]
+    fn a_status_anywhere_in_the_followed_chain_decides_and_the_nearest_wins() {
+        assert!(is_user_error(&HttpError::new(404, "gone")));
+        assert!(!is_user_error(&HttpError::new(500, "down")));
+        assert!(!is_user_error(&Link(None)), "no status: not a user error");
+        let deepest = wrapped(MAX_CAUSES, HttpError::new(404, "deep"));
+        assert!(is_user_error(&*deepest), "the cause at MAX_CAUSES is followed");
+        let beyond = wrapped(MAX_CAUSES + 1, HttpError::new(404, "too deep"));
+        assert!(!is_user_error(&*beyond), "causes past MAX_CAUSES are not");
+        let outer_400 = Link(Some(Box::new(HttpError::new(400, "outer").with_body("b"))));
+        let info = Classifier::default().user_error(&outer_400).unwrap();
+        assert_eq!(info, UserErrorInfo { status_code: Some(400), body: Some("b".into()) });
+        let server_then_user = wrapped(2, HttpError::new(422, "inner"));
+        let info = Classifier::default().user_error(&*server_then_user).unwrap();
+        assert_eq!(info.status_code, Some(422));
+    }
+
+    #[test]
+    fn a_custom_rule_decides_before_the_status_and_undecided_falls_through() {
+        let rule = |verdict: Option<bool>| Classifier {
+            readers: Vec::new(),
+            custom: Some(Arc::new(move |_: &(dyn Error + 'static)| verdict)),
+        };
+        let err = HttpError::new(503, "busy").with_body("later");
+        let info = rule(Some(true)).user_error(&err).unwrap();
+        assert_eq!(info, UserErrorInfo { status_code: Some(503), body: Some("later".into()) });
+        assert_eq!(rule(Some(true)).user_error(&Link(None)).unwrap().status_code, None);
+        assert_eq!(rule(Some(false)).user_error(&HttpError::new(404, "x")), None, "a no is final");
+        assert!(rule(None).user_error(&HttpError::new(404, "x")).is_some(), "undecided: the status");
+        assert!(rule(None).user_error(&HttpError::new(500, "x")).is_none());
+    }
+
+    #[test]
+    fn a_reporter_reads_statuses_of_its_own_types() {
+        let reader: StatusReader =
+            Arc::new(|e: &(dyn Error + 'static)| e.is::<Link>().then_some((409, None)));
+        let classifier = Classifier { readers: vec![reader], custom: None };
+        assert_eq!(classifier.user_error(&Link(None)).unwrap().status_code, Some(409));
+        assert!(Classifier::default().user_error(&Link(None)).is_none());
+        let shown = format!("{classifier:?}");
+        assert_eq!(shown, "Classifier { status_types: 1, custom: false }");
+    }
 }

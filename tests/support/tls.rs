@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::{PATIENCE, Raw, RawServer, raw_serve};
+use super::raw::raw_serve;
+use super::{PATIENCE, Raw, RawServer};
 
 /// A certificate authority and the server certificate it issued.
 pub struct TestCa {
