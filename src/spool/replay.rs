@@ -246,6 +246,47 @@ mod tests {
         prop_oneof![3 => Just(Step::Write), 2 => any::<usize>().prop_map(Step::Deliver), 2 => Just(Step::ReplayOne), 1 => Just(Step::Kill)]
     }
 
+    /// A batch the model says is pending: the run that wrote it, its key, and its file
+    /// while that run is the live one.
+    type Pending = Vec<(usize, String, Option<crate::spool::writer::Slot>)>;
+
+    /// Applies a live process's step (not a kill) to the spool and to the model.
+    fn live_step(
+        step: &Step,
+        spool: &mut crate::spool::Opened,
+        pending: &mut Pending,
+        run: usize,
+        key: String,
+    ) {
+        let counters = SpoolCounters::default();
+        match step {
+            Step::Write => {
+                let Written::Done(slot) = spool.writer.write(None, &batch(&key, HERE), &counters) else {
+                    panic!()
+                };
+                pending.push((run, key, Some(slot)));
+            }
+            Step::Deliver(pick) => {
+                let mine: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].0 == run).collect();
+                if let Some(&i) = mine.get(pick % mine.len().max(1)) {
+                    let (_, _, slot) = pending.remove(i);
+                    spool.writer.remove(slot.unwrap());
+                }
+            }
+            Step::ReplayOne => {
+                let expected = pending.iter().position(|p| p.0 < run);
+                let loaded = spool.backlog.next(&counters);
+                let sent = loaded.as_ref().map(|l| l.batch.key.clone());
+                assert_eq!(sent, expected.map(|i| pending[i].1.clone()), "the oldest pending batch");
+                if let (Some(loaded), Some(i)) = (loaded, expected) {
+                    spool.backlog.done(loaded, Outcome::Delivered, &counters);
+                    pending.remove(i);
+                }
+            }
+            Step::Kill => unreachable!("a kill ends the live process"),
+        }
+    }
+
     /// The spool against a model: a list of batches not yet delivered, each with the run
     /// that wrote it. Whatever the steps, the next process sends exactly what the model
     /// says is pending, oldest run first, each run in the order it wrote.
@@ -253,54 +294,24 @@ mod tests {
         let tmp = TempDir::new("model");
         let mut config = config(tmp.path());
         config.sync = crate::spool::SpoolSync::Never;
-        let counters = SpoolCounters::default();
         let open = || crate::spool::open(&config, HERE).unwrap();
-        // (run number, key, slot while the run is the live one)
-        let mut pending: Vec<(usize, String, Option<crate::spool::writer::Slot>)> = Vec::new();
-        let (mut live, mut run, mut next_key) = (Some(open()), 0, 0);
-        for step in steps {
-            let spool = live.as_mut().unwrap();
-            match step {
-                Step::Write => {
-                    let key = format!("k{next_key:04}");
-                    next_key += 1;
-                    let Written::Done(slot) = spool.writer.write(None, &batch(&key, HERE), &counters) else {
-                        panic!()
-                    };
-                    pending.push((run, key, Some(slot)));
-                }
-                Step::Deliver(pick) => {
-                    let mine: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].0 == run).collect();
-                    if let Some(&i) = mine.get(pick % mine.len().max(1)) {
-                        let (_, _, slot) = pending.remove(i);
-                        spool.writer.remove(slot.unwrap());
-                    }
-                }
-                Step::ReplayOne => {
-                    let expected = pending.iter().position(|p| p.0 < run);
-                    let loaded = spool.backlog.next(&counters);
-                    assert_eq!(
-                        loaded.as_ref().map(|l| l.batch.key.clone()),
-                        expected.map(|i| pending[i].1.clone())
-                    );
-                    if let (Some(loaded), Some(i)) = (loaded, expected) {
-                        spool.backlog.done(loaded, Outcome::Delivered, &counters);
-                        pending.remove(i);
-                    }
-                }
-                Step::Kill => {
-                    drop(live.take());
-                    // Run names order by their start in milliseconds.
-                    std::thread::sleep(Duration::from_millis(2));
-                    live = Some(open());
-                    run += 1;
-                    pending.iter_mut().for_each(|p| p.2 = None);
-                }
+        let mut pending = Pending::new();
+        let (mut live, mut run) = (Some(open()), 0);
+        for (n, step) in steps.iter().enumerate() {
+            if let Step::Kill = step {
+                drop(live.take());
+                // Run names order by their start in milliseconds.
+                std::thread::sleep(Duration::from_millis(2));
+                live = Some(open());
+                run += 1;
+                pending.iter_mut().for_each(|p| p.2 = None);
+            } else {
+                live_step(step, live.as_mut().unwrap(), &mut pending, run, format!("k{n:04}"));
             }
         }
         drop(live);
+        let (counters, last) = (SpoolCounters::default(), open());
         let mut sent = Vec::new();
-        let last = open();
         while let Some(loaded) = last.backlog.next(&counters) {
             sent.push(loaded.batch.key.clone());
             last.backlog.done(loaded, Outcome::Delivered, &counters);
