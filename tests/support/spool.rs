@@ -24,7 +24,10 @@ impl SpoolDir {
 
 impl Drop for SpoolDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // A test may have put a file in its place.
+        if std::fs::remove_dir_all(&self.0).is_err() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
