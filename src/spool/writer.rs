@@ -252,19 +252,24 @@ mod tests {
         assert!(matches!(never.writer.write(None, &batch(1), &counters), Written::Done(_)));
     }
 
-    #[cfg(unix)]
     #[test]
-    fn a_read_only_run_directory_turns_the_spool_off() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = TempDir::new("ro");
+    fn a_write_error_turns_the_spool_off_and_settled_files_still_go() {
+        let tmp = TempDir::new("gone");
         let counters = SpoolCounters::default();
         let mut spool = open(tmp.path(), |_| {});
         let run_dir = spool.writer.run_dir().unwrap().to_owned();
-        fs::set_permissions(&run_dir, fs::Permissions::from_mode(0o500)).unwrap();
-        let written = spool.writer.write(None, &batch(1), &counters);
-        fs::set_permissions(&run_dir, fs::Permissions::from_mode(0o700)).unwrap();
-        // Root may write anyway: then the write simply succeeded.
-        assert!(matches!(written, Written::TurnedOff(_) | Written::Done(_)), "{written:?}");
+        let Written::Done(first) = spool.writer.write(None, &batch(1), &counters) else { panic!() };
+        // The directory turns into something no file can be written in (as root, where
+        // permissions do not stop a write: a file in its place).
+        fs::rename(&run_dir, tmp.path().join("moved")).unwrap();
+        fs::write(&run_dir, b"not a directory").unwrap();
+        let Written::TurnedOff(line) = spool.writer.write(None, &batch(2), &counters) else { panic!() };
+        assert!(line.starts_with("spool off for this run: writing to ") && !line.contains('\n'), "{line}");
+        assert_eq!(spool.writer.write(None, &batch(3), &counters), Written::Skipped, "off for the run");
+        fs::remove_file(&run_dir).unwrap();
+        fs::rename(tmp.path().join("moved"), &run_dir).unwrap();
+        spool.writer.remove(first);
+        assert!(!run_dir.join(batch_name(first.seq)).exists(), "a settled batch's file still goes");
     }
 
     #[test]
