@@ -271,6 +271,11 @@
 //!   operation until a window has passed.
 //! - [`Builder::summary_only`] names spans counted in the summaries instead of sent one event
 //!   each ([`Stats::summarized`]).
+//! - The program reads the same numbers while it runs: [`TelemetryHandle::operations`] (per
+//!   operation, the last window's and the session's, as of the uploader's last take),
+//!   [`TelemetryHandle::usage`] (the most used operations and the totals), and
+//!   [`Builder::on_error_spike`] calls back with each spike on a thread of its own.
+//!   [`Builder::operation_label`] adds a span field of the program's choosing to the key.
 //! - With the `metrics` or `opentelemetry` feature, every operation and the uploader's
 //!   counters are recorded as metrics named after the OpenTelemetry HTTP conventions
 //!   (`http.client.request.duration` in seconds, with [`DURATION_BUCKETS`] as bounds); the
@@ -378,6 +383,11 @@ mod urls;
 #[doc(hidden)]
 pub use analysis::bench::AnalysisBench;
 pub use analysis::histogram::QUANTILE_RELATIVE_ERROR;
+pub use analysis::notify::SpikeCalls;
+pub use analysis::report::{
+    ErrorSpike, ErrorTypeCount, OperationKey, OperationNumbers, OperationStats, OperationsSnapshot,
+    UsageReport,
+};
 pub use api::future::{CaptureExt, Captured};
 pub use api::guard::TelemetryGuard;
 pub use api::handle::TelemetryHandle;

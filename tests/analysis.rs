@@ -299,3 +299,47 @@ fn summaries_measure_the_run_queue_of_the_runtime_the_reporter_was_built_in() {
     );
     assert_eq!(tokio["alive_tasks"], 7, "{tokio}");
 }
+
+/// The child of `debug_names_the_fix_the_first_time_an_http_span_has_no_route`: two
+/// reporters in turn, each with HTTP spans without a path (reqwest-tracing's default span
+/// backend records none) and one with.
+#[test]
+fn child_http_spans_without_a_path() {
+    if !support::child::is_child("child_http_spans_without_a_path") {
+        return;
+    }
+    for debug in [true, true, false] {
+        let collector = Collector::start();
+        let (layer, guard) = collector.builder(SESSION).debug(debug).build().unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            for _ in 0..3 {
+                tracing::info_span!("http.request", session_id = SESSION, method = "GET", status = 200)
+                    .in_scope(|| {});
+            }
+            http("GET", "/api/v1/models", 200);
+        });
+        let events = {
+            drop(guard);
+            collector.accepted_by_index()
+        };
+        let routes: Vec<_> = named(&events, "performance.summary")[0]["event_data"]["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["route"].clone())
+            .collect();
+        assert!(routes.contains(&Value::from("_unknown")), "{routes:?}");
+    }
+}
+
+#[test]
+fn debug_names_the_fix_the_first_time_an_http_span_has_no_route() {
+    let out = support::child::run_ok(&mut support::child::child("child_http_spans_without_a_path"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hints: Vec<&str> = stderr.lines().filter(|l| l.contains("_unknown")).collect();
+    assert_eq!(hints.len(), 2, "once per reporter with debug on, never without:\n{stderr}");
+    for hint in hints {
+        assert!(hint.starts_with("tinker-telemetry: "), "{hint}");
+        assert!(hint.contains("SpanBackendWithUrl") && hint.contains("url.path"), "names the fix: {hint}");
+    }
+}

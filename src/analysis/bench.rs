@@ -2,29 +2,20 @@
 //! thread's analysis (route template, table look-up, histogram, spike check), without the
 //! uploader around it. Hidden from the docs; not part of the API.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::live::{Live, Publisher};
 use super::operation::template;
 use super::operations::Operations;
-use super::sink::{OpKind, Operation};
+use super::report::{OperationsSnapshot, UsageReport};
+use super::sink::Operation;
 use super::spike::SpikeRule;
 
 /// The HTTP operation both benchmarks record: `method` to `route` on `tinker.example:443`,
 /// failed with the error type `"500"` when `status` is 400 or more.
 pub(crate) fn http<'a>(method: &'a str, route: &'a str, status: u16, duration: Duration) -> Operation<'a> {
-    let failed = status >= 400;
-    Operation {
-        kind: OpKind::Http,
-        name: "http.request",
-        method: Some(method),
-        route: Some(route),
-        server_address: Some("tinker.example"),
-        server_port: Some(443),
-        status: Some(status),
-        error_type: failed.then_some("500"),
-        queue_to: None,
-        duration,
-    }
+    Operation::http(method, route, Some(status), (status >= 400).then_some("500"), duration)
 }
 
 /// The analysis of one reporter, driven directly.
@@ -33,6 +24,8 @@ pub(crate) fn http<'a>(method: &'a str, route: &'a str, status: u16, duration: D
 pub struct AnalysisBench {
     operations: Operations,
     route: String,
+    live: Arc<Live>,
+    publisher: Publisher,
 }
 
 impl AnalysisBench {
@@ -40,7 +33,13 @@ impl AnalysisBench {
     #[must_use]
     pub fn new(max_operations: usize, threshold: usize, window: Duration) -> Self {
         let rule = SpikeRule { threshold, window };
-        AnalysisBench { operations: Operations::new(max_operations, Some(rule)), route: String::new() }
+        let live = Arc::new(Live::default());
+        AnalysisBench {
+            operations: Operations::new(max_operations, Some(rule), &[]),
+            route: String::new(),
+            publisher: Publisher::new(Arc::clone(&live)),
+            live,
+        }
     }
 
     /// Counts one HTTP request to `path`; returns whether it raised an alert.
@@ -57,16 +56,31 @@ impl AnalysisBench {
 
     /// Ends the summary window; returns how many operations it listed.
     pub fn summary(&mut self) -> usize {
-        self.operations
-            .summary()
-            .and_then(|s| s.get("operations").and_then(|o| o.as_array()).map(Vec::len))
-            .unwrap_or(0)
+        self.operations.summary().map_or(0, |(rows, _)| rows.len())
     }
 
     /// Distinct keys held, `_other` included.
     #[must_use]
     pub fn keys(&self) -> usize {
         self.operations.keys()
+    }
+
+    /// Publishes what changed for the program, as the uploader does after each take.
+    pub fn publish(&mut self) {
+        self.publisher.publish(&mut self.operations);
+    }
+
+    /// What [`TelemetryHandle::operations`](crate::TelemetryHandle::operations) returns:
+    /// the numbers last published.
+    #[must_use]
+    pub fn operations(&self) -> OperationsSnapshot {
+        self.live.snapshot()
+    }
+
+    /// What [`TelemetryHandle::usage`](crate::TelemetryHandle::usage) returns.
+    #[must_use]
+    pub fn usage(&self) -> UsageReport {
+        self.live.usage()
     }
 
     /// About the heap the table holds.

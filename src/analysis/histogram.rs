@@ -102,35 +102,33 @@ impl Histogram {
         self.count
     }
 
+    #[cfg(test)]
     pub(crate) fn mean_ms(&self) -> f64 {
         if self.count == 0 { 0.0 } else { self.sum_ms / self.count as f64 }
     }
 
+    #[cfg(test)]
     pub(crate) fn max_ms(&self) -> f64 {
         self.max_ms
     }
 
     /// The duration at quantile `q` (0 to 1): the smallest bucket holding at least
     /// `⌈q·count⌉` durations, read as its middle, clamped to the smallest and largest seen.
+    #[cfg(test)]
     pub(crate) fn quantile(&self, q: f64) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
-        if rank == 1 {
-            return self.min_ms;
-        }
-        if rank >= self.count {
-            return self.max_ms;
-        }
-        let mut seen = 0u64;
-        for (at, &n) in self.counts.iter().enumerate() {
-            seen += u64::from(n);
-            if seen >= rank {
-                return middle(at + self.offset).clamp(self.min_ms, self.max_ms);
-            }
-        }
-        self.max_ms
+        self.quantiles([q])[0]
+    }
+
+    #[cfg(test)]
+    /// The durations at quantiles `qs`, given in ascending order, as
+    /// [`quantile`](Self::quantile) reads each, in one pass over the buckets.
+    pub(crate) fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [f64; N] {
+        Both(self, None).quantiles(qs)
+    }
+
+    /// The bucket indices this histogram has room for.
+    fn span(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.counts.len()
     }
 
     /// The heap the buckets hold.
@@ -145,6 +143,80 @@ impl Histogram {
         self.sum_ms = 0.0;
         self.min_ms = 0.0;
         self.max_ms = 0.0;
+    }
+}
+
+/// `h`'s counts laid from bucket `from` on (`from` at most its first), zeros around them.
+fn laid(h: Option<&Histogram>, from: usize) -> impl Iterator<Item = u32> + '_ {
+    let (start, counts) = match h.filter(|h| h.count > 0) {
+        Some(h) => (h.offset, h.counts.as_slice()),
+        None => (from, &[][..]),
+    };
+    std::iter::repeat_n(0, start - from).chain(counts.iter().copied()).chain(std::iter::repeat(0))
+}
+
+/// Two histograms read as one, without merging them: an operation's past windows and its
+/// current one, read as its session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Both<'a>(pub(crate) &'a Histogram, pub(crate) Option<&'a Histogram>);
+
+impl Both<'_> {
+    /// Each histogram that counted anything.
+    fn parts(&self) -> impl Iterator<Item = &Histogram> {
+        [Some(self.0), self.1].into_iter().flatten().filter(|h| h.count > 0)
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.parts().map(|h| h.count).sum()
+    }
+
+    pub(crate) fn mean_ms(&self) -> f64 {
+        let count = self.count();
+        if count == 0 { 0.0 } else { self.parts().map(|h| h.sum_ms).sum::<f64>() / count as f64 }
+    }
+
+    pub(crate) fn max_ms(&self) -> f64 {
+        self.parts().map(|h| h.max_ms).fold(0.0, f64::max)
+    }
+
+    fn min_ms(&self) -> f64 {
+        self.parts().map(|h| h.min_ms).reduce(f64::min).unwrap_or(0.0)
+    }
+
+    /// The durations at quantiles `qs`, in ascending order, as if both were one histogram, in
+    /// one pass over their buckets.
+    pub(crate) fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [f64; N] {
+        let mut out = [0.0; N];
+        let (count, min, max) = (self.count(), self.min_ms(), self.max_ms());
+        if count == 0 {
+            return out;
+        }
+        let from = self.parts().map(|h| h.span().start).min().unwrap_or(0);
+        let to = self.parts().map(|h| h.span().end).max().unwrap_or(0);
+        let sums = laid(Some(self.0), from).zip(laid(self.1, from)).map(|(a, b)| a + b);
+        let mut buckets = (from..to).zip(sums);
+        let rank = |q: f64| ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
+        // The durations counted up to the bucket reached, and that bucket.
+        let (mut seen, mut reached) = (0u64, None);
+        for (q, out) in qs.into_iter().zip(&mut out) {
+            let want = rank(q);
+            *out = if want == 1 {
+                min
+            } else if want >= count {
+                max
+            } else {
+                while seen < want {
+                    let Some((i, n)) = buckets.next() else {
+                        reached = None;
+                        break;
+                    };
+                    seen += u64::from(n);
+                    reached = Some(i);
+                }
+                reached.map_or(max, |i| middle(i).clamp(min, max))
+            };
+        }
+        out
     }
 }
 
@@ -174,6 +246,8 @@ mod tests {
             assert!((got - want).abs() <= want * QUANTILE_RELATIVE_ERROR + 1e-12, "q{q}: {got} vs {want}");
         }
         assert_eq!(h.quantile(0.0), values[0], "the ends are exact");
+        let qs = [0.0, 0.5, 0.95, 0.99, 1.0];
+        assert_eq!(h.quantiles(qs), qs.map(|q| h.quantile(q)), "one pass reads as each alone");
         assert_eq!(h.quantile(1.0), *values.last().unwrap());
         assert_eq!(h.count(), 20_000);
         let mean = values.iter().sum::<f64>() / values.len() as f64;
@@ -204,6 +278,16 @@ mod tests {
         let mut empty = Histogram::default();
         empty.merge(&both);
         same(&empty, &both);
+        // Read as one without merging: the same answers.
+        let (mut x, mut y) = (Histogram::default(), Histogram::default());
+        (1..=500).for_each(|v| x.record(f64::from(v)));
+        (9_000..9_500).for_each(|v| y.record(f64::from(v) / 100.0));
+        let qs = [0.0, 0.1, 0.5, 0.9, 0.99, 1.0];
+        assert_eq!(Both(&x, Some(&y)).quantiles(qs), both.quantiles(qs));
+        assert_eq!(Both(&y, Some(&x)).quantiles(qs), both.quantiles(qs));
+        assert_eq!(Both(&x, Some(&Histogram::default())).quantiles(qs), x.quantiles(qs));
+        assert_eq!((Both(&x, Some(&y)).count(), Both(&x, Some(&y)).max_ms()), (both.count(), both.max_ms()));
+        assert!((Both(&x, Some(&y)).mean_ms() - both.mean_ms()).abs() < 1e-9);
     }
 
     #[test]

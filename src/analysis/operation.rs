@@ -1,18 +1,17 @@
 //! A captured span's record read as an [`Operation`]: its kind, its low-cardinality labels
 //! (method, route template, host and port), its outcome (status, error type) and its duration.
 
+use std::fmt::Write;
 use std::time::Duration;
 
-use super::sink::{OpKind, Operation};
+use super::labels::{Labels, OTHER_ERROR_TYPE, OTHER_METHOD};
+use super::sink::{OpKind, OpLabels, Operation};
 use crate::handoff::record::{FieldRecord, FieldSource, Val};
 use crate::severity::Severity;
 
 /// The route of an HTTP operation without a path, or whose path is too long or deep to be a
 /// route: every such request is counted under this one value.
 pub(crate) const UNKNOWN_ROUTE: &str = "_unknown";
-/// The error type of a failure that names none (or names it in a way that is not a short
-/// name), and the method of a request whose method is not a standard one.
-pub(crate) const OTHER_ERROR: &str = "_OTHER";
 /// What an id segment of a path becomes in its template.
 const ID: &str = "{id}";
 /// Paths with more segments than this, or more bytes than [`MAX_ROUTE_BYTES`], are not
@@ -22,20 +21,55 @@ const MAX_ROUTE_BYTES: usize = 128;
 /// The longest error type kept; a longer one is `_OTHER`.
 const MAX_ERROR_TYPE_BYTES: usize = 64;
 
-/// Text an [`Operation`] borrows: the route template and error type are built here, the rest
-/// comes from the record.
+/// Text an [`Operation`] borrows: the route template, error type and operation label values
+/// are built here, the rest comes from the record.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     route: String,
     error_type: String,
+    /// The operation labels' values, one after the other.
+    label_text: String,
+    /// Each label's value in `label_text`.
+    label_ranges: Vec<Option<(u32, u32)>>,
+    /// A label value that is not text, written out.
+    number: String,
+}
+
+impl Scratch {
+    /// Reads the values of the operation labels `names` from `rec`, each held to its bound
+    /// by `labels`, for the next [`read`].
+    pub(crate) fn read_labels(&mut self, names: &[Box<str>], rec: &FieldRecord, labels: &mut Labels) {
+        self.label_text.clear();
+        self.label_ranges.clear();
+        for (i, name) in names.iter().enumerate() {
+            self.number.clear();
+            let value = match rec.get(name) {
+                Some(Val::Str(t) | Val::BigInt(t)) => Some(rec.text(t).trim()),
+                Some(Val::U64(n)) => write!(self.number, "{n}").ok().map(|()| self.number.as_str()),
+                Some(Val::I64(n)) => write!(self.number, "{n}").ok().map(|()| self.number.as_str()),
+                Some(Val::Bool(b)) => write!(self.number, "{b}").ok().map(|()| self.number.as_str()),
+                // A measurement is not a dimension.
+                Some(Val::F64(_)) | None => None,
+            };
+            let range = value.filter(|v| !v.is_empty()).map(|v| {
+                let kept = labels.operation_label(i, v);
+                let start = self.label_text.len() as u32;
+                self.label_text.push_str(kept);
+                (start, self.label_text.len() as u32)
+            });
+            self.label_ranges.push(range);
+        }
+    }
 }
 
 /// The operation a captured span's record describes. `name` is the name it is sent under
-/// (`http.request` for every HTTP span).
+/// (`http.request` for every HTTP span); `label_names` are the operation labels, whose
+/// values [`Scratch::read_labels`] read.
 pub(crate) fn read<'a>(
     name: &'a str,
     severity: Severity,
     rec: &'a FieldRecord,
+    label_names: &'a [Box<str>],
     scratch: &'a mut Scratch,
 ) -> Operation<'a> {
     let kind = match name {
@@ -43,52 +77,17 @@ pub(crate) fn read<'a>(
         crate::capture::span::QUEUE_STATE_CHANGE => OpKind::QueueStateChange,
         _ => OpKind::Other,
     };
-    let duration = match rec.get("duration_ms") {
-        Some(Val::F64(ms)) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
-        _ => Duration::ZERO,
-    };
-    // Only a status HTTP defines is one: a stray number never makes a series.
-    let status = match rec.get("status") {
-        Some(Val::U64(code)) => u16::try_from(code).ok(),
-        Some(Val::I64(code)) => u16::try_from(code).ok(),
-        _ => None,
-    }
-    .filter(|code| (100..=599).contains(code));
-    let error_text = rec.get_str("error").filter(|e| !e.trim().is_empty());
-    let named_type = rec.get_str("error.type").or_else(|| rec.get_str("error_type"));
+    let Scratch { route: template_text, error_type, label_text, label_ranges, .. } = scratch;
+    let status = status(rec);
     let (route, method, server_address, server_port) = if kind == OpKind::Http {
-        let route = match rec.get_str("route") {
+        let path = match rec.get_str("route") {
             Some(route) if !route.is_empty() => route,
             _ => rec.get_str("path").unwrap_or(""),
         };
-        template(route, &mut scratch.route);
-        (Some(scratch.route.as_str()), rec.get_str("method").map(method), rec.get_str("host"), port(rec))
+        template(path, template_text);
+        (Some(template_text.as_str()), rec.get_str("method").map(method), rec.get_str("host"), port(rec))
     } else {
         (None, None, None, None)
-    };
-    let failed_status = status.filter(|s| *s >= 400);
-    scratch.error_type.clear();
-    let error_type = if let Some(code) = failed_status {
-        use std::fmt::Write;
-        let _ = write!(scratch.error_type, "{code}");
-        Some(scratch.error_type.as_str())
-    } else if let Some(t) = named_type.filter(|t| !t.trim().is_empty()) {
-        // A type is a short name; anything else (a message, a URL) is not one.
-        let t = t.trim();
-        let name = t.len() <= MAX_ERROR_TYPE_BYTES
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-        if name {
-            scratch.error_type.push_str(t);
-            Some(scratch.error_type.as_str())
-        } else {
-            Some(OTHER_ERROR)
-        }
-    } else if let Some(text) = error_text {
-        Some(error_kind(text))
-    } else if severity >= Severity::Error {
-        Some(OTHER_ERROR)
-    } else {
-        None
     };
     Operation {
         kind,
@@ -98,9 +97,60 @@ pub(crate) fn read<'a>(
         server_address,
         server_port,
         status,
-        error_type,
+        error_type: outcome(rec, severity, status, error_type),
         queue_to: if kind == OpKind::QueueStateChange { rec.get_str("to") } else { None },
-        duration,
+        duration: duration(rec),
+        labels: OpLabels { names: label_names, text: label_text, ranges: label_ranges },
+    }
+}
+
+/// The span's `duration_ms`, zero when it has none that is a duration.
+fn duration(rec: &FieldRecord) -> Duration {
+    match rec.get("duration_ms") {
+        Some(Val::F64(ms)) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
+        _ => Duration::ZERO,
+    }
+}
+
+/// The span's HTTP status. Only a status HTTP defines is one: a stray number never makes a
+/// series.
+fn status(rec: &FieldRecord) -> Option<u16> {
+    match rec.get("status") {
+        Some(Val::U64(code)) => u16::try_from(code).ok(),
+        Some(Val::I64(code)) => u16::try_from(code).ok(),
+        _ => None,
+    }
+    .filter(|code| (100..=599).contains(code))
+}
+
+/// Why the operation failed, `None` when it did not: its failed status, else the type it
+/// names when that is a short name, else a word for its error's text, else `_OTHER` at
+/// `ERROR`. A type written out is built in `out`.
+fn outcome<'a>(
+    rec: &'a FieldRecord,
+    severity: Severity,
+    status: Option<u16>,
+    out: &'a mut String,
+) -> Option<&'a str> {
+    out.clear();
+    let named_type = rec.get_str("error.type").or_else(|| rec.get_str("error_type"));
+    if let Some(code) = status.filter(|s| *s >= 400) {
+        let _ = write!(out, "{code}");
+        Some(out.as_str())
+    } else if let Some(t) = named_type.map(str::trim).filter(|t| !t.is_empty()) {
+        // A type is a short name; anything else (a message, a URL) is not one.
+        let name = t.len() <= MAX_ERROR_TYPE_BYTES
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if name {
+            out.push_str(t);
+            Some(out.as_str())
+        } else {
+            Some(OTHER_ERROR_TYPE)
+        }
+    } else if let Some(text) = rec.get_str("error").filter(|e| !e.trim().is_empty()) {
+        Some(error_kind(text))
+    } else {
+        (severity >= Severity::Error).then_some(OTHER_ERROR_TYPE)
     }
 }
 
@@ -116,7 +166,7 @@ fn port(rec: &FieldRecord) -> Option<u16> {
 /// case, else `_OTHER`, so that a stray value never makes a series of its own.
 fn method(m: &str) -> &'static str {
     const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
-    KNOWN.into_iter().find(|k| k.eq_ignore_ascii_case(m.trim())).unwrap_or(OTHER_ERROR)
+    KNOWN.into_iter().find(|k| k.eq_ignore_ascii_case(m.trim())).unwrap_or(OTHER_METHOD)
 }
 
 /// A short, fixed error type for an error described only in words.
@@ -131,7 +181,7 @@ fn error_kind(text: &str) -> &'static str {
     } else if lower.contains("tls") || lower.contains("certificate") {
         "tls"
     } else {
-        OTHER_ERROR
+        OTHER_ERROR_TYPE
     }
 }
 
@@ -240,7 +290,7 @@ mod tests {
             text,
         );
         let mut scratch = Scratch::default();
-        let op = read("http.request", Severity::Error, &rec, &mut scratch);
+        let op = read("http.request", Severity::Error, &rec, &[], &mut scratch);
         assert_eq!(op.kind, OpKind::Http);
         assert_eq!(op.method, Some("POST"));
         assert_eq!(op.route, Some("/api/v1/sessions/{id}/heartbeat"));
@@ -257,12 +307,12 @@ mod tests {
         let rec =
             record(&[("method", Val::Str(TextRange(0, 3))), ("error", Val::Str(TextRange(3, 45)))], text);
         let mut scratch = Scratch::default();
-        let op = read("http.request", Severity::Error, &rec, &mut scratch);
+        let op = read("http.request", Severity::Error, &rec, &[], &mut scratch);
         assert_eq!((op.status, op.error_type, op.route), (None, Some("timeout"), Some(UNKNOWN_ROUTE)));
         let ok = record(&[("status", Val::U64(200))], "");
-        assert_eq!(read("http.request", Severity::Info, &ok, &mut scratch).error_type, None);
+        assert_eq!(read("http.request", Severity::Info, &ok, &[], &mut scratch).error_type, None);
         let queue = record(&[("to", Val::Str(TextRange(0, 17)))], "paused_rate_limit");
-        let op = read("queue.state_change", Severity::Warning, &queue, &mut scratch);
+        let op = read("queue.state_change", Severity::Warning, &queue, &[], &mut scratch);
         assert_eq!(
             (op.kind, op.queue_to, op.error_type),
             (OpKind::QueueStateChange, Some("paused_rate_limit"), None)
@@ -272,16 +322,34 @@ mod tests {
             &[("method", Val::Str(TextRange(0, 5))), ("error.type", Val::Str(TextRange(5, 40)))],
             text,
         );
-        let op = read("http.request", Severity::Error, &odd, &mut scratch);
-        assert_eq!((op.method, op.error_type), (Some("PATCH"), Some(OTHER_ERROR)), "a URL is no error type");
+        let op = read("http.request", Severity::Error, &odd, &[], &mut scratch);
+        assert_eq!(
+            (op.method, op.error_type),
+            (Some("PATCH"), Some(OTHER_ERROR_TYPE)),
+            "a URL is no error type"
+        );
         let typed = record(
             &[("method", Val::Str(TextRange(0, 4))), ("error.type", Val::Str(TextRange(40, 53)))],
             text,
         );
-        let op = read("http.request", Severity::Error, &typed, &mut scratch);
-        assert_eq!((op.method, op.error_type), (Some(OTHER_ERROR), Some("token_expired")));
+        let op = read("http.request", Severity::Error, &typed, &[], &mut scratch);
+        assert_eq!((op.method, op.error_type), (Some(OTHER_METHOD), Some("token_expired")));
         let failed = record(&[], "");
-        let op = read("train.step", Severity::Error, &failed, &mut scratch);
-        assert_eq!((op.kind, op.error_type, op.method), (OpKind::Other, Some(OTHER_ERROR), None));
+        let op = read("train.step", Severity::Error, &failed, &[], &mut scratch);
+        assert_eq!((op.kind, op.error_type, op.method), (OpKind::Other, Some(OTHER_ERROR_TYPE), None));
+    }
+
+    #[test]
+    fn operation_labels_are_read_from_the_span_s_fields() {
+        let rec = record(
+            &[("loss_fn", Val::Str(TextRange(0, 13))), ("step", Val::U64(7)), ("lr", Val::F64(0.1))],
+            "cross_entropy",
+        );
+        let names: Vec<Box<str>> = ["loss_fn", "step", "lr", "absent"].map(Box::from).into();
+        let (mut scratch, mut labels) = (Scratch::default(), Labels::default());
+        scratch.read_labels(&names, &rec, &mut labels);
+        let op = read("train.step", Severity::Info, &rec, &names, &mut scratch);
+        assert_eq!(op.labels.values().collect::<Vec<_>>(), [Some("cross_entropy"), Some("7"), None, None]);
+        assert_eq!(op.labels.pairs().collect::<Vec<_>>(), [("loss_fn", "cross_entropy"), ("step", "7")]);
     }
 }

@@ -3,39 +3,33 @@
 //! reporter was built in. Elsewhere, or where `/proc` cannot be read, the summary leaves out
 //! what it could not measure.
 
-use serde_json::{Map, Value};
+use super::report::{ProcessMeasurements, RuntimeMeasurements};
 
 /// Clock ticks per second of `/proc/self/stat`'s CPU times: `USER_HZ`, 100 on every Linux
 /// architecture.
 const USER_HZ: f64 = 100.0;
 
-/// `{"resident_memory_bytes", "cpu_time_s", "threads"}`, each when it could be read.
-pub(crate) fn measurements() -> Map<String, Value> {
-    let mut out = Map::new();
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(kb) = status_field(&status, "VmRSS:") {
-            out.insert("resident_memory_bytes".into(), (kb * 1024).into());
-        }
-        if let Some(n) = status_field(&status, "Threads:") {
-            out.insert("threads".into(), n.into());
-        }
+/// Resident memory, CPU time and threads, each when it could be read; no runtime.
+pub(crate) fn measurements() -> ProcessMeasurements {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    ProcessMeasurements {
+        resident_memory_bytes: status_field(&status, "VmRSS:").map(|kb| kb * 1024),
+        cpu_time_s: std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(cpu_seconds),
+        threads: status_field(&status, "Threads:"),
+        tokio: None,
     }
-    if let Some(cpu) = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(cpu_seconds) {
-        out.insert("cpu_time_s".into(), cpu.into());
-    }
-    out
 }
 
-/// `{"workers", "alive_tasks", "global_queue_depth"}` of a tokio runtime: its worker
-/// threads, the tasks spawned on it and not yet finished, and the tasks waiting in its shared
-/// run queue for a worker (a program's run queue, as the BEAM's is an Elixir program's).
-pub(crate) fn runtime(handle: &tokio::runtime::Handle) -> Map<String, Value> {
+/// A tokio runtime's worker threads, the tasks spawned on it and not yet finished, and the
+/// tasks waiting in its shared run queue for a worker (a program's run queue, as the BEAM's
+/// is an Elixir program's).
+pub(crate) fn runtime(handle: &tokio::runtime::Handle) -> RuntimeMeasurements {
     let metrics = handle.metrics();
-    let mut out = Map::new();
-    out.insert("workers".into(), metrics.num_workers().into());
-    out.insert("alive_tasks".into(), metrics.num_alive_tasks().into());
-    out.insert("global_queue_depth".into(), metrics.global_queue_depth().into());
-    out
+    RuntimeMeasurements {
+        workers: metrics.num_workers(),
+        alive_tasks: metrics.num_alive_tasks(),
+        global_queue_depth: metrics.global_queue_depth(),
+    }
 }
 
 /// The number after `key` on its line of `/proc/self/status` (`VmRSS:   1234 kB`).
@@ -75,8 +69,8 @@ mod tests {
     #[test]
     fn this_process_is_measured() {
         let m = measurements();
-        assert!(m["resident_memory_bytes"].as_u64().unwrap() > 1024 * 1024);
-        assert!(m["threads"].as_u64().unwrap() >= 1);
-        assert!(m["cpu_time_s"].as_f64().unwrap() >= 0.0);
+        assert!(m.resident_memory_bytes.unwrap() > 1024 * 1024);
+        assert!(m.threads.unwrap() >= 1);
+        assert!(m.cpu_time_s.unwrap() >= 0.0);
     }
 }

@@ -43,6 +43,66 @@ pub(crate) struct Operation<'a> {
     pub(crate) queue_to: Option<&'a str>,
     /// How long the span was open.
     pub(crate) duration: Duration,
+    /// The values of the program's operation labels
+    /// ([`Builder::operation_label`](crate::Builder::operation_label)).
+    pub(crate) labels: OpLabels<'a>,
+}
+
+/// The values an operation has for the program's operation labels, in the order the labels
+/// were configured; bounded like the other labels.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct OpLabels<'a> {
+    /// The labels' names (the span fields they are read from).
+    pub(crate) names: &'a [Box<str>],
+    /// The text the values are cut from.
+    pub(crate) text: &'a str,
+    /// Each label's value in `text`, `None` when the span had none; shorter than `names`
+    /// when the values were dropped (the operation was folded past the key cap).
+    pub(crate) ranges: &'a [Option<(u32, u32)>],
+}
+
+impl<'a> OpLabels<'a> {
+    /// The value of label `i`.
+    pub(crate) fn value(&self, i: usize) -> Option<&'a str> {
+        let (start, end) = self.ranges.get(i).copied().flatten()?;
+        self.text.get(start as usize..end as usize)
+    }
+
+    /// Every label's value, one per name.
+    pub(crate) fn values(&self) -> impl Iterator<Item = Option<&'a str>> + '_ {
+        (0..self.names.len()).map(|i| self.value(i))
+    }
+
+    /// The labels that have a value, name and value.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.names.iter().enumerate().filter_map(|(i, name)| Some((&**name, self.value(i)?)))
+    }
+}
+
+impl<'a> Operation<'a> {
+    /// An HTTP request: `method` to `route` on `tinker.example:443`, answered `status`,
+    /// failed with `error_type`; for the benchmarks' way in and the tests.
+    pub(crate) fn http(
+        method: &'a str,
+        route: &'a str,
+        status: Option<u16>,
+        error_type: Option<&'a str>,
+        duration: Duration,
+    ) -> Self {
+        Operation {
+            kind: OpKind::Http,
+            name: crate::capture::span::HTTP_REQUEST,
+            method: Some(method),
+            route: Some(route),
+            server_address: Some("tinker.example"),
+            server_port: Some(443),
+            status,
+            error_type,
+            queue_to: None,
+            duration,
+            labels: OpLabels::default(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -50,18 +110,7 @@ impl Operation<'static> {
     /// A `GET /api/v1/futures/{id}` to `tinker.example:443` that took 30 ms and was answered
     /// `status`, for tests; its error type is left to the test.
     pub(crate) fn get_for_tests(status: Option<u16>) -> Self {
-        Operation {
-            kind: OpKind::Http,
-            name: "http.request",
-            method: Some("GET"),
-            route: Some("/api/v1/futures/{id}"),
-            server_address: Some("tinker.example"),
-            server_port: Some(443),
-            status,
-            error_type: None,
-            queue_to: None,
-            duration: Duration::from_millis(30),
-        }
+        Operation::http("GET", "/api/v1/futures/{id}", status, None, Duration::from_millis(30))
     }
 }
 

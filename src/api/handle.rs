@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::reporter::{Reporter, ShutdownReport};
+use crate::analysis::live::Live;
+use crate::analysis::notify::SpikeCalls;
+use crate::analysis::report::{OperationsSnapshot, UsageReport};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
@@ -28,6 +31,8 @@ use crate::severity::Severity;
 pub struct TelemetryHandle {
     reporter: Option<Arc<Reporter>>,
     session_id: Arc<str>,
+    /// What the uploader's analysis publishes.
+    live: Option<Arc<Live>>,
 }
 
 impl fmt::Debug for TelemetryHandle {
@@ -44,14 +49,15 @@ impl TelemetryHandle {
         handoff: Arc<Handoff>,
         flush_timeout: Duration,
         classifier: Arc<Classifier>,
+        live: Arc<Live>,
     ) -> Self {
         let session_id = Arc::from(&*handoff.session_id);
         let reporter = Arc::new(Reporter::new(handoff, flush_timeout, classifier));
-        TelemetryHandle { reporter: Some(reporter), session_id }
+        TelemetryHandle { reporter: Some(reporter), session_id, live: Some(live) }
     }
 
     pub(crate) fn disabled(session_id: String) -> Self {
-        TelemetryHandle { reporter: None, session_id: session_id.into() }
+        TelemetryHandle { reporter: None, session_id: session_id.into(), live: None }
     }
 
     pub(crate) fn reporter(&self) -> Option<&Arc<Reporter>> {
@@ -228,6 +234,78 @@ impl TelemetryHandle {
     #[must_use]
     pub fn stats(&self) -> Stats {
         self.handoff().map(|h| h.stats()).unwrap_or_default()
+    }
+
+    /// Every operation of the session so far, one entry per operation key (name, method,
+    /// route template, [operation labels](crate::Builder::operation_label)), the most used
+    /// first: its numbers in the last completed summary window (the `performance.summary`
+    /// row sent for it) and since the session began, with when that window closed.
+    ///
+    /// As fresh as the uploader's last take, which comes every
+    /// [`flush_interval`](crate::Builder::flush_interval), whenever
+    /// [`flush_threshold`](crate::Builder::flush_threshold) events wait, at each summary and
+    /// after a flush; [`wait_until_drained`](Self::wait_until_drained) returns after one
+    /// that took everything queued before it, so a read after it sees the current state.
+    /// Never blocks an emitting thread and holds up the uploader at most while a pointer is
+    /// copied; the copy of the entries is made on the calling thread. Empty while the
+    /// analysis is off ([`Builder::analysis`](crate::Builder::analysis)) or telemetry is
+    /// disabled, and in a process forked from the one that built the reporter.
+    ///
+    /// # Examples
+    /// Send work to the endpoint with the lower p95 over the last window:
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// let snapshot = guard.handle().operations();
+    /// let p95 = |route| {
+    ///     snapshot
+    ///         .find("http.request", Some("POST"), Some(route))
+    ///         .and_then(|op| op.window)
+    ///         .map_or(0.0, |window| window.p95_ms)
+    /// };
+    /// let route = if p95("/a/sample") <= p95("/b/sample") { "/a/sample" } else { "/b/sample" };
+    /// # let _ = route;
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn operations(&self) -> OperationsSnapshot {
+        self.live().map(|live| live.snapshot()).unwrap_or_default()
+    }
+
+    /// What the uploader publishes, in the process that built the reporter (a forked child
+    /// has no uploader, and its copy of the lock may have been taken when it forked).
+    fn live(&self) -> Option<&Arc<Live>> {
+        self.live.as_ref().filter(|_| self.reporter.as_ref().is_some_and(|r| r.in_own_process()))
+    }
+
+    /// The session's usage report: its ten most used operations (those
+    /// `performance.summary`'s `top` names) with their numbers, and the totals over every
+    /// operation. As fresh as [`operations`](Self::operations); empty while the analysis is
+    /// off or telemetry is disabled.
+    ///
+    /// # Examples
+    /// ```
+    /// # let (_layer, guard) = tinker_telemetry::TinkerTelemetryLayer::builder()
+    /// #     .session_id("s").enabled(false).build()?;
+    /// let usage = guard.handle().usage();
+    /// for op in &usage.top {
+    ///     println!("{:>8} {}", op.session.count, op.key.display());
+    /// }
+    /// println!("{} operations, {:.2} % failed", usage.count, usage.error_rate * 100.0);
+    /// # Ok::<(), tinker_telemetry::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn usage(&self) -> UsageReport {
+        self.live().map(|live| live.usage()).unwrap_or_default()
+    }
+
+    /// What became of the error spikes passed to the
+    /// [`on_error_spike`](crate::Builder::on_error_spike) callback: calls that returned,
+    /// that panicked, and spikes skipped while the callback was busy. All 0 without a
+    /// callback or while telemetry is disabled.
+    #[must_use]
+    pub fn error_spike_calls(&self) -> SpikeCalls {
+        self.live.as_ref().map(|live| live.spike_calls.read()).unwrap_or_default()
     }
 
     /// The session this reporter belongs to (a generated UUID for a session-less reporter).

@@ -1,10 +1,13 @@
-//! The builder's analysis options: summaries, error-spike alerts, summary-only spans and the
-//! cap on distinct operations. Their defaults are set with every other option's in
+//! The builder's analysis options: summaries, error-spike alerts and their callback,
+//! summary-only spans, operation labels and the cap on distinct operations. Their defaults are set with every other option's in
 //! `builder.rs`, and checked with them in `check.rs`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::builder::Builder;
+use crate::analysis::notify::SpikeCallback;
+use crate::analysis::report::ErrorSpike;
 use crate::analysis::spike::SpikeRule;
 
 impl Builder {
@@ -57,6 +60,64 @@ impl Builder {
     /// operations past it are counted together under the name `_other`. Default: 256.
     pub fn max_operations(mut self, operations: usize) -> Self {
         self.analysis.max_operations = operations;
+        self
+    }
+
+    /// Makes the span field `field` part of every operation's key: spans of one name and
+    /// route with different values of it are counted apart, in
+    /// [`TelemetryHandle::operations`](crate::TelemetryHandle::operations), in
+    /// `performance.summary` rows and alerts (a field named after the label), and as an
+    /// attribute of the same name in the metrics exporters. For the dimensions a program
+    /// chooses: `forward_backward` by `loss_fn`, sampling by `model`. Each call adds one label.
+    ///
+    /// Bounded like the other labels: past 32 distinct values of one label (per reporter) a
+    /// new value counts as `_OTHER`, as does one longer than 64 bytes; a span without the
+    /// field has no value for it. Text, integer and boolean fields are read (a float is a
+    /// measurement, not a dimension). `build()` refuses, with a [`BuildError`] naming
+    /// `operation_label`, a field the redaction list covers (its values are never sent), one
+    /// given twice, and the names every operation has already (`name`, `method`, `route`,
+    /// the row's numbers, the exporters' attributes). Default: none.
+    ///
+    /// # Examples
+    /// ```
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().operation_label("loss_fn");
+    /// // tracing::info_span!("forward_backward", session_id, loss_fn = "cross_entropy")
+    /// ```
+    ///
+    /// [`BuildError`]: crate::BuildError
+    pub fn operation_label(mut self, field: impl Into<String>) -> Self {
+        self.analysis.operation_labels.push(field.into().into_boxed_str());
+        self
+    }
+
+    /// Calls `callback` with every error spike as its `alert.error_spike` is made (see
+    /// [`error_spike`](Builder::error_spike)), so that the program can back off or fail over
+    /// without polling: once per spike, like the alert. It runs on a thread of its own, never
+    /// on a thread that emitted a span nor on the uploader's. A callback that panics is
+    /// counted and called again for the next spike; one that blocks holds up only itself: at
+    /// most 16 spikes wait for it, later ones are skipped and counted
+    /// ([`TelemetryHandle::error_spike_calls`](crate::TelemetryHandle::error_spike_calls)).
+    /// Never called while alerts are off ([`no_error_spike`](Builder::no_error_spike),
+    /// [`analysis(false)`](Builder::analysis)). Default: none.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let degraded = Arc::new(AtomicBool::new(false));
+    /// let flag = Arc::clone(&degraded);
+    /// let builder = tinker_telemetry::TinkerTelemetryLayer::builder().on_error_spike(move |spike| {
+    ///     if spike.route.as_deref() == Some("/api/v1/sample") {
+    ///         flag.store(true, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_error_spike<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&ErrorSpike) + Send + Sync + 'static,
+    {
+        self.analysis.on_error_spike = Some(SpikeCallback(Arc::new(callback)));
         self
     }
 

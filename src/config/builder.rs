@@ -3,7 +3,6 @@
 //! `build()`, which checks every option (`check.rs`) and then starts the reporter's parts.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +12,10 @@ use super::defaults::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
     DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_OPERATIONS, DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
-    DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SPOOL_INTERVAL, DEFAULT_SPOOL_MAX_AGE,
-    DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SUMMARY_INTERVAL,
+    DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL, SpoolOptions,
 };
 use crate::analysis::analyzer::{AnalysisConfig, Analyzer};
+use crate::analysis::live::Live;
 use crate::analysis::sink::Sink;
 use crate::analysis::spike::SpikeRule;
 use crate::api::guard::TelemetryGuard;
@@ -30,7 +29,6 @@ use crate::errors::build::BuildError;
 use crate::errors::classify::Classifier;
 use crate::errors::status::{HttpStatusError, read_status};
 use crate::handoff::Handoff;
-use crate::spool::SpoolSync;
 
 /// Configures a [`TinkerTelemetryLayer`]; [`build`](Builder::build) checks everything and
 /// starts the uploader.
@@ -87,16 +85,6 @@ pub struct Builder {
     pub(super) spool: SpoolOptions,
 }
 
-/// What the spool setters set.
-#[derive(Debug, Clone)]
-pub(super) struct SpoolOptions {
-    pub(super) dir: Option<PathBuf>,
-    pub(super) interval: Duration,
-    pub(super) max_bytes: u64,
-    pub(super) max_age: Duration,
-    pub(super) sync: SpoolSync,
-}
-
 /// Makes one [`Sink`] for the uploader thread of a reporter being built.
 pub(crate) type SinkFactory = Arc<dyn Fn() -> Box<dyn Sink> + Send + Sync>;
 
@@ -137,17 +125,14 @@ impl Default for Builder {
                 spike: Some(SpikeRule { threshold: DEFAULT_SPIKE_THRESHOLD, window: DEFAULT_SPIKE_WINDOW }),
                 max_operations: DEFAULT_MAX_OPERATIONS,
                 summary_only: Vec::new(),
+                operation_labels: Vec::new(),
+                on_error_spike: None,
+                debug: false,
             },
             sinks: Vec::new(),
             #[cfg(feature = "metrics")]
             metrics_facade: true,
-            spool: SpoolOptions {
-                dir: None,
-                interval: DEFAULT_SPOOL_INTERVAL,
-                max_bytes: DEFAULT_SPOOL_MAX_BYTES,
-                max_age: DEFAULT_SPOOL_MAX_AGE,
-                sync: SpoolSync::default(),
-            },
+            spool: SpoolOptions::default(),
         }
     }
 }
@@ -314,8 +299,10 @@ impl Builder {
 
     /// Prints one line on stderr for every request payload the uploader settles: its events
     /// and bytes, whether it was delivered or dropped (and why), its retries and the last
-    /// error in words. Written straight to stderr, never through tracing, so it cannot feed
-    /// back into the layer; the API key never appears in it. For finding out why telemetry
+    /// error in words; and, once per reporter, a line the first time an HTTP span carries no
+    /// path (its route is `_unknown`), naming the fix. Written straight to stderr, never
+    /// through tracing, so it cannot feed back into the layer; the API key never appears in
+    /// it. For finding out why telemetry
     /// does not arrive (a wrong key, TLS, a proxy); see also
     /// [`TelemetryHandle::last_delivery_error`](crate::TelemetryHandle::last_delivery_error).
     /// Default: off.
@@ -471,7 +458,8 @@ impl Builder {
     /// is not loopback while an API key would be sent; a size, count or interval is zero;
     /// `max_batch_size` exceeds [`MAX_BATCH_SIZE_LIMIT`](crate::MAX_BATCH_SIZE_LIMIT) or `max_queue_size`;
     /// `flush_threshold` exceeds `max_queue_size`; a `root_certificate` PEM holds no
-    /// certificate or one that does not parse. Also when the uploader thread or its HTTP
+    /// certificate or one that does not parse; an `operation_label` is empty, given twice,
+    /// a field every operation has, or a redacted field. Also when the uploader thread or its HTTP
     /// client cannot be started.
     pub fn build(self) -> Result<(TinkerTelemetryLayer, TelemetryGuard), BuildError> {
         self.build_with_env(&|name| std::env::var(name).ok())
@@ -498,8 +486,14 @@ impl Builder {
         crate::handoff::clock::calibrate_in_background();
         handoff.push_session_start();
         let flush_timeout = self.flush_timeout;
-        let analyzer = self.analyzer();
-        let spool = open_spool(checked.spool.as_ref(), &checked.endpoint, &handoff, self.debug);
+        let live = Arc::new(Live::default());
+        let analyzer = self.analyzer(&live)?;
+        let spool = crate::delivery::spooling::open_or_off(
+            checked.spool.as_ref(),
+            &checked.endpoint,
+            &handoff,
+            self.debug,
+        );
         let mut config = self.upload_config(checked.endpoint, checked.api_key.unwrap_or_default());
         config.spool = spool;
         let thread = thread::start(config, checked.roots, Arc::clone(&handoff), control, analyzer)?;
@@ -507,6 +501,7 @@ impl Builder {
             Arc::clone(&handoff),
             flush_timeout,
             Arc::clone(&layer_config.classifier),
+            live,
         );
         let layer = TinkerTelemetryLayer::enabled(layer_config, handoff);
         Ok((layer, TelemetryGuard::enabled(handle, thread)))
@@ -529,9 +524,9 @@ impl Builder {
         }
     }
 
-    /// The analyzer with its sinks: the exporters' and, with the `metrics` feature, the
-    /// facade's.
-    fn analyzer(&self) -> Analyzer {
+    /// The analyzer with its sinks (the exporters' and, with the `metrics` feature, the
+    /// facade's), publishing to `live`; starts the error-spike callback's thread.
+    fn analyzer(&self, live: &Arc<Live>) -> Result<Analyzer, BuildError> {
         #[cfg_attr(
             not(feature = "metrics"),
             expect(unused_mut, reason = "the facade's sink is the only addition")
@@ -544,7 +539,8 @@ impl Builder {
         // The runtime `build()` runs in, if any, is measured in the summaries; without
         // summaries nothing reads it.
         let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| self.analysis.enabled);
-        Analyzer::new(self.analysis.clone(), sinks, runtime)
+        let analysis = AnalysisConfig { debug: self.debug, ..self.analysis.clone() };
+        Analyzer::new(analysis, sinks, runtime, live).map_err(BuildError::Runtime)
     }
 
     /// What the uploader thread needs.
@@ -568,16 +564,4 @@ impl Builder {
             spool: None,
         }
     }
-}
-
-/// Opens the spool, if one is set: lists its directory and takes locks, reads no file. One
-/// that cannot be opened is off, said in one line; the reporter goes on without it.
-fn open_spool(
-    config: Option<&crate::spool::SpoolConfig>,
-    endpoint: &reqwest::Url,
-    handoff: &Handoff,
-    debug: bool,
-) -> Option<crate::spool::Opened> {
-    let opened = crate::spool::open(config?, endpoint.as_str());
-    opened.map_err(|line| crate::delivery::spooling::report_off(handoff, line, debug)).ok()
 }

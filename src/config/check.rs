@@ -3,6 +3,7 @@
 
 use super::builder::Builder;
 use super::defaults::{DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, MAX_BATCH_SIZE_LIMIT};
+use crate::delivery::redact::Redactor;
 use crate::delivery::tls::{AddedRoots, parse_roots};
 use crate::errors::build::BuildError;
 use crate::limits::MAX_EVENT_BYTES;
@@ -109,11 +110,12 @@ impl Builder {
         Ok(())
     }
 
-    /// Summaries, alerts and the cap on operations.
+    /// Summaries, alerts, operation labels and the cap on operations.
     fn check_analysis(&self) -> Result<(), BuildError> {
         let a = &self.analysis;
         nonzero("summary_interval", a.summary_interval.is_zero())?;
         nonzero("max_operations", a.max_operations == 0)?;
+        self.check_operation_labels()?;
         match a.spike {
             Some(rule) if rule.threshold == 0 => {
                 Err(BuildError::invalid("error_spike", "the threshold must be greater than zero"))
@@ -123,6 +125,32 @@ impl Builder {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Each operation label names a span field, once, that is neither redacted (by the
+    /// reporter's own list) nor a field every operation has.
+    fn check_operation_labels(&self) -> Result<(), BuildError> {
+        let redactor = match &self.redacted_fields {
+            Some(names) => Redactor::new(names.iter().cloned()),
+            None => Redactor::default(),
+        };
+        let labels = &self.analysis.operation_labels;
+        let invalid = |reason: String| Err(BuildError::invalid("operation_label", reason));
+        for (i, name) in labels.iter().enumerate() {
+            if name.trim().is_empty() {
+                return invalid("a label needs the name of a span field".into());
+            }
+            if labels[..i].contains(name) {
+                return invalid(format!("`{name}` is given twice"));
+            }
+            if RESERVED_LABELS.contains(&&**name) {
+                return invalid(format!("`{name}` is a field of every operation already"));
+            }
+            if redactor.is_secret(name) {
+                return invalid(format!("`{name}` is a redacted field: its values are never sent"));
+            }
+        }
+        Ok(())
     }
 
     /// The session's id: the one given, or a fresh UUID for a sessionless reporter.
@@ -140,6 +168,35 @@ impl Builder {
         }
     }
 }
+
+/// Names an operation label cannot have: the fields of a summary row, an alert and a
+/// snapshot entry, and the exporters' attributes, which a label of that name would collide
+/// with.
+const RESERVED_LABELS: [&str; 23] = [
+    "name",
+    "method",
+    "route",
+    "count",
+    "errors",
+    "error_rate",
+    "avg_ms",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "window",
+    "session",
+    "operation",
+    "window_s",
+    "first_error_at",
+    "error_types",
+    "http.request.method",
+    "url.template",
+    "server.address",
+    "server.port",
+    "http.response.status_code",
+    "error.type",
+];
 
 /// `option` is refused when `zero`.
 fn nonzero(option: &'static str, zero: bool) -> Result<(), BuildError> {
@@ -262,6 +319,11 @@ mod tests {
         assert_eq!(option_of(base().max_operations(0)), "max_operations");
         assert_eq!(option_of(base().error_spike(0, Duration::from_secs(1))), "error_spike");
         assert_eq!(option_of(base().error_spike(1, Duration::ZERO)), "error_spike");
+        assert_eq!(option_of(base().operation_label("password")), "operation_label");
+        assert_eq!(
+            option_of(base().operation_label("loss_fn").operation_label("loss_fn")),
+            "operation_label"
+        );
         assert_eq!(option_of(base()), "none");
     }
 

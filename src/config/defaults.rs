@@ -1,9 +1,12 @@
 //! The defaults of every option, and the environment variables read when the builder leaves
 //! one unset.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tracing::Level;
+
+use crate::spool::SpoolSync;
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
 /// gives one.
@@ -58,3 +61,25 @@ pub const DEFAULT_SPIKE_THRESHOLD: usize = 5;
 pub const DEFAULT_SPIKE_WINDOW: Duration = Duration::from_secs(10);
 /// Default for [`crate::Builder::max_operations`]: 256 distinct operations.
 pub const DEFAULT_MAX_OPERATIONS: usize = 256;
+
+/// The spool's options as the builder holds them, with their defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct SpoolOptions {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) interval: Duration,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_age: Duration,
+    pub(crate) sync: SpoolSync,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            dir: None,
+            interval: DEFAULT_SPOOL_INTERVAL,
+            max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            max_age: DEFAULT_SPOOL_MAX_AGE,
+            sync: SpoolSync::default(),
+        }
+    }
+}

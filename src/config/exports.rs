@@ -21,6 +21,9 @@ impl Builder {
     /// | `tinker_telemetry.events.dropped` | counter | `reason` |
     /// | `tinker_telemetry.queue.depth` | gauge (an UpDownCounter through OpenTelemetry) | |
     ///
+    /// Each [`operation_label`](Builder::operation_label) adds an attribute of its name to
+    /// both duration histograms.
+    ///
     /// The recorder picks the histogram buckets: give it
     /// [`DURATION_BUCKETS`](crate::DURATION_BUCKETS). Install it before `build()`:
     /// operations recorded before it are lost, though the units and descriptions, the

@@ -191,6 +191,18 @@ impl Spooling {
     }
 }
 
+/// Opens the spool, if one is set: lists its directory and takes locks, reads no file. One
+/// that cannot be opened is off, said in one line; the reporter goes on without it.
+pub(crate) fn open_or_off(
+    config: Option<&crate::spool::SpoolConfig>,
+    endpoint: &reqwest::Url,
+    handoff: &Handoff,
+    debug: bool,
+) -> Option<crate::spool::Opened> {
+    let opened = crate::spool::open(config?, endpoint.as_str());
+    opened.map_err(|line| report_off(handoff, line, debug)).ok()
+}
+
 /// Fires every half `spool_interval` (see [`Spooling::tick`]); without a spool, never in
 /// practice (once a year).
 pub(super) fn timer(spooling: Option<&Spooling>) -> tokio::time::Interval {

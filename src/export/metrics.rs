@@ -105,7 +105,8 @@ impl Sink for MetricsSink {
         let values = values(op, &numbers);
         let key = self.keys.get(&values, || {
             let name = if op.kind == OpKind::Http { HTTP_DURATION } else { OPERATION_DURATION };
-            let labels: Vec<Label> = attributes(values).map(|(k, v)| Label::new(k, v.to_owned())).collect();
+            let labels: Vec<Label> =
+                attributes(op, &values).map(|(k, v)| Label::new(k.to_owned(), v.to_owned())).collect();
             // Retained (shared), so that a recorder keeping the key (metrics-exporter-prometheus
             // does at every registration) clones it without allocating.
             Key::from_parts(name, labels).to_retained()
@@ -180,23 +181,13 @@ mod tests {
             route: None,
             server_address: None,
             server_port: None,
-            status: None,
-            error_type: None,
-            queue_to: None,
-            duration: Duration::from_millis(30),
+            ..Operation::get_for_tests(None)
         }
     }
 
     fn http(status: Option<u16>, error_type: Option<&'static str>) -> Operation<'static> {
-        Operation {
-            method: Some("POST"),
-            route: Some("/api/v1/sampling_sessions/{id}/sample"),
-            server_address: Some("tinker.example"),
-            server_port: Some(443),
-            status,
-            error_type,
-            ..op(OpKind::Http, "http.request")
-        }
+        let route = "/api/v1/sampling_sessions/{id}/sample";
+        Operation::http("POST", route, status, error_type, Duration::from_millis(30))
     }
 
     #[test]

@@ -6,6 +6,8 @@
     expect(dead_code, reason = "without an exporter feature only DURATION_BUCKETS is used")
 )]
 
+use smallvec::SmallVec;
+
 use crate::analysis::sink::{OpKind, Operation};
 use crate::handoff::stats::Stats;
 
@@ -55,7 +57,7 @@ pub(crate) const DELIVERED_HELP: &str = "Telemetry events the server accepted.";
 pub(crate) const DROPPED_HELP: &str = "Telemetry events given up on, by reason.";
 pub(crate) const QUEUE_DEPTH_HELP: &str = "Telemetry events waiting or in flight.";
 
-/// The attributes an operation can have.
+/// The attributes every operation can have; the program's operation labels follow them.
 pub(crate) const ATTRIBUTES: [&str; 7] = [
     "operation",
     "http.request.method",
@@ -66,12 +68,13 @@ pub(crate) const ATTRIBUTES: [&str; 7] = [
     "error.type",
 ];
 
-/// An operation's attribute values, one per name of [`ATTRIBUTES`], `None` for those it has
-/// not: for an HTTP request `http.request.method`, `url.template` (the HTTP client
-/// conventions' name for the route template), `server.address`, `server.port`,
-/// `http.response.status_code` (when a response came) and `error.type` (on failure); for
-/// another operation `operation` and `error.type`. They name its series.
-pub(crate) type Values<'a> = [Option<&'a str>; 7];
+/// An operation's attribute values, one per name of [`ATTRIBUTES`] then one per operation
+/// label, `None` for those it has not: for an HTTP request `http.request.method`,
+/// `url.template` (the HTTP client conventions' name for the route template),
+/// `server.address`, `server.port`, `http.response.status_code` (when a response came) and
+/// `error.type` (on failure); for another operation `operation` and `error.type`; for both,
+/// each operation label the span had a value for. They name its series.
+pub(crate) type Values<'a> = SmallVec<[Option<&'a str>; 12]>;
 
 /// An operation's numbers written as text, for [`values`].
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +93,7 @@ impl Numbers {
 pub(crate) fn values<'a>(op: &Operation<'a>, numbers: &'a Numbers) -> Values<'a> {
     let http = op.kind == OpKind::Http;
     let http_only = |v: Option<&'a str>| v.filter(|_| http);
-    [
+    let fixed = [
         (!http).then_some(op.name),
         http_only(op.method),
         http_only(op.route),
@@ -98,12 +101,18 @@ pub(crate) fn values<'a>(op: &Operation<'a>, numbers: &'a Numbers) -> Values<'a>
         http_only(numbers.port.as_ref().map(U16Text::as_str)),
         http_only(numbers.status.as_ref().map(U16Text::as_str)),
         op.error_type,
-    ]
+    ];
+    fixed.into_iter().chain(op.labels.values()).collect()
 }
 
-/// The attributes among `values` that are present, name and value.
-pub(crate) fn attributes(values: Values<'_>) -> impl Iterator<Item = (&'static str, &str)> {
-    ATTRIBUTES.into_iter().zip(values).filter_map(|(name, value)| Some((name, value?)))
+/// The attributes among `values` (of `op`) that are present, name and value.
+pub(crate) fn attributes<'o: 'v, 'v>(
+    op: &Operation<'o>,
+    values: &'v Values<'o>,
+) -> impl Iterator<Item = (&'o str, &'o str)> + 'v {
+    let label_names: &'o [Box<str>] = op.labels.names;
+    let names = ATTRIBUTES.into_iter().chain(label_names.iter().map(|n| &**n));
+    names.zip(values.iter()).filter_map(|(name, value)| Some((name, (*value)?)))
 }
 
 /// A status code or port as text, written without allocating.
@@ -152,6 +161,7 @@ pub(crate) fn gained(now: u64, before: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::sink::OpLabels;
 
     #[test]
     fn u16_text_reads_as_the_number() {
@@ -164,7 +174,8 @@ mod tests {
     fn http_and_other_operations_have_their_own_attributes() {
         let op = Operation { error_type: Some("404"), ..Operation::get_for_tests(Some(404)) };
         let numbers = Numbers::of(&op);
-        let http: Vec<_> = attributes(values(&op, &numbers)).collect();
+        let http_values = values(&op, &numbers);
+        let http: Vec<_> = attributes(&op, &http_values).collect();
         assert_eq!(
             http,
             [
@@ -178,7 +189,21 @@ mod tests {
         );
         // The same fields on another kind of operation: only its name and error type.
         let other = Operation { kind: OpKind::Other, name: "checkpoint.save", ..op };
-        let other: Vec<_> = attributes(values(&other, &numbers)).collect();
+        let other_values = values(&other, &numbers);
+        let other: Vec<_> = attributes(&other, &other_values).collect();
         assert_eq!(other, [("operation", "checkpoint.save"), ("error.type", "404")]);
+    }
+
+    #[test]
+    fn operation_labels_follow_the_conventions_attributes() {
+        let names: Vec<Box<str>> = vec!["loss_fn".into(), "model".into()];
+        let labels = OpLabels { names: &names, text: "ppo", ranges: &[Some((0, 3)), None] };
+        let op =
+            Operation { kind: OpKind::Other, name: "train.step", labels, ..Operation::get_for_tests(None) };
+        let numbers = Numbers::of(&op);
+        let values = values(&op, &numbers);
+        assert_eq!(values.len(), ATTRIBUTES.len() + 2, "a value, or none, for every label");
+        let got: Vec<_> = attributes(&op, &values).collect();
+        assert_eq!(got, [("operation", "train.step"), ("loss_fn", "ppo")]);
     }
 }

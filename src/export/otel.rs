@@ -64,12 +64,14 @@ impl Sink for OtelSink {
         let numbers = Numbers::of(op);
         let values = values(op, &numbers);
         let attributes = self.attributes.get(&values, || {
-            attributes(values)
+            attributes(op, &values)
                 .map(|(k, v)| match (k, op.status, op.server_port) {
                     // The conventions make the status code and the port integers.
-                    ("http.response.status_code", Some(code), _) => KeyValue::new(k, i64::from(code)),
-                    ("server.port", _, Some(port)) => KeyValue::new(k, i64::from(port)),
-                    _ => KeyValue::new(k, v.to_owned()),
+                    ("http.response.status_code", Some(code), _) => {
+                        KeyValue::new(k.to_owned(), i64::from(code))
+                    }
+                    ("server.port", _, Some(port)) => KeyValue::new(k.to_owned(), i64::from(port)),
+                    _ => KeyValue::new(k.to_owned(), v.to_owned()),
                 })
                 .collect()
         });
