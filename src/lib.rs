@@ -232,6 +232,17 @@
 //! is counted in [`Stats`]; `RELIABILITY.md` lists each guarantee with the test that proves
 //! it.
 //!
+//! ## The spool
+//!
+//! With [`Builder::spool_dir`] (or `TINKER_TELEMETRY_SPOOL_DIR`), off by default, nothing is
+//! lost when the process dies: every event captured at least `spool_interval` before the
+//! process dies, or still unsent when the drain's deadline passes, is delivered by the next
+//! process that opens the same directory, at least once, with its `event_id`, its session and,
+//! for a batch already tried, its idempotency key. The uploader thread writes and reads the
+//! spool's files (one per batch, checksummed); the emitting threads never touch the disk.
+//! [`Stats::spool`] counts what was spooled, replayed and dropped from it; `RELIABILITY.md`
+//! has the failure table.
+//!
 //! When telemetry does not arrive, [`TelemetryHandle::last_delivery_error`] says why in words
 //! ("401 from the server: the API key was rejected", "TLS: invalid peer certificate: …",
 //! "connect: connection refused"), and [`Builder::debug`] prints one line per request payload
@@ -365,6 +376,7 @@ mod export;
 mod handoff;
 mod limits;
 mod severity;
+mod spool;
 mod status_class;
 mod urls;
 
@@ -387,8 +399,9 @@ pub use config::defaults::{
     DEFAULT_BASE_URL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_OPERATIONS,
     DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL,
-    DEFAULT_RETRY_BASE_DELAY, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL,
-    ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, MAX_BATCH_SIZE_LIMIT,
+    DEFAULT_RETRY_BASE_DELAY, DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SPOOL_INTERVAL,
+    DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SUMMARY_INTERVAL, ENV_API_KEY, ENV_BASE_URL,
+    ENV_ENABLED, ENV_SPOOL_DIR, MAX_BATCH_SIZE_LIMIT,
 };
 pub use delivery::retry::RETRY_AFTER_CAP;
 pub use errors::build::BuildError;
@@ -399,9 +412,13 @@ pub use errors::status::{HttpError, HttpStatusError};
 #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 pub use export::bench::ExportBench;
 pub use export::names::DURATION_BUCKETS;
-pub use handoff::stats::{DeliveryError, DeliveryErrorKind, DropReason, Dropped, Retried, RetryCause, Stats};
+pub use handoff::stats::{
+    DeliveryError, DeliveryErrorKind, DropReason, Dropped, Retried, RetryCause, SpoolDropped, SpoolStats,
+    Stats,
+};
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,
     TRUNCATION_MARKER,
 };
 pub use severity::{ParseSeverityError, Severity};
+pub use spool::SpoolSync;

@@ -38,7 +38,14 @@ impl Sink {
     /// # Errors
     /// When the socket cannot be bound or the accept thread cannot be started.
     pub fn start() -> io::Result<Sink> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Sink::start_on(TcpListener::bind("127.0.0.1:0")?)
+    }
+
+    /// Starts accepting on `listener` (bound to a port chosen earlier).
+    ///
+    /// # Errors
+    /// When the listener has no address or the accept thread cannot be started.
+    pub fn start_on(listener: TcpListener) -> io::Result<Sink> {
         let addr = listener.local_addr()?;
         let counters = Arc::new(Counters::default());
         let shared = Arc::clone(&counters);

@@ -44,6 +44,7 @@ pub struct ShutdownReport {
 
 /// How far the shutdown has got.
 #[derive(Debug, Clone, Copy)]
+#[expect(clippy::large_enum_variant, reason = "one per reporter, never moved on a hot path")]
 enum Ending {
     Open,
     /// A caller is draining; others wait for its report.

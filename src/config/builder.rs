@@ -12,7 +12,7 @@ use super::defaults::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_THRESHOLD, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
     DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_OPERATIONS, DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_MIN_LEVEL, DEFAULT_RETRY_BASE_DELAY,
-    DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL,
+    DEFAULT_SPIKE_THRESHOLD, DEFAULT_SPIKE_WINDOW, DEFAULT_SUMMARY_INTERVAL, SpoolOptions,
 };
 use crate::analysis::analyzer::{AnalysisConfig, Analyzer};
 use crate::analysis::live::Live;
@@ -81,6 +81,8 @@ pub struct Builder {
     /// Record through the `metrics` facade (`exports.rs`).
     #[cfg(feature = "metrics")]
     pub(super) metrics_facade: bool,
+    /// The durable spool's options (`spool_dir` and the rest).
+    pub(super) spool: SpoolOptions,
 }
 
 /// Makes one [`Sink`] for the uploader thread of a reporter being built.
@@ -130,6 +132,7 @@ impl Default for Builder {
             sinks: Vec::new(),
             #[cfg(feature = "metrics")]
             metrics_facade: true,
+            spool: SpoolOptions::default(),
         }
     }
 }
@@ -161,6 +164,7 @@ impl fmt::Debug for Builder {
             .field("root_certificates", &self.root_certificates.len())
             .field("analysis", &self.analysis)
             .field("sinks", &self.sinks.len())
+            .field("spool", &self.spool)
             .finish()
     }
 }
@@ -484,7 +488,14 @@ impl Builder {
         let flush_timeout = self.flush_timeout;
         let live = Arc::new(Live::default());
         let analyzer = self.analyzer(&live)?;
-        let config = self.upload_config(checked.endpoint, checked.api_key.unwrap_or_default());
+        let spool = crate::delivery::spooling::open_or_off(
+            checked.spool.as_ref(),
+            &checked.endpoint,
+            &handoff,
+            self.debug,
+        );
+        let mut config = self.upload_config(checked.endpoint, checked.api_key.unwrap_or_default());
+        config.spool = spool;
         let thread = thread::start(config, checked.roots, Arc::clone(&handoff), control, analyzer)?;
         let handle = TelemetryHandle::enabled(
             Arc::clone(&handoff),
@@ -550,6 +561,7 @@ impl Builder {
             max_in_flight: self.max_in_flight,
             redactor,
             debug: self.debug,
+            spool: None,
         }
     }
 }

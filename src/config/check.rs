@@ -7,6 +7,7 @@ use crate::delivery::redact::Redactor;
 use crate::delivery::tls::{AddedRoots, parse_roots};
 use crate::errors::build::BuildError;
 use crate::limits::MAX_EVENT_BYTES;
+use crate::spool::SpoolConfig;
 
 impl Builder {
     /// Every option checked, the environment's included, or the first one at fault.
@@ -22,11 +23,13 @@ impl Builder {
                 endpoint,
                 api_key: None,
                 roots: AddedRoots::default(),
+                spool: None,
             });
         }
         self.check_delivery()?;
         self.check_queue()?;
         self.check_analysis()?;
+        self.check_spool()?;
         let session_id = self.checked_session_id()?;
         let base = non_empty(self.base_url.clone())
             .or_else(|| non_empty(env(ENV_BASE_URL)))
@@ -47,7 +50,22 @@ impl Builder {
                 format!("PEM {} of {} {bad}", i + 1, self.root_certificates.len()),
             )
         })?;
-        Ok(Checked { enabled, session_id, endpoint, api_key: Some(api_key), roots })
+        let spool = super::spool::spool_dir(self, env).map(|dir| SpoolConfig {
+            dir,
+            interval: self.spool.interval,
+            max_bytes: self.spool.max_bytes,
+            max_age: self.spool.max_age,
+            sync: self.spool.sync,
+            fail_fsync: false,
+        });
+        Ok(Checked { enabled, session_id, endpoint, api_key: Some(api_key), roots, spool })
+    }
+
+    /// The spool's interval and bounds (its directory is checked when it is opened).
+    fn check_spool(&self) -> Result<(), BuildError> {
+        nonzero("spool_interval", self.spool.interval.is_zero())?;
+        nonzero("spool_max_bytes", self.spool.max_bytes == 0)?;
+        nonzero("spool_max_age", self.spool.max_age.is_zero())
     }
 
     /// The timing of the uploader's requests.
@@ -209,6 +227,8 @@ pub(super) struct Checked {
     pub(super) endpoint: reqwest::Url,
     pub(super) api_key: Option<String>,
     pub(super) roots: AddedRoots,
+    /// The spool, when a directory is set.
+    pub(super) spool: Option<SpoolConfig>,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -291,6 +311,9 @@ mod tests {
             "flush_threshold"
         );
         assert_eq!(option_of(base().max_in_flight(0)), "max_in_flight");
+        assert_eq!(option_of(base().spool_interval(Duration::ZERO)), "spool_interval");
+        assert_eq!(option_of(base().spool_max_bytes(0)), "spool_max_bytes");
+        assert_eq!(option_of(base().spool_max_age(Duration::ZERO)), "spool_max_age");
         assert_eq!(option_of(base().root_certificate("not a certificate")), "root_certificate");
         assert_eq!(option_of(base().summary_interval(Duration::ZERO)), "summary_interval");
         assert_eq!(option_of(base().max_operations(0)), "max_operations");

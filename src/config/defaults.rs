@@ -1,9 +1,12 @@
 //! The defaults of every option, and the environment variables read when the builder leaves
 //! one unset.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tracing::Level;
+
+use crate::spool::SpoolSync;
 
 /// The production endpoint's base URL, used when neither the builder nor `TINKER_BASE_URL`
 /// gives one.
@@ -33,12 +36,22 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 /// Default for [`crate::Builder::min_level`]: `INFO`.
 pub const DEFAULT_MIN_LEVEL: Level = Level::INFO;
 
+/// Default for [`crate::Builder::spool_interval`]: 1 s.
+pub const DEFAULT_SPOOL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default for [`crate::Builder::spool_max_bytes`]: 64 MiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Default for [`crate::Builder::spool_max_age`]: 7 days.
+pub const DEFAULT_SPOOL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The environment variable that turns telemetry off (`0`, `false`, `no`, `off`).
 pub const ENV_ENABLED: &str = "TINKER_TELEMETRY";
 /// The environment variable read when no API key is given.
 pub const ENV_API_KEY: &str = "TINKER_API_KEY";
 /// The environment variable read when no base URL is given.
 pub const ENV_BASE_URL: &str = "TINKER_BASE_URL";
+/// The environment variable read when no spool directory is given: a non-empty value turns
+/// the spool on ([`crate::Builder::spool_dir`]).
+pub const ENV_SPOOL_DIR: &str = "TINKER_TELEMETRY_SPOOL_DIR";
 
 /// Default for [`crate::Builder::summary_interval`]: 60 s.
 pub const DEFAULT_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
@@ -48,3 +61,25 @@ pub const DEFAULT_SPIKE_THRESHOLD: usize = 5;
 pub const DEFAULT_SPIKE_WINDOW: Duration = Duration::from_secs(10);
 /// Default for [`crate::Builder::max_operations`]: 256 distinct operations.
 pub const DEFAULT_MAX_OPERATIONS: usize = 256;
+
+/// The spool's options as the builder holds them, with their defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct SpoolOptions {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) interval: Duration,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_age: Duration,
+    pub(crate) sync: SpoolSync,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            dir: None,
+            interval: DEFAULT_SPOOL_INTERVAL,
+            max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            max_age: DEFAULT_SPOOL_MAX_AGE,
+            sync: SpoolSync::default(),
+        }
+    }
+}

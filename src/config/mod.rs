@@ -6,3 +6,4 @@ pub(crate) mod builder;
 pub(crate) mod check;
 pub(crate) mod defaults;
 pub(crate) mod exports;
+pub(crate) mod spool;

@@ -2,6 +2,8 @@
 
 use uuid::Uuid;
 
+use crate::spool::writer::Slot;
+
 /// One event, serialized on the uploader thread when it was taken from the queue.
 #[derive(Debug)]
 pub(crate) struct EventJson {
@@ -20,6 +22,13 @@ pub(crate) struct Batch {
     pub(crate) has_end: bool,
     /// The events' JSON, in bytes: what the batch counts against the queue's byte bound.
     pub(crate) bytes: usize,
+    /// The idempotency key of the batch sent whole: the same on every retry and, through the
+    /// spool, in every process.
+    pub(crate) key: Box<str>,
+    /// The batch's file in the spool, once written, and how many events it held then.
+    pub(crate) spooled: Option<(Slot, usize)>,
+    /// A spool tick has seen the batch: the next one writes it.
+    pub(crate) seen: bool,
 }
 
 impl Batch {
@@ -30,6 +39,9 @@ impl Batch {
             has_start: false,
             has_end: false,
             bytes: 0,
+            key: idempotency_key().into(),
+            spooled: None,
+            seen: false,
         }
     }
 
@@ -78,7 +90,8 @@ impl Envelope {
     }
 }
 
-/// A fresh idempotency key: one per request payload, the same on every retry of it.
+/// A fresh idempotency key: one per request payload (a batch, or a part of one split after a
+/// 413), the same on every retry of it.
 pub(crate) fn idempotency_key() -> String {
     Uuid::new_v4().hyphenated().to_string()
 }

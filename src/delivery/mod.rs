@@ -21,6 +21,7 @@ pub(crate) mod ratelimit;
 pub(crate) mod redact;
 pub(crate) mod retry;
 pub(crate) mod send;
+pub(crate) mod spooling;
 pub(crate) mod thread;
 pub(crate) mod tls;
 pub(crate) mod transport;

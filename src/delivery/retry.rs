@@ -45,7 +45,7 @@ pub(crate) fn retry_cause(kind: DeliveryErrorKind) -> RetryCause {
         DeliveryErrorKind::Connect => RetryCause::Connect,
         DeliveryErrorKind::Tls => RetryCause::Tls,
         DeliveryErrorKind::Dns => RetryCause::Dns,
-        DeliveryErrorKind::Other => RetryCause::Other,
+        DeliveryErrorKind::Other | DeliveryErrorKind::Spool => RetryCause::Other,
     }
 }
 

@@ -16,6 +16,8 @@ use super::retry::{Verdict, backoff, classify, retry_cause};
 use super::transport::{Answer, Transport};
 use crate::handoff::Handoff;
 use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, DropReason, RetryCause};
+use crate::spool::backlog::Outcome;
+use crate::spool::replay::Sent;
 use crate::status_class::StatusClass;
 
 /// Everything a send task needs; shared by all of them.
@@ -38,12 +40,24 @@ pub(super) struct Deliverer {
 /// is shorter).
 const LAST_ATTEMPT_WINDOW: Duration = Duration::from_secs(1);
 
+/// Events of a batch in flight whose fate can wait on disk, booked by its send task.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// Out of retries.
+    pub(crate) exhausted: AtomicU64,
+    /// Unsent when the drain deadline passed.
+    pub(crate) unsent: AtomicU64,
+}
+
 /// Where a send task books the fate of its events.
 #[derive(Debug)]
 pub(super) struct Settle {
     pub(super) handoff: Arc<Handoff>,
     /// Events of this batch already booked, so an abort books only the rest.
     pub(super) settled: Arc<AtomicU64>,
+    /// With a spool: the events whose fate can wait on disk (out of retries, unsent at the
+    /// deadline), which the uploader books once it knows whether their batch is on disk.
+    pub(super) held: Option<Arc<Held>>,
 }
 
 /// Where a payload's events end: delivered, or given up on for a reason.
@@ -55,6 +69,18 @@ enum Fate {
 
 impl Settle {
     fn book(&self, fate: Fate, n: usize) {
+        if let Some(held) = &self.held {
+            let waits = match fate {
+                Fate::Dropped(DropReason::RetriesExhausted) => Some(&held.exhausted),
+                Fate::Dropped(DropReason::UnsentAtShutdown) => Some(&held.unsent),
+                _ => None,
+            };
+            if let Some(counter) = waits {
+                counter.fetch_add(n as u64, Relaxed);
+                self.settled.fetch_add(n as u64, Relaxed);
+                return;
+            }
+        }
         match fate {
             Fate::Delivered => {
                 self.handoff.batch_sent();
@@ -68,7 +94,8 @@ impl Settle {
 
 impl Deliverer {
     /// Sends `events`, splitting on 413, until every event is delivered or booked as dropped.
-    pub(super) async fn deliver(&self, events: Vec<EventJson>, settle: &Settle) {
+    /// The whole batch goes with `key`; each part of a split with a key of its own.
+    pub(super) async fn deliver(&self, events: &[EventJson], key: &str, settle: &Settle) {
         let mut shutdown = self.shutdown.clone();
         // Parts still to send, in order; a 413 replaces a part by its two halves.
         let mut parts: Vec<Range<usize>> = Vec::with_capacity(4);
@@ -76,7 +103,9 @@ impl Deliverer {
         while let Some(part) = parts.pop() {
             let slice = &events[part.clone()];
             let mut trace = Trace::default();
-            let result = self.send_part(slice, settle, &mut shutdown, &mut trace).await;
+            let part_key = if slice.len() == events.len() { key.to_owned() } else { idempotency_key() };
+            let body = self.envelope.body(slice);
+            let result = self.send_part(body, &part_key, settle, &mut shutdown, &mut trace).await;
             if self.debug {
                 trace.print(slice.len(), &result);
             }
@@ -101,14 +130,13 @@ impl Deliverer {
     /// the deadline the batch is left unsent.
     async fn send_part(
         &self,
-        events: &[EventJson],
+        body: Vec<u8>,
+        key: &str,
         settle: &Settle,
         shutdown: &mut watch::Receiver<Option<Instant>>,
         trace: &mut Trace,
     ) -> Result<(), DropReason> {
-        let body = self.envelope.body(events);
         trace.bytes = body.len();
-        let key = idempotency_key();
         let mut retries = 0;
         let mut last_chance = false;
         loop {
@@ -117,7 +145,7 @@ impl Deliverer {
             }
             let timeout = self.attempt_timeout(shutdown)?;
             trace.attempts += 1;
-            let answer = self.transport.post(body.clone(), &key, timeout).await;
+            let answer = self.transport.post(body.clone(), key, timeout).await;
             let (cause, retry_after) = match self.judge(answer, settle, trace) {
                 Next::Done(outcome) => return outcome,
                 Next::Retry { cause, retry_after } => (cause, retry_after),
@@ -135,6 +163,30 @@ impl Deliverer {
                 None => (backoff(self.retry_base_delay, retries, fastrand::f64()), Wait::Backoff),
             };
             last_chance = self.wait(Instant::now() + delay, kind, shutdown).await?;
+        }
+    }
+
+    /// Sends a batch read from the spool as it was stored (its body and idempotency key),
+    /// through the same retries, rate limit and drain deadline as the reporter's own.
+    pub(super) async fn send_stored(
+        &self,
+        body: Vec<u8>,
+        key: &str,
+        events: u16,
+        handoff: Arc<Handoff>,
+    ) -> Sent {
+        let settle = Settle { handoff, settled: Arc::default(), held: None };
+        let mut shutdown = self.shutdown.clone();
+        let mut trace = Trace::default();
+        let result = self.send_part(body, key, &settle, &mut shutdown, &mut trace).await;
+        if self.debug {
+            trace.print(usize::from(events), &result);
+        }
+        match result {
+            Ok(()) => Sent::Done(Outcome::Delivered),
+            Err(DropReason::Rejected) => Sent::Done(Outcome::Rejected),
+            Err(DropReason::TooLarge) => Sent::Done(Outcome::TooLarge),
+            Err(_) => Sent::NotNow,
         }
     }
 
@@ -297,7 +349,7 @@ mod tests {
             debug: false,
         };
         let handoff = Arc::new(Handoff::new(100, usize::MAX, 10, "s".into(), true).0);
-        let settle = Settle { handoff, settled: Arc::new(AtomicU64::new(0)) };
+        let settle = Settle { handoff, settled: Arc::new(AtomicU64::new(0)), held: None };
         Rig { deliverer, settle, calls, shutdown }
     }
 
@@ -326,7 +378,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retryable_answers_are_retried_after_a_doubling_backoff_with_one_key() {
         let rig = rig([status(500), failed(), status(503)], 3);
-        rig.deliverer.deliver(events(3), &rig.settle).await;
+        rig.deliverer.deliver(&events(3), "key", &rig.settle).await;
         assert_eq!(rig.counted(), [3, 0, 0, 0, 0]);
         let stats = rig.settle.handoff.stats();
         assert_eq!(stats.retries, 3);
@@ -345,7 +397,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retry_after_replaces_the_backoff() {
         let rig = rig([Answer::Status { status: 429, retry_after: Some(Duration::from_secs(7)) }], 3);
-        rig.deliverer.deliver(events(1), &rig.settle).await;
+        rig.deliverer.deliver(&events(1), "key", &rig.settle).await;
         assert_eq!(rig.counted(), [1, 0, 0, 0, 0]);
         assert_eq!(rig.gaps(), [Duration::from_secs(7)]);
     }
@@ -353,7 +405,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_413_splits_the_batch_down_to_single_events() {
         let rig = rig([status(413), status(413), status(200), status(413)], 3);
-        rig.deliverer.deliver(events(4), &rig.settle).await;
+        rig.deliverer.deliver(&events(4), "key", &rig.settle).await;
         let sizes: Vec<usize> = rig.calls().iter().map(|c| c.events).collect();
         // 4 → 413; first half 2 → 413; its halves 1 (200) and 1 (413, alone: too large);
         // second half 2 → 200.
@@ -366,7 +418,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn other_4xx_are_rejected_without_a_retry() {
         let rig = rig([status(401)], 3);
-        rig.deliverer.deliver(events(3), &rig.settle).await;
+        rig.deliverer.deliver(&events(3), "key", &rig.settle).await;
         assert_eq!(rig.calls().len(), 1);
         assert_eq!(rig.counted(), [0, 3, 0, 0, 0]);
     }
@@ -374,7 +426,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_run_out() {
         let rig = rig(std::iter::repeat_n(status(500), 4), 3);
-        rig.deliverer.deliver(events(2), &rig.settle).await;
+        rig.deliverer.deliver(&events(2), "key", &rig.settle).await;
         assert_eq!(rig.calls().len(), 4);
         assert_eq!(rig.counted(), [0, 0, 2, 0, 0]);
     }
@@ -400,7 +452,8 @@ mod tests {
     async fn a_shutdown_keeps_the_normal_backoff_inside_the_deadline() {
         let rig = rig([status(500), status(500)], 3);
         let start = Instant::now();
-        tokio::join!(rig.deliverer.deliver(events(1), &rig.settle), rig.shut_down(ms(100), ms(10_000)));
+        let batch = events(1);
+        tokio::join!(rig.deliverer.deliver(&batch, "key", &rig.settle), rig.shut_down(ms(100), ms(10_000)));
         assert_eq!(rig.counted(), [1, 0, 0, 0, 0]);
         let at = rig.call_times(start);
         assert_eq!(at.len(), 3);
@@ -411,7 +464,8 @@ mod tests {
     async fn a_backoff_past_the_deadline_becomes_one_last_attempt_just_before_it() {
         let rig = rig(std::iter::repeat_n(status(500), 10), 5);
         let start = Instant::now();
-        tokio::join!(rig.deliverer.deliver(events(2), &rig.settle), rig.shut_down(ms(100), ms(2_400)));
+        let batch = events(2);
+        tokio::join!(rig.deliverer.deliver(&batch, "key", &rig.settle), rig.shut_down(ms(100), ms(2_400)));
         // Attempts at 0 and ~1 s; the 2 s backoff would end past the deadline (2.5 s): one
         // last attempt at the deadline less the last attempt's window (1 s), with 1 s to go.
         let at = rig.call_times(start);
@@ -427,13 +481,13 @@ mod tests {
         let rig = rig([asked(2)], 3);
         let _ = rig.shutdown.send(Some(Instant::now() + ms(10_000)));
         let start = Instant::now();
-        rig.deliverer.deliver(events(1), &rig.settle).await;
+        rig.deliverer.deliver(&events(1), "key", &rig.settle).await;
         assert_eq!(rig.call_times(start), [ms(0), ms(2_000)]);
         assert_eq!(rig.counted(), [1, 0, 0, 0, 0]);
 
         let rig = rig_with_deadline([asked(60)], ms(2_000));
         let start = Instant::now();
-        rig.deliverer.deliver(events(1), &rig.settle).await;
+        rig.deliverer.deliver(&events(1), "key", &rig.settle).await;
         assert_eq!(rig.call_times(start), [ms(0)], "nothing resent");
         assert_eq!(Instant::now() - start, ms(0), "left unsent at once");
         assert_eq!(rig.counted(), [0, 0, 0, 0, 1]);
@@ -452,11 +506,41 @@ mod tests {
         let start = Instant::now();
         let later = async {
             tokio::time::sleep(ms(500)).await;
-            rig.deliverer.deliver(events(3), &rig.settle).await;
+            rig.deliverer.deliver(&events(3), "key", &rig.settle).await;
         };
-        tokio::join!(rig.deliverer.deliver(events(1), &rig.settle), later);
+        let batch = events(1);
+        tokio::join!(rig.deliverer.deliver(&batch, "key", &rig.settle), later);
         let at = rig.call_times(start);
         assert_eq!(at, [ms(0), ms(2_000), ms(2_000)], "no request while paused");
         assert_eq!(rig.counted(), [4, 0, 0, 0, 0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stored_batch_waits_out_the_client_wide_pause_and_keeps_its_key() {
+        let asked = Answer::Status { status: 429, retry_after: Some(Duration::from_secs(2)) };
+        let rig = rig([asked], 3);
+        let start = Instant::now();
+        let stored = rig.deliverer.envelope.body(&events(2));
+        let handoff = Arc::clone(&rig.settle.handoff);
+        let replayed = async {
+            tokio::time::sleep(ms(500)).await;
+            rig.deliverer.send_stored(stored, "stored-key", 2, handoff).await
+        };
+        let batch = events(1);
+        let ((), sent) = tokio::join!(rig.deliverer.deliver(&batch, "own-key", &rig.settle), replayed);
+        assert_eq!(sent, Sent::Done(Outcome::Delivered));
+        assert_eq!(rig.call_times(start), [ms(0), ms(2_000), ms(2_000)], "the replay waited for the pause");
+        let keys: Vec<String> = rig.calls().into_iter().map(|c| c.key).collect();
+        assert!(keys.contains(&"stored-key".to_owned()), "sent with its stored key: {keys:?}");
+        for (answers, expected) in [
+            (vec![status(400)], Sent::Done(Outcome::Rejected)),
+            (vec![status(413)], Sent::Done(Outcome::TooLarge)),
+            (vec![status(503); 4], Sent::NotNow),
+        ] {
+            let fresh = super::tests::rig(answers, 3);
+            let body = fresh.deliverer.envelope.body(&events(1));
+            let sent = fresh.deliverer.send_stored(body, "k", 1, Arc::clone(&fresh.settle.handoff)).await;
+            assert_eq!(sent, expected, "a stored batch is never split; out of retries it is kept");
+        }
     }
 }

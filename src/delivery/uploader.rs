@@ -14,7 +14,8 @@ use super::batch::{Batch, Envelope, EventJson};
 use super::dropped::{DROPPED_EVENT, DropReports, Moment};
 use super::ratelimit::RateLimit;
 use super::redact::Redactor;
-use super::send::{Deliverer, Settle};
+use super::send::{Deliverer, Held, Settle};
+use super::spooling::{self, Spooling, with_spool_drops};
 use super::transport::Transport;
 use super::wire::{platform, process_uuid, to_wire_json};
 use crate::analysis::analyzer::{Analyzer, SPIKE_EVENT, SUMMARY_EVENT};
@@ -22,8 +23,9 @@ use crate::handoff::Handoff;
 use crate::handoff::clock::{Anchor, Stamp};
 use crate::handoff::control::Control;
 use crate::handoff::record::{Body, Record};
-use crate::handoff::stats::{DropReason, Stats};
+use crate::handoff::stats::{DropReason, SpoolDropped, Stats};
 use crate::severity::Severity;
+use crate::spool::writer::Slot;
 
 /// How long shutdown's last take waits for pushes that passed the closed check just before
 /// the close: a push takes well under a microsecond unless its thread is preempted.
@@ -45,6 +47,8 @@ pub(crate) struct UploadConfig {
     pub(crate) redactor: Redactor,
     /// One line per payload on stderr.
     pub(crate) debug: bool,
+    /// The spool `build()` opened, when one is set and could be opened.
+    pub(crate) spool: Option<crate::spool::Opened>,
 }
 
 /// Summaries wait this long when they are off: a timer that never fires in practice.
@@ -73,6 +77,13 @@ struct InFlight {
     bytes: usize,
     has_start: bool,
     settled: Arc<AtomicU64>,
+    /// The batch, its key and its spool file, to write it while it is in flight.
+    events: Arc<[EventJson]>,
+    key: Box<str>,
+    spooled: Option<(Slot, usize)>,
+    seen: bool,
+    /// With a spool: its events whose fate waits on whether the batch is on disk.
+    held: Option<Arc<Held>>,
 }
 
 pub(super) struct Uploader {
@@ -103,6 +114,12 @@ pub(super) struct Uploader {
     anchor: Anchor,
     /// Operations, summaries, alerts and the metrics sinks.
     analyzer: Analyzer,
+    /// The spool, when one is on.
+    spooling: Option<Spooling>,
+    /// The task sending what earlier runs left in the spool.
+    replaying: JoinSet<()>,
+    /// The spool's drops already reported in `telemetry.dropped` events.
+    spool_reported: SpoolDropped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,11 +129,13 @@ enum Take {
     AtThreshold,
     /// Everything queued (timer, flush, shutdown).
     All,
+    /// Everything queued, into batches that stay open (the spool's timer).
+    Spool,
 }
 
 impl Uploader {
     pub(super) fn new(
-        config: UploadConfig,
+        mut config: UploadConfig,
         handoff: Arc<Handoff>,
         transport: Box<dyn Transport>,
         analyzer: Analyzer,
@@ -133,6 +152,9 @@ impl Uploader {
             shutdown: shutdown_rx,
             rate_limit: RateLimit::default(),
             debug: config.debug,
+        });
+        let spooling = config.spool.take().map(|opened| {
+            Spooling::start(opened, config.endpoint.as_str(), config.debug, &deliverer, &handoff)
         });
         Uploader {
             handoff,
@@ -151,6 +173,9 @@ impl Uploader {
             drop_reports: DropReports::default(),
             anchor: Anchor::now(),
             analyzer,
+            spooling,
+            replaying: JoinSet::new(),
+            spool_reported: SpoolDropped::default(),
         }
     }
 
@@ -161,6 +186,8 @@ impl Uploader {
         let every = self.analyzer.summary_interval().unwrap_or(NO_SUMMARIES).min(NO_SUMMARIES);
         let mut summaries = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut spool_timer = spooling::timer(self.spooling.as_ref());
+        self.start_replay();
         let handoff = Arc::clone(&self.handoff);
         loop {
             self.dispatch();
@@ -178,6 +205,7 @@ impl Uploader {
                 }
                 () = handoff.wake.notified() => self.take(Take::AtThreshold),
                 _ = timer.tick() => self.take(Take::All),
+                _ = spool_timer.tick() => self.spool_now(),
                 _ = summaries.tick() => {
                     // The window's last operations count in its summary.
                     self.take(Take::All);
@@ -238,6 +266,7 @@ impl Uploader {
             // wait for the threshold or the interval, as `flush_threshold` says.
             Take::AtThreshold if available + self.filling_len() >= threshold => available,
             Take::AtThreshold => 0,
+            Take::Spool => available,
         };
         self.anchor = Anchor::now();
         self.report_drops(Moment::Room);
@@ -268,7 +297,9 @@ impl Uploader {
         if self.ended || (moment == Moment::Room && full) {
             return false;
         }
-        let Some(data) = self.drop_reports.due(self.handoff.stats().dropped, moment) else {
+        let stats = self.handoff.stats();
+        let data = self.drop_reports.due(stats.dropped, moment);
+        let Some(data) = with_spool_drops(data, &mut self.spool_reported, &stats) else {
             return false;
         };
         self.add_own(DROPPED_EVENT, Severity::Warning, data);
@@ -349,6 +380,33 @@ impl Uploader {
         }
     }
 
+    /// Starts sending what earlier runs left in the spool, if they left anything.
+    fn start_replay(&mut self) {
+        if let Some(task) = self.spooling.as_ref().and_then(|s| s.replay(&self.deliverer, &self.handoff)) {
+            self.replaying.spawn(task);
+        }
+    }
+
+    /// Takes what is queued and writes every batch held that is not on disk yet.
+    fn spool_now(&mut self) {
+        if self.spooling.is_none() {
+            return;
+        }
+        self.take(Take::Spool);
+        self.spool_write();
+    }
+
+    /// Writes every batch held that is not on disk yet.
+    fn spool_write(&mut self) {
+        let Some(spooling) = self.spooling.as_mut() else { return };
+        for b in self.pending.iter_mut().chain(self.filling.as_mut()) {
+            spooling.tick(&mut b.seen, &mut b.spooled, &b.key, &b.events);
+        }
+        for b in self.in_flight.values_mut() {
+            spooling.tick(&mut b.seen, &mut b.spooled, &b.key, &b.events);
+        }
+    }
+
     fn seal(&mut self) {
         if let Some(batch) = self.filling.take() {
             *self.outstanding.entry(batch.first_index).or_default() += 1;
@@ -369,17 +427,25 @@ impl Uploader {
             }
             let Some(batch) = self.pending.pop_front() else { return };
             let settled = Arc::new(AtomicU64::new(0));
+            let events: Arc<[EventJson]> = batch.events.into();
+            let held = self.spooling.as_ref().map(|_| Arc::new(Held::default()));
             let info = InFlight {
                 first_index: batch.first_index,
-                len: batch.len() as u64,
+                len: events.len() as u64,
                 bytes: batch.bytes,
                 has_start: batch.has_start,
                 settled: Arc::clone(&settled),
+                events: Arc::clone(&events),
+                key: batch.key.clone(),
+                spooled: batch.spooled,
+                seen: batch.seen,
+                held: held.clone(),
             };
             self.start_in_flight = batch.has_start;
             let deliverer = Arc::clone(&self.deliverer);
-            let settle = Settle { handoff: Arc::clone(&self.handoff), settled };
-            let handle = self.tasks.spawn(async move { deliverer.deliver(batch.events, &settle).await });
+            let settle = Settle { handoff: Arc::clone(&self.handoff), settled, held };
+            let key = batch.key;
+            let handle = self.tasks.spawn(async move { deliverer.deliver(&events, &key, &settle).await });
             self.in_flight.insert(handle.id(), info);
         }
     }
@@ -390,8 +456,12 @@ impl Uploader {
             Ok((id, ())) => *id,
             Err(e) => e.id(),
         };
-        let Some(info) = self.in_flight.remove(&id) else { return };
-        let unsettled = info.len.saturating_sub(info.settled.load(Relaxed));
+        let Some(mut info) = self.in_flight.remove(&id) else { return };
+        let mut unsettled = info.len.saturating_sub(info.settled.load(Relaxed));
+        if let (Some(held), Some(spooling)) = (info.held.take(), self.spooling.as_mut()) {
+            spooling.settle(&mut info.spooled, &info.key, &info.events, &held, unsettled);
+            unsettled = 0;
+        }
         if unsettled > 0 {
             // Aborted at the drain deadline, or the send task failed: what it had not settled
             // could not be sent.
@@ -424,17 +494,16 @@ impl Uploader {
     }
 
     /// At the drain deadline: stops every request in flight and books what was not sent.
+    /// With a spool, what was not sent is written there and counted as spooled.
     async fn abandon(&mut self) {
         self.tasks.abort_all();
+        self.replaying.abort_all();
         while let Some(done) = self.tasks.join_next_with_id().await {
             self.finished(done);
         }
-        let (mut unsent, mut bytes) = (0, 0);
-        for batch in self.pending.drain(..) {
-            unsent += batch.len() as u64;
-            bytes += batch.bytes;
-        }
-        self.handoff.dropped(DropReason::UnsentAtShutdown, unsent);
+        while self.replaying.join_next().await.is_some() {}
+        let pending = std::mem::take(&mut self.pending);
+        let (unsent, bytes) = Spooling::leave(self.spooling.as_mut(), pending, &self.handoff);
         self.handoff.release(unsent);
         self.handoff.release_bytes(bytes);
         self.unsettled -= unsent as usize;
@@ -452,13 +521,17 @@ impl Uploader {
         }
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::pin!(sleep);
+        // The drain goes on writing to the spool: the process may be killed before it ends.
+        let mut spool_timer = spooling::timer(self.spooling.as_ref());
         loop {
             self.dispatch();
-            if self.tasks.is_empty() && self.pending.is_empty() {
+            if self.tasks.is_empty() && self.pending.is_empty() && self.replaying.is_empty() {
                 break;
             }
             tokio::select! {
                 Some(done) = self.tasks.join_next_with_id() => self.finished(done),
+                Some(_) = self.replaying.join_next() => {}
+                _ = spool_timer.tick() => self.spool_write(),
                 () = &mut sleep => {
                     self.abandon().await;
                     break;
@@ -474,6 +547,9 @@ impl Uploader {
             handoff.take_last(self.unsettled, grace, |record| handoff.release_bytes(record.heap_bytes()));
         handoff.dropped(DropReason::AfterShutdown, late as u64);
         handoff.release(late as u64);
+        if let Some(spooling) = &mut self.spooling {
+            spooling.finish();
+        }
         handoff.set_watermark(u64::MAX);
         let stats = handoff.stats();
         // The exporters end with every event's fate.

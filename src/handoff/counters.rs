@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
 use super::Handoff;
-use super::stats::{DropReason, Dropped, Retried, RetryCause, Stats};
+use super::stats::{DropReason, Dropped, Retried, RetryCause, SpoolDropped, SpoolStats, Stats};
 
 /// The uploader's counters. The drops the emitting threads count themselves (a full queue, a
 /// push after the close) are the hand-off's own, as they are never taken.
@@ -17,6 +17,43 @@ pub(crate) struct UploadCounters {
     dropped: [AtomicU64; DropReason::ALL.len()],
     /// By [`RetryCause`], in [`RetryCause::ALL`] order; their sum is [`Stats::retries`].
     retried: [AtomicU64; RetryCause::ALL.len()],
+    /// The spool's counters: what it kept, replayed and lost (`spool/` writes them).
+    pub(crate) spool: SpoolCounters,
+}
+
+/// The spool's counters, written by the uploader thread.
+#[derive(Debug, Default)]
+pub(crate) struct SpoolCounters {
+    pub(crate) spooled: AtomicU64,
+    pub(crate) replayed: AtomicU64,
+    pub(crate) too_old: AtomicU64,
+    pub(crate) over_size: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) too_large: AtomicU64,
+    pub(crate) bad_files: AtomicU64,
+}
+
+impl SpoolCounters {
+    /// A snapshot.
+    pub(crate) fn stats(&self) -> SpoolStats {
+        let n = |c: &AtomicU64| c.load(Relaxed);
+        SpoolStats {
+            spooled: n(&self.spooled),
+            replayed: n(&self.replayed),
+            dropped: SpoolDropped {
+                too_old: n(&self.too_old),
+                over_size: n(&self.over_size),
+                rejected: n(&self.rejected),
+                too_large: n(&self.too_large),
+            },
+            bad_files: n(&self.bad_files),
+        }
+    }
+
+    /// Adds `n` to `counter` (one of these).
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
 }
 
 impl Handoff {
@@ -29,6 +66,11 @@ impl Handoff {
     /// Books `n` events as given up on for `reason`.
     pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
         self.book(&self.counters.dropped[reason as usize], n);
+    }
+
+    /// Books `n` events as left in the spool for the next process.
+    pub(crate) fn spooled(&self, n: u64) {
+        self.book(&self.counters.spool.spooled, n);
     }
 
     /// Books `n` events of a summary-only span name as counted in the summaries.
@@ -75,6 +117,7 @@ impl Handoff {
             batches_sent: c.batches_sent.load(Relaxed),
             queued: held,
             queued_bytes: self.load.bytes.load(Relaxed) as u64,
+            spool: c.spool.stats(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod clock;
 pub(crate) mod consume;
 pub(crate) mod control;
 mod counters;
+pub(crate) use counters::SpoolCounters;
 pub(crate) mod lanes;
 pub(crate) mod produce;
 pub(crate) mod record;
@@ -153,6 +154,12 @@ impl Handoff {
     /// The last failed delivery attempt.
     pub(crate) fn last_error(&self) -> Option<DeliveryError> {
         self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl AsRef<SpoolCounters> for Handoff {
+    fn as_ref(&self) -> &SpoolCounters {
+        &self.counters.spool
     }
 }
 

@@ -4,14 +4,16 @@
 /// What happened to a reporter's events so far.
 ///
 /// Every event the reporter took responsibility for is counted once in `accepted`, and ends in
-/// exactly one of `delivered`, one of the `dropped` reasons, `summarized` or `queued` (waiting
-/// or in flight). So, once the reporter is quiet,
-/// `accepted == delivered + dropped.total() + summarized + queued`.
+/// exactly one of `delivered`, one of the `dropped` reasons, `summarized`, `spool.spooled`
+/// (left on disk for the next run, with a [spool](crate::Builder::spool_dir)) or `queued`
+/// (waiting or in flight). So, once the reporter is quiet,
+/// `accepted == delivered + dropped.total() + summarized + spool.spooled + queued`.
 ///
 /// # Examples
 /// ```
 /// let stats = tinker_telemetry::Stats::default();
-/// assert_eq!(stats.accepted, stats.delivered + stats.dropped.total() + stats.summarized + stats.queued);
+/// let settled = stats.delivered + stats.dropped.total() + stats.summarized + stats.spool.spooled;
+/// assert_eq!(stats.accepted, settled + stats.queued);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -39,6 +41,60 @@ pub struct Stats {
     /// be taken, then their JSON. Bounded by
     /// [`Builder::max_queue_bytes`](crate::Builder::max_queue_bytes).
     pub queued_bytes: u64,
+    /// What the [spool](crate::Builder::spool_dir) kept, sent again and lost: all zero
+    /// without one.
+    pub spool: SpoolStats,
+}
+
+/// The spool's counters: see [`Builder::spool_dir`](crate::Builder::spool_dir).
+///
+/// # Examples
+/// ```
+/// let stats = tinker_telemetry::Stats::default();
+/// if stats.spool.spooled > 0 {
+///     eprintln!("{} events wait on disk for the next run", stats.spool.spooled);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SpoolStats {
+    /// This reporter's events left in the spool for the next process: unsent when the drain
+    /// deadline passed, or out of retries, while their batch was on disk. Counted here instead
+    /// of in [`Dropped`].
+    pub spooled: u64,
+    /// Events of earlier runs (read from the spool) that this reporter delivered.
+    pub replayed: u64,
+    /// Events of earlier runs removed from the spool without being delivered, by reason.
+    pub dropped: SpoolDropped,
+    /// Spool files skipped because they could not be read as a batch: empty, truncated,
+    /// NUL-filled, a bad checksum, a foreign name, a symlink, too large, or of a newer format
+    /// version (that one is left in place for the version that wrote it; the others are
+    /// removed).
+    pub bad_files: u64,
+}
+
+/// Events removed from the spool without being delivered, by reason. See [`SpoolStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SpoolDropped {
+    /// Their file was older than [`spool_max_age`](crate::Builder::spool_max_age).
+    pub too_old: u64,
+    /// The spool was past [`spool_max_bytes`](crate::Builder::spool_max_bytes): the oldest
+    /// files went first.
+    pub over_size: u64,
+    /// The server refused them with a status retrying cannot fix (a 4xx), as
+    /// [`Dropped::rejected`].
+    pub rejected: u64,
+    /// The server answered 413 to their batch.
+    pub too_large: u64,
+}
+
+impl SpoolDropped {
+    /// The sum of every reason.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.too_old + self.over_size + self.rejected + self.too_large
+    }
 }
 
 /// Why an event was given up on: the one list of drop reasons, which [`Dropped`], the
@@ -335,4 +391,7 @@ pub enum DeliveryErrorKind {
     Dns,
     /// Anything else.
     Other,
+    /// The spool could not be used (a directory others can write, a full disk, an fsync
+    /// error): it is off for the rest of the run, and delivery goes on from memory.
+    Spool,
 }

@@ -1,7 +1,8 @@
 //! Test support, by role: the wiremock collector most tests send to (`collector.rs`), a raw
 //! TCP server for faults (`raw.rs`), what both keep of a request (`requests.rs`), TLS
-//! (`tls.rs`), a proxy (`proxy.rs`), children of the test binary (`child.rs`) and the
-//! programs of `tests/programs/` (`programs.rs`); here, what every suite shares.
+//! (`tls.rs`), a proxy (`proxy.rs`), children of the test binary (`child.rs`), the
+//! programs of `tests/programs/` (`programs.rs`) and what the spool's tests share
+//! (`spool.rs`); here, what every suite shares.
 #![allow(dead_code, unused_imports, unreachable_pub, reason = "each test binary uses a part of it")]
 
 pub mod child;
@@ -10,6 +11,7 @@ pub mod programs;
 pub mod proxy;
 pub mod raw;
 pub mod requests;
+pub mod spool;
 pub mod tls;
 
 use std::time::{Duration, Instant};

@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use tinker_telemetry::SpoolSync;
 use tinker_telemetry_bench::{SESSION, Sink, builder, proc_status_kib};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
@@ -41,11 +42,15 @@ fn main() -> ExitCode {
     let events: u64 = arg("--events").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let result = match (arg("--mode").as_deref(), arg("--sink")) {
         (None, _) => orchestrate(events),
-        (Some("throughput"), Some(url)) => throughput(&url, events),
+        (Some("throughput"), Some(url)) => throughput(&url, events, None),
+        (Some("throughput-spool-always"), Some(url)) => throughput(&url, events, Some(SpoolSync::Always)),
+        (Some("throughput-spool-never"), Some(url)) => throughput(&url, events, Some(SpoolSync::Never)),
         (Some("drain"), Some(url)) => drain(&url),
         (Some("rss-layer"), Some(url)) => rss(Some(&url)),
         (Some("rss-bare"), _) => rss(None),
-        _ => Err("usage: e2e [--events N] [--mode throughput|drain|rss-layer|rss-bare --sink URL]".into()),
+        _ => Err("usage: e2e [--events N] [--mode throughput[-spool-always|-spool-never]|drain|rss-layer|rss-bare \
+                  --sink URL]"
+            .into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,7 +69,9 @@ fn orchestrate(events: u64) -> Result {
     let me = std::env::current_exe()?;
     let started = Instant::now();
     let mut results = std::collections::HashMap::new();
-    for mode in ["throughput", "drain", "rss-bare", "rss-layer"] {
+    for mode in
+        ["throughput", "throughput-spool-always", "throughput-spool-never", "drain", "rss-bare", "rss-layer"]
+    {
         let before = sink.events();
         let output = Command::new(&me)
             .args(["--mode", mode, "--sink", &url, "--events", &events.to_string()])
@@ -99,6 +106,11 @@ fn orchestrate(events: u64) -> Result {
     let extra_built_mib = (get("rss-layer.built_kib") - get("rss-bare.hwm_kib")) / 1024.0;
     println!("--- summary");
     println!("delivered events/s (target >= 250,000):          {:.0}", get("throughput.events_per_s"));
+    for sync in ["always", "never"] {
+        let on = get(&format!("throughput-spool-{sync}.events_per_s"));
+        let share = 100.0 * on / get("throughput.events_per_s");
+        println!("  with a spool, SpoolSync::{sync:<6} (>= 50 % of off): {on:.0} ({share:.0} %)");
+    }
     println!("drain of 10,000 queued, median (target <= 30 ms): {:.1} ms", get("drain.median_ms"));
     println!("peak RSS above no-layer, 10,000 queued (<= 5 MiB): {extra_mib:.2} MiB");
     println!("RSS above no-layer right after build, queue bound 1,000,000: {extra_built_mib:.2} MiB");
@@ -115,10 +127,16 @@ fn orchestrate(events: u64) -> Result {
 }
 
 /// Pushes `events` through the real uploader with default settings (queue of 10,000), pacing
-/// the producer so that the queue never fills, and reports delivered events per second.
-fn throughput(url: &str, events: u64) -> Result {
+/// the producer so that the queue never fills, and reports delivered events per second; with
+/// `spool`, through a spool in a fresh directory with that fsync policy.
+fn throughput(url: &str, events: u64, spool: Option<SpoolSync>) -> Result {
     let max_queue = 10_000;
-    let (layer, guard) = builder(url).max_queue_size(max_queue).build()?;
+    let dir = std::env::temp_dir().join(format!("tt-bench-spool-{}", std::process::id()));
+    let mut builder = builder(url).max_queue_size(max_queue);
+    if let Some(sync) = spool {
+        builder = builder.spool_dir(&dir).spool_sync(sync);
+    }
+    let (layer, guard) = builder.build()?;
     let handle = guard.handle();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     // Let SESSION_START go first, so the run measures only the events.
@@ -148,9 +166,10 @@ fn throughput(url: &str, events: u64) -> Result {
     let stats = handle.stats();
     let delivered = stats.delivered - base;
     let report = guard.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
     let rate = delivered as f64 / elapsed.as_secs_f64();
     println!(
-        "throughput: {delivered} events delivered in {:.3} s = {:.0} events/s (producer done after {:.3} s, \
+        "throughput (spool {spool:?}): {delivered} events delivered in {:.3} s = {:.0} events/s (producer done after {:.3} s, \
          waited {waits}× for room); dropped {}, batches {}, drained {drained}",
         elapsed.as_secs_f64(),
         rate,

@@ -1,0 +1,166 @@
+//! The durable spool with real processes: a child program (`tests/programs/src/bin/spool.rs`)
+//! killed with SIGKILL or ending during an outage, the next process delivering what it left,
+//! over real HTTP on 127.0.0.1.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use support::spool::{
+    SpoolDir, by_session, distinct_ids, kill9, numbers, refused_port, report, spool_program, start,
+    wait_on_disk,
+};
+use support::{Raw, RawServer, eventually};
+
+#[test]
+fn kill_9_loses_nothing_the_next_process_delivers_every_event_with_its_session() {
+    let dir = SpoolDir::new("kill9");
+    let port = refused_port();
+    let first = start(&mut spool_program("hang", &dir.0, port, "session-killed", 1000));
+    // SESSION_START and the 1,000 events are on disk: kill it.
+    wait_on_disk(&dir.0, 1001);
+    kill9(first);
+    let server = RawServer::on(TcpListener::bind(("127.0.0.1", port)).unwrap(), |_| Raw::Accept);
+    let next = report(&mut spool_program("exit", &dir.0, port, "session-next", 3));
+    assert_eq!(next["replayed"], 1001, "{next}");
+    let sessions = by_session(&server);
+    let killed = &sessions["session-killed"];
+    assert_eq!(numbers(killed), (0..1000).collect(), "every event of the killed process");
+    assert_eq!(distinct_ids(killed).len(), 1001, "SESSION_START and the 1,000, by event_id");
+    assert!(killed.iter().all(|e| e["event"] != "SESSION_END"), "no SESSION_END is invented");
+    let own = &sessions["session-next"];
+    support::assert_well_formed(own);
+    assert_eq!(numbers(own), (0..3).collect());
+    assert!(own.iter().any(|e| e["event"] == "SESSION_END"), "its own session, start to end");
+    assert!(!dir.0.read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".run")));
+}
+
+#[test]
+fn an_outage_past_flush_timeout_leaves_the_events_spooled_not_dropped() {
+    let dir = SpoolDir::new("outage");
+    let port = refused_port();
+    let mut first = spool_program("exit", &dir.0, port, "session-outage", 50);
+    first.env("SPOOL_FLUSH_TIMEOUT_MS", "1000").env("SPOOL_MAX_RETRIES", "1000");
+    let gone = report(&mut first);
+    assert_eq!(gone["spooled"], 52, "SESSION_START, 50 events, SESSION_END: {gone}");
+    assert_eq!((gone["dropped"].as_u64(), gone["delivered"].as_u64()), (Some(0), Some(0)), "{gone}");
+    assert_eq!(gone["accepted"], gone["spooled"], "accepted = spooled once nothing else happened");
+    let server = RawServer::on(TcpListener::bind(("127.0.0.1", port)).unwrap(), |_| Raw::Accept);
+    let next = report(&mut spool_program("exit", &dir.0, port, "session-after", 0));
+    assert_eq!(next["replayed"], 52, "{next}");
+    let events = &by_session(&server)["session-outage"];
+    support::assert_well_formed(events);
+    assert_eq!(numbers(events), (0..50).collect());
+    assert_eq!(events.iter().filter(|e| e["event"] == "SESSION_END").count(), 1, "its own SESSION_END, once");
+}
+
+#[test]
+fn a_crash_loop_of_five_runs_is_delivered_by_the_first_healthy_one() {
+    let dir = SpoolDir::new("crashloop");
+    let port = refused_port();
+    for run in 1..=5u64 {
+        let child = start(&mut spool_program("hang", &dir.0, port, &format!("crash-{run}"), 20));
+        wait_on_disk(&dir.0, 21 * run);
+        kill9(child);
+    }
+    let server = RawServer::on(TcpListener::bind(("127.0.0.1", port)).unwrap(), |_| Raw::Accept);
+    let healthy = report(&mut spool_program("exit", &dir.0, port, "healthy", 0));
+    assert_eq!(healthy["replayed"], 105, "{healthy}");
+    let sessions = by_session(&server);
+    // At the server's idempotency level: an event_id seen twice came with the same key.
+    let mut first_key: HashMap<String, String> = HashMap::new();
+    for seen in server.seen().iter().filter(|s| s.accepted) {
+        let key = seen.header("x-idempotency-key").unwrap().to_owned();
+        for e in seen.events() {
+            let id = e["event_id"].as_str().unwrap().to_owned();
+            assert_eq!(
+                first_key.entry(id).or_insert_with(|| key.clone()),
+                &key,
+                "a duplicate under a new key"
+            );
+        }
+    }
+    for run in 1..=5 {
+        let events = &sessions[&format!("crash-{run}")];
+        assert_eq!(numbers(events), (0..20).collect(), "run {run}");
+        assert_eq!(distinct_ids(events).len(), 21, "run {run}");
+    }
+}
+
+#[test]
+fn two_live_processes_never_send_one_run_and_a_killed_ones_run_is_sent_once() {
+    let dir = SpoolDir::new("two");
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&up);
+    let server =
+        RawServer::with_fn(move |_| if flag.load(Ordering::SeqCst) { Raw::Accept } else { Raw::Status(503) });
+    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let mut a = spool_program("hang", &dir.0, port, "live-a", 300);
+    let a = start(a.env("SPOOL_MAX_RETRIES", "100000"));
+    let mut b = spool_program("stdin", &dir.0, port, "live-b", 300);
+    let mut b = start(b.env("SPOOL_MAX_RETRIES", "100000"));
+    wait_on_disk(&dir.0, 602);
+    // ... and the killed one has tried a batch (its SESSION_START's) before it dies.
+    eventually("a request of live-a", || server.seen().iter().any(|s| s.body["session_id"] == "live-a"));
+    kill9(a);
+    up.store(true, Ordering::SeqCst);
+    // A third process adopts the killed one's run, never the live one's.
+    let c = report(&mut spool_program("exit", &dir.0, port, "third", 0));
+    assert_eq!(c["replayed"], 301, "{c}");
+    drop(b.stdin.take());
+    let mut out = String::new();
+    b.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(b.wait().unwrap().success(), "{out}");
+    // A batch tried before the kill is sent by the next process under the same key.
+    let mut tried: HashMap<String, String> = HashMap::new();
+    for seen in server
+        .seen()
+        .iter()
+        .filter(|s| matches!(s.reply, Raw::Status(503)) && s.body["session_id"] == "live-a")
+    {
+        for e in seen.events() {
+            tried.insert(
+                e["event_id"].as_str().unwrap().to_owned(),
+                seen.header("x-idempotency-key").unwrap().to_owned(),
+            );
+        }
+    }
+    let mut same_key = 0;
+    for seen in server.seen().iter().filter(|s| s.accepted && s.body["session_id"] == "live-a") {
+        for e in seen.events() {
+            if let Some(key) = tried.get(e["event_id"].as_str().unwrap()) {
+                assert_eq!(key, seen.header("x-idempotency-key").unwrap(), "the key a batch was tried with");
+                same_key += 1;
+            }
+        }
+    }
+    assert!(same_key > 0, "the killed process's SESSION_START had been tried");
+    let sessions = by_session(&server);
+    for (session, expected) in [("live-a", 301), ("live-b", 302)] {
+        let events = &sessions[session];
+        assert_eq!(numbers(events), (0..300).collect(), "{session}");
+        assert_eq!(events.len(), expected, "{session}: each event once, so no run was sent twice");
+    }
+}
+
+#[test]
+fn a_process_killed_during_its_drain_loses_nothing() {
+    let dir = SpoolDir::new("drain");
+    let port = refused_port();
+    let mut first = spool_program("exit", &dir.0, port, "session-draining", 200);
+    first.env("SPOOL_FLUSH_TIMEOUT_MS", "60000").env("SPOOL_MAX_RETRIES", "100000");
+    let draining = first.spawn().unwrap();
+    // SESSION_START, the 200 events and SESSION_END, written while the drain waits.
+    wait_on_disk(&dir.0, 202);
+    kill9(draining);
+    let server = RawServer::on(TcpListener::bind(("127.0.0.1", port)).unwrap(), |_| Raw::Accept);
+    let next = report(&mut spool_program("exit", &dir.0, port, "session-next", 0));
+    assert_eq!(next["replayed"], 202, "{next}");
+    let events = &by_session(&server)["session-draining"];
+    support::assert_well_formed(events);
+    assert_eq!(numbers(events), (0..200).collect());
+}
