@@ -413,8 +413,8 @@ pub use errors::status::{HttpError, HttpStatusError};
 pub use export::bench::ExportBench;
 pub use export::names::DURATION_BUCKETS;
 pub use handoff::stats::{
-    DeliveryError, DeliveryErrorKind, DropReason, Dropped, Retried, RetryCause, SpoolDropped, SpoolStats,
-    Stats,
+    DeliveryError, DeliveryErrorKind, DropReason, Dropped, Retried, RetryCause, SpoolDropReason,
+    SpoolDropped, SpoolStats, Stats,
 };
 pub use limits::{
     DEFAULT_REDACTED_FIELDS, MAX_EVENT_BYTES, MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, REDACTED,

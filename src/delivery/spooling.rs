@@ -236,14 +236,8 @@ pub(super) fn with_spool_drops(
     stats: &Stats,
 ) -> Option<DropReport> {
     let now = stats.spool.dropped;
-    let new = |a: u64, b: u64| a.saturating_sub(b);
-    let reasons = [
-        ("spool_too_old", new(now.too_old, reported.too_old)),
-        ("spool_over_size", new(now.over_size, reported.over_size)),
-        ("spool_rejected", new(now.rejected, reported.rejected)),
-        ("spool_too_large", new(now.too_large, reported.too_large)),
-    ];
-    let count: u64 = reasons.iter().map(|(_, n)| n).sum();
+    let new = now.since(reported);
+    let count = new.total();
     if count == 0 {
         return report;
     }
@@ -255,7 +249,7 @@ pub(super) fn with_spool_drops(
     });
     report.count += count;
     report.total += now.total();
-    report.by_reason.extend(reasons.into_iter().filter(|(_, n)| *n > 0));
+    report.by_reason.extend(new.iter().filter(|(_, n)| *n > 0).map(|(reason, n)| (reason.name(), n)));
     Some(report)
 }
 

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use metrics::{Key, Label, Level, Metadata, Unit};
 
 use super::names::{
-    DELIVERED, DELIVERED_HELP, DROPPED, DROPPED_HELP, HTTP_DURATION, HTTP_DURATION_HELP, Numbers,
-    OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
+    DELIVERED, DELIVERED_HELP, DROP_REASONS, DROPPED, DROPPED_HELP, HTTP_DURATION, HTTP_DURATION_HELP,
+    Numbers, OPERATION_DURATION, OPERATION_DURATION_HELP, QUEUE_DEPTH, QUEUE_DEPTH_HELP, QUEUE_STATE_CHANGES,
     QUEUE_STATE_CHANGES_HELP, RETRIES, RETRIES_HELP, attributes, drops, gained, retries, values,
 };
 use super::series::Series;
 use crate::analysis::sink::{OpKind, Operation, Sink};
-use crate::handoff::stats::{DropReason, RetryCause, Stats};
+use crate::handoff::stats::{RetryCause, Stats};
 
 /// What the crate's histograms are registered with, as `metrics::histogram!` would.
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -28,7 +28,7 @@ static TOTALS: Totals = Totals::new();
 pub(crate) struct Totals {
     retries: [AtomicU64; RetryCause::ALL.len()],
     delivered: AtomicU64,
-    dropped: [AtomicU64; DropReason::ALL.len()],
+    dropped: [AtomicU64; DROP_REASONS],
     queued: AtomicI64,
 }
 
@@ -37,7 +37,7 @@ impl Totals {
         Totals {
             retries: [const { AtomicU64::new(0) }; RetryCause::ALL.len()],
             delivered: AtomicU64::new(0),
-            dropped: [const { AtomicU64::new(0) }; DropReason::ALL.len()],
+            dropped: [const { AtomicU64::new(0) }; DROP_REASONS],
             queued: AtomicI64::new(0),
         }
     }
@@ -149,11 +149,11 @@ mod tests {
 
     use super::*;
 
-    const REASONS: [&str; DropReason::ALL.len()] = {
-        let mut names = [""; DropReason::ALL.len()];
+    const REASONS: [&str; crate::DropReason::ALL.len()] = {
+        let mut names = [""; crate::DropReason::ALL.len()];
         let mut i = 0;
         while i < names.len() {
-            names[i] = DropReason::ALL[i].name();
+            names[i] = crate::DropReason::ALL[i].name();
             i += 1;
         }
         names

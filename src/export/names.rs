@@ -9,7 +9,7 @@
 use smallvec::SmallVec;
 
 use crate::analysis::sink::{OpKind, Operation};
-use crate::handoff::stats::Stats;
+use crate::handoff::stats::{DropReason, SpoolDropReason, Stats};
 
 /// The bucket bounds of the duration histograms, in seconds: the OpenTelemetry conventions'
 /// advice for `http.client.request.duration`, which holds the 10, 100, 500, 1,000, 5,000 and
@@ -141,10 +141,16 @@ impl U16Text {
     }
 }
 
-/// The `reason` attribute of each drop counter, with its count in `stats`, in
-/// [`DropReason::ALL`](crate::DropReason::ALL) order.
+/// How many `reason` values the drop counter has: every [`DropReason`] and every
+/// [`SpoolDropReason`].
+pub(crate) const DROP_REASONS: usize = DropReason::ALL.len() + SpoolDropReason::ALL.len();
+
+/// The `reason` attribute of each drop counter, with its count in `stats`: the reporter's
+/// own drops in [`DropReason::ALL`] order, then the spool's in [`SpoolDropReason::ALL`]
+/// order.
 pub(crate) fn drops(stats: &Stats) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-    stats.dropped.iter().map(|(reason, n)| (reason.name(), n))
+    let own = stats.dropped.iter().map(|(reason, n)| (reason.name(), n));
+    own.chain(stats.spool.dropped.iter().map(|(reason, n)| (reason.name(), n)))
 }
 
 /// The `error.type` attribute of each retry counter, with its count in `stats`, in

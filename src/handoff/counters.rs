@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
 use super::Handoff;
-use super::stats::{DropReason, Dropped, Retried, RetryCause, SpoolDropped, SpoolStats, Stats};
+use super::stats::{
+    DropReason, Dropped, Retried, RetryCause, SpoolDropReason, SpoolDropped, SpoolStats, Stats,
+};
 
 /// The uploader's counters. The drops the emitting threads count themselves (a full queue, a
 /// push after the close) are the hand-off's own, as they are never taken.
@@ -17,20 +19,20 @@ pub(crate) struct UploadCounters {
     dropped: [AtomicU64; DropReason::ALL.len()],
     /// By [`RetryCause`], in [`RetryCause::ALL`] order; their sum is [`Stats::retries`].
     retried: [AtomicU64; RetryCause::ALL.len()],
-    /// The spool's counters: what it kept, replayed and lost (`spool/` writes them).
-    pub(crate) spool: SpoolCounters,
+    /// The spool's counters: what it kept, replayed and lost.
+    spool: SpoolCounters,
 }
 
-/// The spool's counters, written by the uploader thread.
+/// The spool's counters, written by the uploader thread (`spool/`) through methods named
+/// for what happened. Its own events' fate (`spooled`) is booked through the hand-off,
+/// which settles them; these count events of earlier runs, which this reporter never held.
 #[derive(Debug, Default)]
 pub(crate) struct SpoolCounters {
-    pub(crate) spooled: AtomicU64,
-    pub(crate) replayed: AtomicU64,
-    pub(crate) too_old: AtomicU64,
-    pub(crate) over_size: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) too_large: AtomicU64,
-    pub(crate) bad_files: AtomicU64,
+    spooled: AtomicU64,
+    replayed: AtomicU64,
+    /// By [`SpoolDropReason`], in [`SpoolDropReason::ALL`] order.
+    dropped: [AtomicU64; SpoolDropReason::ALL.len()],
+    bad_files: AtomicU64,
 }
 
 impl SpoolCounters {
@@ -40,19 +42,30 @@ impl SpoolCounters {
         SpoolStats {
             spooled: n(&self.spooled),
             replayed: n(&self.replayed),
-            dropped: SpoolDropped {
-                too_old: n(&self.too_old),
-                over_size: n(&self.over_size),
-                rejected: n(&self.rejected),
-                too_large: n(&self.too_large),
-            },
+            dropped: SpoolDropped::from_fn(|reason| n(&self.dropped[reason as usize])),
             bad_files: n(&self.bad_files),
         }
     }
 
-    /// Adds `n` to `counter` (one of these).
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+    /// Counts `n` events of earlier runs as delivered from the spool.
+    pub(crate) fn replayed(&self, n: u64) {
+        self.replayed.fetch_add(n, Relaxed);
+    }
+
+    /// Counts `n` events of earlier runs as removed from the spool unsent, for `reason`.
+    pub(crate) fn dropped(&self, reason: SpoolDropReason, n: u64) {
+        self.dropped[reason as usize].fetch_add(n, Relaxed);
+    }
+
+    /// Counts `n` spool files skipped as unreadable.
+    pub(crate) fn bad_files(&self, n: u64) {
+        self.bad_files.fetch_add(n, Relaxed);
+    }
+}
+
+impl AsRef<SpoolCounters> for Handoff {
+    fn as_ref(&self) -> &SpoolCounters {
+        &self.counters.spool
     }
 }
 

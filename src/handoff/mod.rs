@@ -157,12 +157,6 @@ impl Handoff {
     }
 }
 
-impl AsRef<SpoolCounters> for Handoff {
-    fn as_ref(&self) -> &SpoolCounters {
-        &self.counters.spool
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -73,27 +73,105 @@ pub struct SpoolStats {
     pub bad_files: u64,
 }
 
-/// Events removed from the spool without being delivered, by reason. See [`SpoolStats`].
+/// Why an event of an earlier run was removed from the spool without being delivered: the
+/// one list of spool drop reasons, which [`SpoolDropped`], the `telemetry.dropped` reports
+/// and the exporters' `reason` label follow. (They are not [`DropReason`]s: those events
+/// were never this reporter's, and [`Dropped`] counts only its own.)
+///
+/// # Examples
+/// ```
+/// use tinker_telemetry::SpoolDropReason;
+/// assert_eq!(SpoolDropReason::OverSize.name(), "spool_over_size");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum SpoolDropReason {
+    /// Their file was older than [`spool_max_age`](crate::Builder::spool_max_age).
+    TooOld,
+    /// The spool was past [`spool_max_bytes`](crate::Builder::spool_max_bytes): the oldest
+    /// files went first.
+    OverSize,
+    /// The server refused them with a status retrying cannot fix (a 4xx), as
+    /// [`DropReason::Rejected`].
+    Rejected,
+    /// The server answered 413 to their batch.
+    TooLarge,
+}
+
+impl SpoolDropReason {
+    /// Every reason, in the order reports and exporters list them (after the
+    /// [`DropReason`]s).
+    pub const ALL: [SpoolDropReason; 4] = [
+        SpoolDropReason::TooOld,
+        SpoolDropReason::OverSize,
+        SpoolDropReason::Rejected,
+        SpoolDropReason::TooLarge,
+    ];
+
+    /// The reason's name on the wire (`telemetry.dropped`'s `by_reason`) and in the
+    /// exporters' `reason` label: `spool_` and the name of its field in [`SpoolDropped`].
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            SpoolDropReason::TooOld => "spool_too_old",
+            SpoolDropReason::OverSize => "spool_over_size",
+            SpoolDropReason::Rejected => "spool_rejected",
+            SpoolDropReason::TooLarge => "spool_too_large",
+        }
+    }
+}
+
+/// Events removed from the spool without being delivered, by reason. See [`SpoolStats`]
+/// and [`SpoolDropReason`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct SpoolDropped {
-    /// Their file was older than [`spool_max_age`](crate::Builder::spool_max_age).
+    /// [`SpoolDropReason::TooOld`].
     pub too_old: u64,
-    /// The spool was past [`spool_max_bytes`](crate::Builder::spool_max_bytes): the oldest
-    /// files went first.
+    /// [`SpoolDropReason::OverSize`].
     pub over_size: u64,
-    /// The server refused them with a status retrying cannot fix (a 4xx), as
-    /// [`Dropped::rejected`].
+    /// [`SpoolDropReason::Rejected`].
     pub rejected: u64,
-    /// The server answered 413 to their batch.
+    /// [`SpoolDropReason::TooLarge`].
     pub too_large: u64,
 }
 
 impl SpoolDropped {
+    /// The drops of one reason.
+    #[must_use]
+    pub fn get(&self, reason: SpoolDropReason) -> u64 {
+        match reason {
+            SpoolDropReason::TooOld => self.too_old,
+            SpoolDropReason::OverSize => self.over_size,
+            SpoolDropReason::Rejected => self.rejected,
+            SpoolDropReason::TooLarge => self.too_large,
+        }
+    }
+
+    /// Every reason with its drops, in [`SpoolDropReason::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (SpoolDropReason, u64)> + '_ {
+        SpoolDropReason::ALL.into_iter().map(|reason| (reason, self.get(reason)))
+    }
+
     /// The sum of every reason.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.too_old + self.over_size + self.rejected + self.too_large
+        self.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The counts `count` gives each reason.
+    pub(crate) fn from_fn(mut count: impl FnMut(SpoolDropReason) -> u64) -> Self {
+        SpoolDropped {
+            too_old: count(SpoolDropReason::TooOld),
+            over_size: count(SpoolDropReason::OverSize),
+            rejected: count(SpoolDropReason::Rejected),
+            too_large: count(SpoolDropReason::TooLarge),
+        }
+    }
+
+    /// The drops of each reason beyond those of `before`.
+    pub(crate) fn since(&self, before: &SpoolDropped) -> SpoolDropped {
+        SpoolDropped::from_fn(|reason| self.get(reason).saturating_sub(before.get(reason)))
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use super::format::{self, Bad, HEADER_LEN, SpoolBatch};
 use super::run::Run;
 use crate::handoff::SpoolCounters;
+use crate::handoff::stats::SpoolDropReason;
 use crate::limits::MAX_EVENT_BYTES;
 
 /// The largest spool file read: a full batch of the largest events and its envelope. A file
@@ -111,7 +112,7 @@ impl Backlog {
             return;
         }
         inner.scanned = true;
-        SpoolCounters::add(&counters.bad_files, inner.foreign);
+        counters.bad_files(inner.foreign);
         let now = SystemTime::now();
         for adopted in &mut inner.runs {
             let (files, bytes) = self.list(&adopted.run, now, counters);
@@ -138,7 +139,7 @@ impl Backlog {
             let seq = batch_seq(name).filter(|_| file);
             let Some(seq) = seq else {
                 // A file cut short while being written, a foreign name, a link, a directory.
-                SpoolCounters::add(&counters.bad_files, 1);
+                counters.bad_files(1);
                 let _ = fs::remove_file(entry.path());
                 continue;
             };
@@ -147,7 +148,7 @@ impl Backlog {
             let size = meta.map_or(0, |m| m.len());
             if age.is_some_and(|a| a > self.max_age) {
                 let path = entry.path();
-                SpoolCounters::add(&counters.too_old, events_in(&path));
+                counters.dropped(SpoolDropReason::TooOld, events_in(&path));
                 let _ = fs::remove_file(path);
                 continue;
             }
@@ -185,12 +186,12 @@ impl Backlog {
                     inner.used = inner.used.saturating_sub(freed);
                 }
                 Some(Err(Bad::NewerVersion)) => {
-                    SpoolCounters::add(&counters.bad_files, 1);
+                    counters.bad_files(1);
                     adopted.keep = true;
                     inner.used = inner.used.saturating_sub(bytes);
                 }
                 Some(Err(_)) | None => {
-                    SpoolCounters::add(&counters.bad_files, 1);
+                    counters.bad_files(1);
                     let _ = fs::remove_file(&path);
                     inner.used = inner.used.saturating_sub(bytes);
                 }
@@ -204,12 +205,12 @@ impl Backlog {
         inner.current = None;
         inner.used = inner.used.saturating_sub(loaded.bytes);
         let _ = fs::remove_file(&loaded.path);
-        let counter = match outcome {
-            Outcome::Delivered => &counters.replayed,
-            Outcome::Rejected => &counters.rejected,
-            Outcome::TooLarge => &counters.too_large,
-        };
-        SpoolCounters::add(counter, u64::from(loaded.batch.events));
+        let events = u64::from(loaded.batch.events);
+        match outcome {
+            Outcome::Delivered => counters.replayed(events),
+            Outcome::Rejected => counters.dropped(SpoolDropReason::Rejected, events),
+            Outcome::TooLarge => counters.dropped(SpoolDropReason::TooLarge, events),
+        }
     }
 
     /// Puts a batch that could not be sent back at the front, to be tried again.
@@ -258,7 +259,7 @@ fn evict_oldest(inner: &mut Inner, counters: &SpoolCounters) -> bool {
         }
         if let Some((seq, bytes)) = adopted.files.pop_front() {
             let path = adopted.run.dir.join(batch_name(seq));
-            SpoolCounters::add(&counters.over_size, events_in(&path));
+            counters.dropped(SpoolDropReason::OverSize, events_in(&path));
             let _ = fs::remove_file(path);
             inner.used = inner.used.saturating_sub(bytes);
             return true;
@@ -290,14 +291,7 @@ fn read_capped(path: &std::path::Path, listed: u64) -> Option<Vec<u8>> {
 /// Counters for the tests of this room.
 #[cfg(test)]
 pub(crate) fn counts(c: &SpoolCounters) -> [u64; 7] {
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    [
-        n(&c.spooled),
-        n(&c.replayed),
-        n(&c.too_old),
-        n(&c.over_size),
-        n(&c.rejected),
-        n(&c.too_large),
-        n(&c.bad_files),
-    ]
+    let s = c.stats();
+    let d = s.dropped;
+    [s.spooled, s.replayed, d.too_old, d.over_size, d.rejected, d.too_large, s.bad_files]
 }

@@ -12,21 +12,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tinker_telemetry::{HttpError, Severity, TinkerTelemetryLayer};
+use tinker_telemetry::{HttpError, Severity};
+use tinker_telemetry_programs::reporter_with_hook;
 
 fn main() {
     let mode = std::env::args().nth(1).expect("a mode: drop or panic");
-    let (_layer, guard) = TinkerTelemetryLayer::builder()
-        .session_id("fork-session")
-        .flush_interval(Duration::from_secs(3600))
-        .flush_timeout(Duration::from_secs(10))
-        .build()
-        .expect("a reporter");
-    let handle = guard.handle();
-    assert!(handle.install_panic_hook());
-    for step in 0..3 {
-        handle.log("before.fork", json!({ "step": step }), Severity::Info);
-    }
+    let (guard, handle) = reporter_with_hook("fork-session", "before.fork", 3);
     assert!(handle.wait_until_drained(Duration::from_secs(10)));
     let forked_at = Instant::now();
     // SAFETY: the child only calls the crate's methods, which check the process id before
