@@ -9,7 +9,9 @@
 //! Every event is `info!` with `session_id` and 4 fields. Benchmarks whose events reach a
 //! queue emit in paced chunks (see `tinker_telemetry_bench::paced`): only the emitting is
 //! timed, and the consumer is given time, untimed, to keep the backlog under 20,000 events,
-//! so that nothing is dropped and no figure is one of page faults. Each tinker-telemetry
+//! so that nothing is dropped and no figure is one of page faults. The `*_flood` benchmarks
+//! emit back to back instead (`tinker_telemetry_bench::flood`), the queue holding a whole
+//! sample, and drain it, untimed, after each sample. Each tinker-telemetry
 //! benchmark has a reporter of its own, aimed at a local sink; its final counters are printed
 //! to stderr when the benchmark ends, drops included.
 
@@ -26,7 +28,7 @@ use opentelemetry_sdk::logs::{
     BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
 };
 use tinker_telemetry_bench::{
-    OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, paced,
+    OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, flood, paced,
 };
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
@@ -80,29 +82,7 @@ fn benches(c: &mut Criterion) {
     let sink = Sink::start().expect("the sink starts");
     let mut g = c.benchmark_group("event");
 
-    // The floor: a registry and no layer at all.
-    let bare = Dispatch::new(tracing_subscriber::registry());
-    tracing::dispatcher::with_default(&bare, || {
-        g.bench_function("bare_registry", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(SESSION, black_box(i))))
-        });
-        g.bench_function("bare_registry/http_request_span", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(http_request_span!()))))
-        });
-        let span = tracing::info_span!("session", session_id = SESSION);
-        g.bench_function("bare_registry/span_enter_exit", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(span.enter()))))
-        });
-    });
-
-    // The floor for any layer that reads a field value: tracing-core offers no way to read
-    // one field, so a layer must walk them all, here with a visitor that does nothing.
-    let walk = Dispatch::new(tracing_subscriber::registry().with(WalkFields));
-    tracing::dispatcher::with_default(&walk, || {
-        g.bench_function("floor/field_walk", |b| {
-            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(OTHER_SESSION, black_box(i))))
-        });
-    });
+    floors(&mut g);
 
     with_reporter("ignored_no_session", &sink, |d, backlog| {
         tracing::dispatcher::with_default(d, || {
@@ -132,7 +112,18 @@ fn benches(c: &mut Criterion) {
 
     event_in_span(&mut g, &sink, "captured_in_span", SESSION);
 
-    with_reporter("span_enter_exit", &sink, |d, _| {
+    spans(&mut g, &sink);
+
+    captured_2_threads(&mut g, &sink);
+    captured_flood(&mut g, &sink);
+    opentelemetry_paced(&mut g);
+    opentelemetry_flood(&mut g);
+    g.finish();
+}
+
+/// `tinker/span_enter_exit` and `tinker/http_request_span`.
+fn spans(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink) {
+    with_reporter("span_enter_exit", sink, |d, _| {
         tracing::dispatcher::with_default(d, || {
             let span = tracing::info_span!("session", session_id = SESSION);
             g.bench_function("tinker/span_enter_exit", |b| {
@@ -141,15 +132,45 @@ fn benches(c: &mut Criterion) {
         });
     });
 
-    with_reporter("http_request_span", &sink, |d, backlog| {
+    with_reporter("http_request_span", sink, |d, backlog| {
         tracing::dispatcher::with_default(d, || {
             g.bench_function("tinker/http_request_span", |b| {
                 b.iter_custom(|n| paced(n, backlog, |_| drop(black_box(http_request_span!()))))
             });
         });
     });
+}
 
-    with_reporter("captured_2_threads", &sink, |d, backlog| {
+/// The floors: a registry and no layer, and a layer that walks the fields and keeps nothing.
+fn floors(g: &mut BenchmarkGroup<'_, WallTime>) {
+    // The floor: a registry and no layer at all.
+    let bare = Dispatch::new(tracing_subscriber::registry());
+    tracing::dispatcher::with_default(&bare, || {
+        g.bench_function("bare_registry", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(SESSION, black_box(i))))
+        });
+        g.bench_function("bare_registry/http_request_span", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(http_request_span!()))))
+        });
+        let span = tracing::info_span!("session", session_id = SESSION);
+        g.bench_function("bare_registry/span_enter_exit", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |_| drop(black_box(span.enter()))))
+        });
+    });
+
+    // The floor for any layer that reads a field value: tracing-core offers no way to read
+    // one field, so a layer must walk them all, here with a visitor that does nothing.
+    let walk = Dispatch::new(tracing_subscriber::registry().with(WalkFields));
+    tracing::dispatcher::with_default(&walk, || {
+        g.bench_function("floor/field_walk", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(OTHER_SESSION, black_box(i))))
+        });
+    });
+}
+
+/// `tinker/captured_2_threads`: two threads emitting at once.
+fn captured_2_threads(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink) {
+    with_reporter("captured_2_threads", sink, |d, backlog| {
         g.bench_function("tinker/captured_2_threads", |b| {
             b.iter_custom(|n| {
                 let start = Barrier::new(2);
@@ -175,7 +196,10 @@ fn benches(c: &mut Criterion) {
             })
         });
     });
+}
 
+/// `opentelemetry/captured`: the peer, paced.
+fn opentelemetry_paced(g: &mut BenchmarkGroup<'_, WallTime>) {
     // The peer: the OpenTelemetry bridge over a BatchLogProcessor whose exporter discards
     // (and counts, so that the producer can be paced the same way).
     let exporter = CountingExporter::default();
@@ -201,7 +225,57 @@ fn benches(c: &mut Criterion) {
     let (sent, got) = (emitted.get(), exported.load(Relaxed));
     eprintln!("[opentelemetry] emitted {sent}, exported {got}, lost {}", sent.saturating_sub(got));
     let _ = provider.shutdown();
-    g.finish();
+}
+
+/// `tinker/captured_flood`: the captured event emitted back to back, unpaced; after each
+/// sample, untimed, the reporter is drained.
+fn captured_flood(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink) {
+    let (layer, guard) = builder(&sink.base_url()).build().expect("the reporter builds");
+    let handle = guard.handle();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        g.bench_function("tinker/captured_flood", |b| {
+            b.iter_custom(|n| {
+                let settle = || assert!(handle.wait_until_drained(Duration::from_secs(120)));
+                flood(n, settle, |i| event_with_session!(SESSION, black_box(i)))
+            })
+        });
+    });
+    drop(dispatch);
+    let s = guard.shutdown().stats;
+    eprintln!(
+        "[captured_flood] reporter: accepted {}, delivered {}, dropped {}",
+        s.accepted,
+        s.delivered,
+        s.dropped.total()
+    );
+}
+
+/// `opentelemetry/captured_flood`: the peer under the same flood, its queue large enough to
+/// hold a sample whole; after each sample, untimed, it is flushed.
+fn opentelemetry_flood(g: &mut BenchmarkGroup<'_, WallTime>) {
+    let exporter = CountingExporter::default();
+    let exported = Arc::clone(&exporter.0);
+    let config = BatchConfigBuilder::default().with_max_queue_size(1 << 21).build();
+    let processor = BatchLogProcessor::builder(exporter).with_batch_config(config).build();
+    let provider = SdkLoggerProvider::builder().with_log_processor(processor).build();
+    let bridge = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider);
+    let otel = Dispatch::new(tracing_subscriber::registry().with(bridge));
+    let emitted = Cell::new(0u64);
+    tracing::dispatcher::with_default(&otel, || {
+        g.bench_function("opentelemetry/captured_flood", |b| {
+            b.iter_custom(|n| {
+                let settle = || {
+                    let _ = provider.force_flush();
+                };
+                emitted.set(emitted.get() + n);
+                flood(n, settle, |i| event_with_session!(SESSION, black_box(i)))
+            })
+        });
+    });
+    let (sent, got) = (emitted.get(), exported.load(Relaxed));
+    eprintln!("[opentelemetry_flood] emitted {sent}, exported {got}, lost {}", sent.saturating_sub(got));
+    let _ = provider.shutdown();
 }
 
 /// A layer that walks every event's fields and keeps nothing.

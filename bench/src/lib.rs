@@ -86,6 +86,20 @@ pub fn paced(iters: u64, backlog: &dyn Fn() -> u64, mut emit: impl FnMut(u64)) -
     timed
 }
 
+/// Runs `emit` `iters` times back to back, as fast as the thread can, and returns the time
+/// that took; then calls `settle` (untimed), which waits until the consumer has taken them
+/// all. A flood: the queue takes the whole burst, so nothing is dropped, and the consumer
+/// works on the other core meanwhile.
+pub fn flood(iters: u64, settle: impl FnOnce(), mut emit: impl FnMut(u64)) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        emit(i);
+    }
+    let took = start.elapsed();
+    settle();
+    took
+}
+
 /// A `kB` line of `/proc/self/status` (`VmRSS`, `VmHWM` …), in KiB.
 #[must_use]
 pub fn proc_status_kib(key: &str) -> Option<u64> {

@@ -83,79 +83,123 @@ pub(crate) fn http_field(name: &str) -> HttpField {
 /// what a URL may carry) and its message; a span of the program's own keeps both, and every
 /// field it added.
 pub(crate) fn normalise(old: &FieldRecord, strict: bool) -> FieldRecord {
-    let mut text = String::with_capacity(old.text.len());
-    let mut out = FieldRecord { message: None, fields_dropped: old.fields_dropped, ..FieldRecord::default() };
-    let push = |text: &mut String, s: &str| {
-        let start = text.len() as u32;
-        text.push_str(s);
-        TextRange(start, text.len() as u32)
+    let mut out = Normalised {
+        text: String::with_capacity(old.text.len()),
+        record: FieldRecord { message: None, fields_dropped: old.fields_dropped, ..FieldRecord::default() },
+        from_url: None,
     };
     if let Some(m) = old.message.filter(|_| !strict) {
-        out.message = Some(push(&mut text, old.text(m)).into());
+        out.record.message = Some(out.push(old.text(m)).into());
     }
-    let mut from_url: Option<(Option<String>, Option<u16>, String)> = None;
     for &(key, val) in &old.fields {
-        let (key, val) = match (http_field(key), val) {
-            (HttpField::Bookkeeping, _) => continue,
-            (HttpField::UserAgent, Val::Str(t)) if old.text(t).trim().is_empty() => continue,
-            (HttpField::UserAgent, v) => ("user_agent", copy(&mut text, old, v)),
-            (HttpField::Method, v) => ("method", copy(&mut text, old, v)),
+        if let Some((key, val)) = out.field(old, key, val, strict) {
+            out.record.fields.retain(|(k, _)| *k != key);
+            out.record.fields.push((key, val));
+        }
+    }
+    out.finish()
+}
+
+/// What a URL field says of the request: the parts a span did not give as fields of their
+/// own are taken from it.
+#[derive(Debug)]
+struct UrlParts {
+    host: Option<String>,
+    port: Option<u16>,
+    path: String,
+}
+
+impl UrlParts {
+    /// The parts of `url` (already scrubbed); a request target without scheme and host
+    /// (tower-http's `uri`) is all path.
+    fn of(url: &str) -> UrlParts {
+        match url::Url::parse(url) {
+            Ok(parsed) => UrlParts {
+                host: parsed.host_str().map(str::to_owned),
+                port: parsed.port_or_known_default(),
+                path: parsed.path().to_owned(),
+            },
+            Err(_) => UrlParts { host: None, port: None, path: url.to_owned() },
+        }
+    }
+}
+
+/// An `http.request` record being made from a span's fields.
+struct Normalised {
+    text: String,
+    record: FieldRecord,
+    /// The last URL field's parts.
+    from_url: Option<UrlParts>,
+}
+
+impl Normalised {
+    fn push(&mut self, s: &str) -> TextRange {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        TextRange(start, self.text.len() as u32)
+    }
+
+    /// The field `key` of `old` under its `http.request` name, or `None` when it is left out.
+    fn field(
+        &mut self,
+        old: &FieldRecord,
+        key: &'static str,
+        val: Val,
+        strict: bool,
+    ) -> Option<(&'static str, Val)> {
+        let text = &mut self.text;
+        Some(match (http_field(key), val) {
+            (HttpField::Bookkeeping, _) => return None,
+            (HttpField::UserAgent, Val::Str(t)) if old.text(t).trim().is_empty() => return None,
+            (HttpField::UserAgent, v) => ("user_agent", copy(text, old, v)),
+            (HttpField::Method, v) => ("method", copy(text, old, v)),
             // A host never carries the credentials a URL's authority may (`user:pw@host`).
             (HttpField::Host, Val::Str(t)) => {
                 let host = old.text(t);
-                ("host", Val::Str(push(&mut text, host.rsplit_once('@').map_or(host, |(_, h)| h))))
+                ("host", Val::Str(self.push(host.rsplit_once('@').map_or(host, |(_, h)| h))))
             }
-            (HttpField::Host, v) => ("host", copy(&mut text, old, v)),
-            (HttpField::Error, v) => ("error", copy(&mut text, old, v)),
-            (HttpField::Path, Val::Str(t)) => ("path", Val::Str(push(&mut text, &scrub_url(old.text(t))))),
-            (HttpField::Route, Val::Str(t)) => ("route", Val::Str(push(&mut text, &scrub_url(old.text(t))))),
+            (HttpField::Host, v) => ("host", copy(text, old, v)),
+            (HttpField::Error, v) => ("error", copy(text, old, v)),
+            (HttpField::Path, Val::Str(t)) => ("path", Val::Str(self.push(&scrub_url(old.text(t))))),
+            (HttpField::Route, Val::Str(t)) => ("route", Val::Str(self.push(&scrub_url(old.text(t))))),
             (HttpField::Url, Val::Str(t)) => {
                 let url = scrub_url(old.text(t));
-                from_url = Some(match url::Url::parse(&url) {
-                    Ok(parsed) => (
-                        parsed.host_str().map(str::to_owned),
-                        parsed.port_or_known_default(),
-                        parsed.path().to_owned(),
-                    ),
-                    // A request target without scheme and host (tower-http's `uri`).
-                    Err(_) => (None, None, url.clone()),
-                });
+                self.from_url = Some(UrlParts::of(&url));
                 if strict {
-                    continue;
+                    return None;
                 }
-                ("url", Val::Str(push(&mut text, &url)))
+                ("url", Val::Str(self.push(&url)))
             }
             (HttpField::Status, Val::Str(t)) => match old.text(t).trim().parse::<u64>() {
                 Ok(code) => ("status", Val::U64(code)),
-                Err(_) => ("status", Val::Str(push(&mut text, old.text(t)))),
+                Err(_) => ("status", Val::Str(self.push(old.text(t)))),
             },
             (HttpField::Status, v) => ("status", v),
-            (HttpField::Port, v) => match port(old, v) {
-                Some(p) => ("port", Val::U64(u64::from(p))),
-                None => continue,
-            },
+            (HttpField::Port, v) => ("port", Val::U64(u64::from(port(old, v)?))),
             (HttpField::Path | HttpField::Route | HttpField::Url, v) => (key, v),
-            (HttpField::Other, v) => (key, copy(&mut text, old, v)),
-        };
-        out.fields.retain(|(k, _)| *k != key);
-        out.fields.push((key, val));
+            (HttpField::Other, v) => (key, copy(text, old, v)),
+        })
     }
-    if let Some((host, port, path)) = from_url {
-        let has = |out: &FieldRecord, key: &str| out.fields.iter().any(|(k, _)| *k == key);
-        if let Some(host) = host.filter(|h| !h.is_empty() && !has(&out, "host")) {
-            let t = push(&mut text, &host);
-            out.fields.push(("host", Val::Str(t)));
+
+    /// The record, with the host, port and path a URL gave where no field of their own did.
+    fn finish(mut self) -> FieldRecord {
+        if let Some(UrlParts { host, port, path }) = self.from_url.take() {
+            let has = |out: &FieldRecord, key: &str| out.fields.iter().any(|(k, _)| *k == key);
+            if let Some(host) = host.filter(|h| !h.is_empty() && !has(&self.record, "host")) {
+                let t = self.push(&host);
+                self.record.fields.push(("host", Val::Str(t)));
+            }
+            if let Some(p) = port.filter(|_| !has(&self.record, "port")) {
+                self.record.fields.push(("port", Val::U64(u64::from(p))));
+            }
+            if !path.is_empty() && !has(&self.record, "path") {
+                let t = self.push(&path);
+                self.record.fields.push(("path", Val::Str(t)));
+            }
         }
-        if let Some(p) = port.filter(|_| !has(&out, "port")) {
-            out.fields.push(("port", Val::U64(u64::from(p))));
-        }
-        if !path.is_empty() && !has(&out, "path") {
-            let t = push(&mut text, &path);
-            out.fields.push(("path", Val::Str(t)));
-        }
+        self.record.text = self.text.into_boxed_str();
+        self.record
     }
-    out.text = text.into_boxed_str();
-    out
 }
 
 /// A port field's value as a port: a number from 1 to 65535, as a number or as text

@@ -13,8 +13,9 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::capture::entered::{self, Enclosing};
 use crate::capture::http;
+use crate::capture::roles::{SESSION_ID, SessionProbe, has_session_field};
 use crate::capture::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
-use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor, SESSION_ID, SessionProbe};
+use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor};
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
@@ -60,10 +61,10 @@ pub(crate) struct LayerConfig {
 /// });
 /// # Ok::<(), tinker_telemetry::BuildError>(())
 /// ```
-// Capturing costs the emitting thread one walk of the event's fields into a pre-sized record,
-// one allocation when fields and text do not fit in the record (none when they do), now and
-// then one more when the thread's lane grows, and a push into that lane; BENCHMARKS.md and
-// tests/alloc.rs have the figures.
+// Capturing costs the emitting thread one walk of the event's fields into the thread's scratch
+// (entries on the stack, text in a reused buffer) and a copy of both into its lane, which
+// allocates only while the lane grows to its working size; the uploader makes the record.
+// BENCHMARKS.md and tests/alloc.rs have the figures.
 #[derive(Clone)]
 pub struct TinkerTelemetryLayer {
     inner: Option<Arc<Inner>>,
@@ -231,6 +232,7 @@ impl Inner {
     /// An event with neither a message nor an `event_name` is named after its span (the
     /// instrumented function), and the error event `#[instrument(err)]` emits (one `error`
     /// field, nothing else) becomes an exception naming that span.
+    #[inline(always)]
     fn capture(
         &self,
         event: &Event<'_>,
@@ -250,49 +252,47 @@ impl Inner {
             return;
         }
         if let Some(error) = draft.error.take() {
-            let ErrorField { record, .. } = *error;
-            let mut record = record;
-            // A user error is always a WARNING; an exception takes the event's severity.
-            if matches!(record.body, Body::Exception(_)) {
-                record.severity = draft.severity.unwrap_or_else(|| Severity::from(meta.level()));
-            }
-            self.handoff.push(record);
-            return;
+            return self.push_error(*error, draft.severity, meta);
         }
-        if draft.name.is_none() && meta.name() == LOG_EVENT {
-            draft.drop_log_fields(meta);
-        }
-        let unnamed = draft.name.is_none() && draft.message.is_none() && is_default_event_name(meta.name());
-        let span = if unnamed { span_name() } else { None };
-        match span {
-            Some(span) => {
-                let start = text.len() as u32;
-                text.push_str(span);
-                draft.name = Some(Text::Range(start, text.len() as u32));
-            }
-            None if draft.name.is_none()
-                && (draft.message.is_none() || !is_default_event_name(meta.name())) =>
-            {
-                draft.name = Some(Text::Static(meta.name()));
-            }
-            None => {}
-        }
-        let explicit = draft.severity;
-        let fields = draft.pack(meta, text);
+        let span = name_event(&mut draft, meta, text, span_name);
+        let level = Severity::from(meta.level());
         if let Some(span) = span.filter(|_| is_instrument_error(meta)) {
-            let message = fields.get_str(INSTRUMENT_ERROR).unwrap_or_default().to_owned();
-            let severity = explicit.unwrap_or_else(|| Severity::from(meta.level()));
-            self.handoff.push(instrument_error(span, message, severity));
-            return;
+            return self.push_instrument_error(&draft, meta, text, span, level);
         }
-        let severity = explicit.unwrap_or_else(|| {
-            if draft.event_name(text) == QUEUE_STATE_CHANGE {
-                queue_severity(&fields)
-            } else {
-                Severity::from(meta.level())
+        let severity = match draft.severity {
+            Some(severity) => severity,
+            None if draft.is_named(text, QUEUE_STATE_CHANGE) => {
+                queue_severity(&draft.captured(meta, text, level))
             }
-        });
-        self.handoff.push(Record { time: Stamp::now(), severity, body: Body::Packed(fields) });
+            None => level,
+        };
+        self.handoff.push_captured(&draft.captured(meta, text, severity));
+    }
+
+    /// Queues the exception an `#[instrument(err)]` error event in `span` becomes.
+    #[cold]
+    fn push_instrument_error(
+        &self,
+        draft: &Draft<EventFields>,
+        meta: &'static tracing::Metadata<'static>,
+        text: &str,
+        span: &str,
+        level: Severity,
+    ) {
+        let message =
+            draft.captured(meta, text, level).get_str(INSTRUMENT_ERROR).unwrap_or_default().to_owned();
+        self.handoff.push(instrument_error(span, message, draft.severity.unwrap_or(level)));
+    }
+
+    /// Queues the event an error field became. A user error is always a WARNING; an
+    /// exception takes the event's severity.
+    #[cold]
+    fn push_error(&self, error: ErrorField, explicit: Option<Severity>, meta: &tracing::Metadata<'_>) {
+        let ErrorField { mut record } = error;
+        if matches!(record.body, Body::Exception(_)) {
+            record.severity = explicit.unwrap_or_else(|| Severity::from(meta.level()));
+        }
+        self.handoff.push(record);
     }
 
     /// Records an event's fields into its span's capture, if the span is captured: how
@@ -319,20 +319,6 @@ impl Inner {
     {
         PerLayer::<bool>::get(span, self.id)
     }
-}
-
-/// Whether the callsite declares a `session_id` field. Compares each name as a fixed-size
-/// array, which compiles to two loads instead of a call to `memcmp`.
-#[inline]
-fn has_session_field(meta: &tracing::Metadata<'_>) -> bool {
-    const WANT: &[u8; SESSION_ID.len()] = match SESSION_ID.as_bytes().first_chunk() {
-        Some(want) => want,
-        None => unreachable!(),
-    };
-    meta.fields().iter().any(|f| {
-        let name = f.name().as_bytes();
-        name.len() == WANT.len() && name.first_chunk() == Some(WANT)
-    })
 }
 
 /// tracing-log's name for a bridged `log` record.
@@ -365,6 +351,36 @@ fn instrument_error(function: &str, message: String, severity: Severity) -> Reco
 /// tracing-log names every bridged record `log event`: names that say nothing.
 fn is_default_event_name(name: &str) -> bool {
     name.starts_with("event ") || name == LOG_EVENT
+}
+
+/// Names the event when its fields did not: a bridged `log` record loses tracing-log's
+/// `log.*` fields; an event with no message and a name that says nothing takes its span's
+/// name (returned, as the instrumented function); else it takes the callsite's name.
+#[inline(always)]
+fn name_event(
+    draft: &mut Draft<EventFields>,
+    meta: &'static tracing::Metadata<'static>,
+    text: &mut String,
+    span_name: impl FnOnce() -> Option<&'static str>,
+) -> Option<&'static str> {
+    if draft.name.is_some() {
+        return None;
+    }
+    if meta.name() == LOG_EVENT {
+        draft.drop_log_fields(meta);
+    }
+    let default_name = is_default_event_name(meta.name());
+    let span = if draft.message.is_none() && default_name { span_name() } else { None };
+    match span {
+        Some(span) => {
+            let start = text.len() as u32;
+            text.push_str(span);
+            draft.name = Some(Text::Range(start, text.len() as u32));
+        }
+        None if draft.message.is_none() || !default_name => draft.name = Some(Text::Static(meta.name())),
+        None => {}
+    }
+    span
 }
 
 impl<S> tracing_subscriber::Layer<S> for TinkerTelemetryLayer
@@ -461,19 +477,31 @@ where
             inner.absorb_into_span(event, &ctx);
             return;
         }
+        inner.capture_in_scratch(event, &ctx, check);
+    }
+}
+
+impl Inner {
+    /// [`capture`](Self::capture) with the thread's scratch buffer. Kept out of `on_event`
+    /// so that ignoring an event pays none of its set-up.
+    #[inline(never)]
+    fn capture_in_scratch<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, check: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         // Captures only references: a copy goes to whichever capture runs.
-        let in_span = || inner.span_in_session(event, &ctx);
+        let in_span = || self.span_in_session(event, ctx);
         let span_name = || ctx.event_span(event).map(|span| span.name());
         let captured = SCRATCH.try_with(|scratch| {
             let Ok(mut text) = scratch.try_borrow_mut() else { return false };
             text.clear();
-            inner.capture(event, &mut text, check, in_span, span_name);
+            self.capture(event, &mut text, check, in_span, span_name);
             true
         });
         // Re-entered from a Debug impl that logs, or logged from a thread-local's destructor
         // once SCRATCH is gone: a buffer of its own.
         if captured != Ok(true) {
-            inner.capture(event, &mut String::new(), check, in_span, span_name);
+            self.capture(event, &mut String::new(), check, in_span, span_name);
         }
     }
 }

@@ -5,5 +5,6 @@
 pub(crate) mod entered;
 pub(crate) mod http;
 pub(crate) mod layer;
+pub(crate) mod roles;
 pub(crate) mod span;
 pub(crate) mod visit;

@@ -6,124 +6,17 @@ use std::fmt::{self, Write as _};
 use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
+use crate::capture::roles::{Role, debug_matches, is_session, role};
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
+use crate::handoff::clock::Stamp;
 use crate::handoff::record::{
-    Entry, FieldRecord, INLINE_FIELDS, PackedFields, Record, Text, TextRange, Val, encode_entry,
+    Captured, Entry, FieldRecord, INLINE_FIELDS, Layout, Record, Text, TextRange, Val, encode_entry,
 };
 use crate::limits::{
     MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
 };
 use crate::severity::Severity;
-
-/// The field that scopes events to a session.
-pub(crate) const SESSION_ID: &str = "session_id";
-/// The field that names an event.
-pub(crate) const EVENT_NAME: &str = "event_name";
-/// The field that overrides the level-derived severity.
-pub(crate) const SEVERITY: &str = "severity";
-/// tracing's name for the format-string message.
-pub(crate) const MESSAGE: &str = "message";
-
-/// Looks for a `session_id` field and compares it with the reporter's.
-#[derive(Debug)]
-pub(crate) struct SessionProbe<'a> {
-    want: &'a str,
-    /// `None`: no `session_id` field; else whether it matched.
-    pub(crate) found: Option<bool>,
-}
-
-impl<'a> SessionProbe<'a> {
-    pub(crate) fn new(want: &'a str) -> Self {
-        SessionProbe { want, found: None }
-    }
-}
-
-impl Visit for SessionProbe<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == SESSION_ID {
-            self.found = Some(value == self.want);
-        }
-    }
-
-    // Numbers and bools are never the session's id: skip the Debug path for them.
-    fn record_i64(&mut self, _: &Field, _: i64) {}
-
-    fn record_u64(&mut self, _: &Field, _: u64) {}
-
-    fn record_f64(&mut self, _: &Field, _: f64) {}
-
-    fn record_bool(&mut self, _: &Field, _: bool) {}
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == SESSION_ID {
-            self.found = Some(debug_matches(self.want, value));
-        }
-    }
-}
-
-/// Whether `value` formats as `want`: `%id` formats as the id, `?id` of a string as the id
-/// in quotes; both are accepted. Allocates nothing.
-fn debug_matches(want: &str, value: &dyn fmt::Debug) -> bool {
-    let mut plain = Matcher::new(want, false);
-    let mut quoted = Matcher::new(want, true);
-    let _ = write!(Tee(&mut plain, &mut quoted), "{value:?}");
-    plain.matched() || quoted.matched()
-}
-
-/// Checks, as text streams in, whether it equals `want` (or `"want"`).
-struct Matcher<'a> {
-    want: &'a [u8],
-    quoted: bool,
-    pos: usize,
-    ok: bool,
-}
-
-impl<'a> Matcher<'a> {
-    fn new(want: &'a str, quoted: bool) -> Self {
-        Matcher { want: want.as_bytes(), quoted, pos: 0, ok: true }
-    }
-
-    fn expected(&self, i: usize) -> Option<u8> {
-        if !self.quoted {
-            return self.want.get(i).copied();
-        }
-        let n = self.want.len();
-        match i {
-            0 => Some(b'"'),
-            i if i <= n => Some(self.want[i - 1]),
-            i if i == n + 1 => Some(b'"'),
-            _ => None,
-        }
-    }
-
-    fn matched(&self) -> bool {
-        self.ok && self.pos == self.want.len() + if self.quoted { 2 } else { 0 }
-    }
-}
-
-impl fmt::Write for Matcher<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            if !self.ok {
-                break;
-            }
-            self.ok = self.expected(self.pos) == Some(b);
-            self.pos += 1;
-        }
-        Ok(())
-    }
-}
-
-struct Tee<'a, 'b>(&'a mut Matcher<'b>, &'a mut Matcher<'b>);
-
-impl fmt::Write for Tee<'_, '_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.write_str(s)?;
-        self.1.write_str(s)?;
-        if self.0.ok || self.1.ok { Ok(()) } else { Err(fmt::Error) }
-    }
-}
 
 /// Where a [`FieldVisitor`] puts field values.
 pub(crate) trait FieldStore: Default {
@@ -152,11 +45,12 @@ impl FieldStore for NamedFields {
     }
 }
 
-/// An event's fields as [`PackedFields`] entries: a callsite has at most 32 fields, so they
+/// An event's fields as packed entries: a callsite has at most 32 fields, so they
 /// always fit on the stack.
 pub(crate) type EventFields = SmallVec<[Entry; 32]>;
 
 impl FieldStore for EventFields {
+    #[inline(always)]
     fn add(&mut self, field: &Field, val: Val, _replace: bool) -> bool {
         // Events are recorded once: nothing to replace. A callsite's field index fits a byte.
         self.push(encode_entry(field.index() as u8, val));
@@ -190,6 +84,17 @@ impl<S> Draft<S> {
     pub(crate) fn event_name<'t>(&self, text: &'t str) -> &'t str {
         self.name.or(self.message).map_or("", |t| t.of(text))
     }
+
+    /// Whether the event name so far is `name`; compares lengths before any text.
+    #[inline(always)]
+    pub(crate) fn is_named(&self, text: &str, name: &str) -> bool {
+        let len = match self.name.or(self.message) {
+            Some(Text::Static(s)) => s.len(),
+            Some(Text::Range(a, b)) => b.wrapping_sub(a) as usize,
+            None => 0,
+        };
+        len == name.len() && self.event_name(text) == name
+    }
 }
 
 impl Draft<NamedFields> {
@@ -214,9 +119,16 @@ impl Draft<EventFields> {
             .retain(|e| names.iter().nth(usize::from(e[0])).is_none_or(|f| !f.name().starts_with("log.")));
     }
 
-    /// The finished event record, packed: its fields and text in one buffer.
-    pub(crate) fn pack(&self, meta: &'static tracing::Metadata<'static>, text: &str) -> PackedFields {
-        PackedFields::new(meta, self.name, self.message, &self.fields, self.fields_dropped, text)
+    /// The finished event, stamped now, borrowing its fields and `text`.
+    #[inline(always)]
+    pub(crate) fn captured<'a>(
+        &'a self,
+        meta: &'static tracing::Metadata<'static>,
+        text: &'a str,
+        severity: Severity,
+    ) -> Captured<'a> {
+        let layout = Layout::new(meta, self.name, self.message, self.fields.len(), self.fields_dropped);
+        Captured { layout, time: Stamp::now(), severity, entries: &self.fields, text }
     }
 }
 
@@ -275,6 +187,7 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         MAX_VALUE_BYTES.min(MAX_EVENT_TEXT_BYTES.saturating_sub(used))
     }
 
+    #[inline(always)]
     fn push_str(&mut self, s: &str) -> TextRange {
         let start = self.text.len();
         let budget = self.budget();
@@ -309,6 +222,7 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         range(start, self.text.len())
     }
 
+    #[inline(always)]
     fn add(&mut self, field: &Field, val: Val) {
         if !self.draft.fields.add(field, val, self.replace) {
             self.draft.fields_dropped += 1;
@@ -348,12 +262,14 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
         if self.skipping() {
             return;
         }
-        match field.name() {
-            SESSION_ID => self.check_session_str(value),
-            EVENT_NAME => self.draft.name = Some(self.push_str(value).into()),
-            MESSAGE => self.draft.message = Some(self.push_str(value).into()),
-            SEVERITY if Severity::parse(value).is_some() => self.draft.severity = Severity::parse(value),
-            _ => {
+        match role(field.name()) {
+            Role::Session => self.check_session_str(value),
+            Role::Name => self.draft.name = Some(self.push_str(value).into()),
+            Role::Message => self.draft.message = Some(self.push_str(value).into()),
+            Role::Severity if Severity::parse(value).is_some() => {
+                self.draft.severity = Severity::parse(value)
+            }
+            Role::Severity | Role::Value => {
                 let t = self.push_str(value);
                 self.add(field, Val::Str(t));
             }
@@ -364,13 +280,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
         if self.skipping() {
             return;
         }
-        match field.name() {
-            SESSION_ID => self.check_session_debug(value),
-            EVENT_NAME => self.draft.name = Some(self.push_debug(value).into()),
-            MESSAGE => self.draft.message = Some(self.push_debug(value).into()),
-            name => {
+        match role(field.name()) {
+            Role::Session => self.check_session_debug(value),
+            Role::Name => self.draft.name = Some(self.push_debug(value).into()),
+            Role::Message => self.draft.message = Some(self.push_debug(value).into()),
+            role => {
                 let t = self.push_debug(value);
-                if name == SEVERITY {
+                if role == Role::Severity {
                     if let Some(s) = Severity::parse(&self.text[t.0 as usize..t.1 as usize]) {
                         self.draft.severity = Some(s);
                         self.text.truncate(t.0 as usize);
@@ -383,13 +299,13 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::U64(value));
         }
     }
@@ -409,7 +325,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::F64(value));
         }
     }
@@ -434,7 +350,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() != SESSION_ID && !self.skipping() {
+        if !self.skipping() && !is_session(field) {
             self.add(field, Val::Bool(value));
         }
     }
@@ -442,7 +358,7 @@ impl<S: FieldStore> Visit for FieldVisitor<'_, S> {
 
 impl<S: FieldStore> FieldVisitor<'_, S> {
     fn record_big(&mut self, field: &Field, value: &dyn fmt::Display) {
-        if field.name() == SESSION_ID || self.skipping() {
+        if self.skipping() || is_session(field) {
             return;
         }
         let start = self.text.len();

@@ -1,13 +1,16 @@
 //! Per-thread lanes: where the threads that emit events leave them for the uploader.
 //!
-//! Each emitting thread gets a lane of its own per reporter, a `VecDeque` behind a mutex that
-//! only that thread and the uploader ever lock. A push is an uncontended lock and a write into
-//! memory the thread wrote before: no allocation once the lane has grown to its working size,
-//! and no cache line that every emitting thread fights over.
+//! Each emitting thread gets a lane of its own per reporter, behind a mutex that only that
+//! thread and the uploader ever lock. A captured event goes in as a fixed-size [`Head`] and
+//! its packed bytes (entries, then text) appended to the lane's byte buffer: no allocation
+//! once the lane has grown to its working size, whatever the event's size, and no cache line
+//! that two emitting threads write.
 //!
-//! The uploader drains every lane whenever it takes events, so an event never waits on its
-//! thread emitting another. A lane outlives its thread until it is drained: events left by a
-//! thread that exits are still sent.
+//! The uploader takes a lane's whole contents at once, swapping in the buffers it emptied the
+//! time before (so the thread writes into memory that already has room), and makes each
+//! event's [`Record`] on its own thread, in push order. It drains every lane whenever it
+//! takes events, so an event never waits on its thread emitting another. A lane outlives its
+//! thread until it is drained: events left by a thread that exits are still sent.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -15,13 +18,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::record::Record;
+use crossbeam_utils::CachePadded;
 
-/// Records moved out of a lane per lock, so that the emitting thread never waits long.
+use super::clock::Stamp;
+use super::record::{Body, Captured, Layout, PackedFields, Record};
+use crate::severity::Severity;
+
+/// Records moved out of a lane per turn, so that one busy lane cannot keep another's waiting.
 const DRAIN_CHUNK: usize = 256;
-/// Room (in records) a lane always keeps once it has grown to it.
+/// Room (in events) a lane always keeps once it has grown to it.
 const KEEP_CAPACITY: usize = 256;
-/// A lane gives back room beyond [`KEEP_CAPACITY`] once it has not needed it for this long.
+/// Room (in bytes of entries and text) a lane always keeps once it has grown to it.
+const KEEP_BYTES: usize = KEEP_CAPACITY * 64;
+/// A lane gives back room beyond what it keeps once it has not needed it for this long.
 const IDLE_BEFORE_SHRINK: Duration = Duration::from_secs(5);
 
 /// Tells reporters apart in the threads' lists of lanes.
@@ -32,46 +41,155 @@ thread_local! {
     static MINE: RefCell<Vec<(u64, Arc<Lane>)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// One thread's lane. Its parts sit on cache lines of their own: the emitting thread writes
+/// `open`, the uploader `taken`, and no other thread's lane shares a line with either.
 #[derive(Debug, Default)]
 struct Lane {
-    records: Mutex<Queued>,
+    /// What the thread pushes into; the uploader swaps it out.
+    open: CachePadded<Mutex<Pending>>,
+    /// What the uploader took and has not made records of yet. Only the uploader locks it.
+    taken: CachePadded<Mutex<Taken>>,
     /// The reporter is gone: threads drop the lane from their lists.
     retired: AtomicBool,
 }
 
-#[derive(Debug, Default)]
-struct Queued {
-    records: VecDeque<Record>,
-    /// When a drain last found the lane using a good part of its room. Only the uploader
-    /// touches it.
-    busy_at: Option<Instant>,
+/// A captured event in a lane, but for its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    layout: Layout,
+    time: Stamp,
+    severity: Severity,
+    /// Bytes of entries and text it takes in [`Pending::bytes`].
+    len: u32,
 }
 
-impl Lane {
-    fn lock(&self) -> MutexGuard<'_, Queued> {
-        // A lane's lock guards no invariant a panic could break.
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+/// One item of a lane, in push order.
+#[derive(Debug)]
+enum Item {
+    /// A captured event; its bytes follow the previous event's.
+    Event(Head),
+    /// The next of [`Pending::records`]: an event made some other way (a span, an error).
+    Record,
+}
+
+/// Events waiting in a lane, in the order they were pushed.
+#[derive(Debug, Default)]
+struct Pending {
+    items: Vec<Item>,
+    /// The captured events' entries and text, back to back.
+    bytes: Vec<u8>,
+    records: VecDeque<Record>,
+}
+
+impl Pending {
+    /// Empties it, keeping its room unless it has been idle a while.
+    fn reset(&mut self, idle: bool) {
+        self.items.clear();
+        self.bytes.clear();
+        self.records.clear();
+        if idle {
+            self.items.shrink_to(KEEP_CAPACITY);
+            self.bytes.shrink_to(KEEP_BYTES);
+            self.records.shrink_to(KEEP_CAPACITY);
+        }
+    }
+
+    /// Grows this (empty) one's room to `other`'s.
+    fn match_room(&mut self, other: &Pending) {
+        self.items.reserve(other.items.capacity());
+        self.bytes.reserve(other.bytes.capacity());
+        self.records.reserve(other.records.capacity());
+    }
+
+    fn is_large(&self) -> bool {
+        self.items.capacity() > 2 * KEEP_CAPACITY
+            || self.bytes.capacity() > 2 * KEEP_BYTES
+            || self.records.capacity() > 2 * KEEP_CAPACITY
     }
 }
 
-impl Queued {
-    /// Moves up to `k` records into `out`. Once the lane is empty, gives back room it has not
-    /// needed lately, so that a burst's memory is returned without a lane re-growing (and
-    /// copying itself) under steady load.
-    fn drain_into(&mut self, k: usize, out: &mut Vec<Record>) {
-        let held = self.records.len();
-        let capacity = self.records.capacity();
-        if held > capacity / 4 {
+/// The uploader's side of a lane: a [`Pending`] taken whole, and how far it has read it.
+#[derive(Debug, Default)]
+struct Taken {
+    pending: Pending,
+    next_item: usize,
+    next_byte: usize,
+    /// When a take last found the lane using a good part of its room.
+    busy_at: Option<Instant>,
+}
+
+impl Taken {
+    fn is_done(&self) -> bool {
+        self.next_item >= self.pending.items.len()
+    }
+
+    /// Moves up to `k` of the taken events, as records, into `out`.
+    fn read_into(&mut self, k: usize, out: &mut Vec<Record>) {
+        let end = self.pending.items.len().min(self.next_item + k);
+        for item in &self.pending.items[self.next_item..end] {
+            let record = match item {
+                Item::Event(head) => {
+                    let from = self.next_byte;
+                    self.next_byte += head.len as usize;
+                    let bytes = self.pending.bytes.get(from..self.next_byte).unwrap_or_default();
+                    let body = Body::Packed(PackedFields::new(head.layout, bytes));
+                    Record { time: head.time, severity: head.severity, body }
+                }
+                Item::Record => match self.pending.records.pop_front() {
+                    Some(record) => record,
+                    None => continue,
+                },
+            };
+            out.push(record);
+        }
+        self.next_item = end;
+    }
+
+    /// Once read to the end, swaps the lane's open events in (giving it this empty room to
+    /// fill), so that the next read continues with them.
+    fn refill(&mut self, lane: &Lane) {
+        let held = self.pending.items.len();
+        if held > self.pending.items.capacity() / 4 {
             self.busy_at = Some(Instant::now());
         }
-        out.extend(self.records.drain(..k.min(held)));
-        if self.records.is_empty()
-            && capacity > 2 * KEEP_CAPACITY
-            && self.busy_at.is_none_or(|at| at.elapsed() >= IDLE_BEFORE_SHRINK)
-        {
-            self.records.shrink_to(KEEP_CAPACITY);
+        let idle =
+            self.pending.is_large() && self.busy_at.is_none_or(|at| at.elapsed() >= IDLE_BEFORE_SHRINK);
+        self.pending.reset(idle);
+        if idle {
             self.busy_at = None;
         }
+        (self.next_item, self.next_byte) = (0, 0);
+        let mut open = lane.lock_open();
+        if !idle {
+            // The thread gets room for as many events as it needed the last time: once the
+            // lane has grown to its working size, pushes never allocate.
+            self.pending.match_room(&open);
+        }
+        std::mem::swap(&mut *open, &mut self.pending);
+    }
+}
+
+impl Lane {
+    fn lock_open(&self) -> MutexGuard<'_, Pending> {
+        // Guards no invariant a panic could break.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_taken(&self) -> MutexGuard<'_, Taken> {
+        self.taken.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock_taken().is_done() && self.lock_open().items.is_empty()
+    }
+
+    /// Moves up to `k` events out of the lane, as records, into `out`.
+    fn drain_into(&self, k: usize, out: &mut Vec<Record>) {
+        let mut taken = self.lock_taken();
+        if taken.is_done() {
+            taken.refill(self);
+        }
+        taken.read_into(k, out);
     }
 }
 
@@ -91,29 +209,60 @@ impl Default for Lanes {
 }
 
 impl Lanes {
+    /// Puts a captured event in the calling thread's lane; false when the thread can no
+    /// longer have one (it is being torn down).
+    #[inline]
+    pub(crate) fn push_captured(&self, event: &Captured<'_>) -> bool {
+        self.with_lane(|pending| {
+            let head = Head { layout: event.layout, time: event.time, severity: event.severity, len: 0 };
+            let start = pending.bytes.len();
+            pending.bytes.extend_from_slice(event.entries.as_flattened());
+            pending.bytes.extend_from_slice(event.text.as_bytes());
+            // An event's text is bounded far below u32::MAX.
+            let len = (pending.bytes.len() - start) as u32;
+            pending.items.push(Item::Event(Head { len, ..head }));
+        })
+    }
+
     /// Puts `record` in the calling thread's lane, or hands it to `elsewhere` when the thread
     /// can no longer have one (it is being torn down).
     pub(crate) fn push(&self, record: Record, elsewhere: impl FnOnce(Record)) {
         let mut record = Some(record);
-        let _ = MINE.try_with(|mine| {
-            let Ok(mut mine) = mine.try_borrow_mut() else { return };
-            let lane = match mine.iter().find(|(id, _)| *id == self.id) {
-                Some((_, lane)) => lane,
-                None => {
-                    mine.retain(|(_, lane)| !lane.retired.load(Relaxed));
-                    let lane = Arc::new(Lane::default());
-                    self.registry().push(Arc::clone(&lane));
-                    mine.push((self.id, lane));
-                    &mine[mine.len() - 1].1
-                }
-            };
+        self.with_lane(|pending| {
             if let Some(record) = record.take() {
-                lane.lock().records.push_back(record);
+                pending.records.push_back(record);
+                pending.items.push(Item::Record);
             }
         });
         if let Some(record) = record {
             elsewhere(record);
         }
+    }
+
+    /// Runs `put` on the calling thread's lane, under its lock; false when the thread has no
+    /// lane and can no longer have one.
+    #[inline]
+    fn with_lane(&self, put: impl FnOnce(&mut Pending)) -> bool {
+        MINE.try_with(|mine| {
+            let Ok(mut mine) = mine.try_borrow_mut() else { return false };
+            let lane = match mine.iter().find(|(id, _)| *id == self.id) {
+                Some((_, lane)) => lane,
+                None => self.register(&mut mine),
+            };
+            put(&mut lane.lock_open());
+            true
+        })
+        .unwrap_or(false)
+    }
+
+    /// Makes the calling thread's lane for this reporter.
+    #[cold]
+    fn register<'m>(&self, mine: &'m mut Vec<(u64, Arc<Lane>)>) -> &'m Arc<Lane> {
+        mine.retain(|(_, lane)| !lane.retired.load(Relaxed));
+        let lane = Arc::new(Lane::default());
+        self.registry().push(Arc::clone(&lane));
+        mine.push((self.id, lane));
+        &mine[mine.len() - 1].1
     }
 
     /// Moves up to `max` records out of the lanes, each lane's in the order its thread pushed
@@ -135,7 +284,7 @@ impl Lanes {
                 if n >= max {
                     break;
                 }
-                lane.lock().drain_into((max - n).min(DRAIN_CHUNK), &mut chunk);
+                lane.drain_into((max - n).min(DRAIN_CHUNK), &mut chunk);
                 n += chunk.len();
                 chunk.drain(..).for_each(&mut each);
             }
@@ -145,13 +294,13 @@ impl Lanes {
         }
         drop(lanes);
         // A lane only the registry holds belongs to a thread that has exited.
-        self.registry().retain(|lane| Arc::strong_count(lane) > 1 || !lane.lock().records.is_empty());
+        self.registry().retain(|lane| Arc::strong_count(lane) > 1 || !lane.is_empty());
         n
     }
 
     /// Whether every lane is empty.
     pub(crate) fn is_empty(&self) -> bool {
-        self.registry().iter().all(|lane| lane.lock().records.is_empty())
+        self.registry().iter().all(|lane| lane.is_empty())
     }
 
     fn registry(&self) -> MutexGuard<'_, Vec<Arc<Lane>>> {
@@ -164,7 +313,8 @@ impl Drop for Lanes {
         for lane in self.registry().iter() {
             lane.retired.store(true, Relaxed);
             // The thread may keep the lane a long while: give its room back too.
-            lane.lock().records = VecDeque::new();
+            *lane.lock_open() = Pending::default();
+            *lane.lock_taken() = Taken::default();
         }
     }
 }
@@ -262,5 +412,89 @@ mod tests {
         seen.clear();
         b.drain(usize::MAX, |r| seen.push(number(&r)));
         assert_eq!(seen, [2]);
+    }
+
+    /// The callsite of an event with fields `a` (a number) and `b` (a string).
+    fn callsite() -> &'static tracing::Metadata<'static> {
+        use std::sync::OnceLock;
+        use tracing_subscriber::layer::{Context, SubscriberExt};
+        static META: OnceLock<&'static tracing::Metadata<'static>> = OnceLock::new();
+        struct Keep;
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Keep {
+            fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+                let _ = META.set(event.metadata());
+            }
+        }
+        let subscriber = tracing_subscriber::registry().with(Keep);
+        tracing::subscriber::with_default(subscriber, || tracing::info!(a = 1u64, b = "x"));
+        META.get().copied().unwrap()
+    }
+
+    /// Pushes a captured event of [`callsite`] with `a = n` and `b` `n` bytes long.
+    fn push_captured(lanes: &Lanes, n: u64) {
+        use crate::handoff::record::{Captured, Layout, TextRange, Val, encode_entry};
+        let meta = callsite();
+        let text = "b".repeat(n as usize);
+        let entries = [encode_entry(0, Val::U64(n)), encode_entry(1, Val::Str(TextRange(0, n as u32)))];
+        let layout = Layout::new(meta, None, None, entries.len(), 0);
+        let event =
+            Captured { layout, time: Stamp::now(), severity: Severity::Info, entries: &entries, text: &text };
+        assert!(lanes.push_captured(&event));
+    }
+
+    /// A captured event's `a` and the length of its `b`, or a pushed record's number.
+    fn seen(r: &Record) -> (u64, usize) {
+        use crate::handoff::record::{FieldSource, Val};
+        match &r.body {
+            Body::Packed(p) => match (p.get("a"), p.get_str("b")) {
+                (Some(Val::U64(a)), Some(b)) => (a, b.len()),
+                other => panic!("{other:?}"),
+            },
+            _ => (number(r), usize::MAX),
+        }
+    }
+
+    #[test]
+    fn captured_events_and_records_come_out_in_push_order() {
+        let lanes = Lanes::default();
+        let mut want = Vec::new();
+        for n in 0..600u64 {
+            if n % 7 == 0 {
+                lanes.push(record(n), |_| unreachable!());
+                want.push((n, usize::MAX));
+            } else {
+                // From 0 to 99 bytes of text: inline records and heap ones.
+                push_captured(&lanes, n % 100);
+                want.push((n % 100, (n % 100) as usize));
+            }
+        }
+        let mut got = Vec::new();
+        while lanes.drain(13, |r| got.push(seen(&r))) > 0 {}
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn after_a_take_the_thread_has_the_room_it_needed() {
+        let lanes = Lanes::default();
+        (0..500).for_each(|n| push_captured(&lanes, n % 50));
+        let lane = Arc::clone(&lanes.registry()[0]);
+        let (items, bytes) = {
+            let open = lane.lock_open();
+            (open.items.len(), open.bytes.len())
+        };
+        assert_eq!(lanes.drain(usize::MAX, drop), 500);
+        let open = lane.lock_open();
+        assert!(open.items.is_empty());
+        assert!(open.items.capacity() >= items && open.bytes.capacity() >= bytes, "{items} {bytes}");
+    }
+
+    /// Two threads' lanes, and a lane's halves (one thread writes each), share no cache line.
+    #[test]
+    fn lanes_and_their_halves_sit_on_lines_of_their_own() {
+        assert!(std::mem::align_of::<Lane>() >= 128);
+        let lane = Lane::default();
+        let open = std::ptr::from_ref(&lane.open) as usize;
+        let taken = std::ptr::from_ref(&lane.taken) as usize;
+        assert!(open.abs_diff(taken) >= 128 && open % 128 == 0 && taken % 128 == 0);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::*;
 use super::Handoff;
 use super::clock::Stamp;
 use super::control::Control;
-use super::record::{Body, Record};
+use super::record::{Body, Captured, Record};
 use crate::severity::Severity;
 
 impl Handoff {
@@ -16,14 +16,41 @@ impl Handoff {
     /// dropped, when the queue is full or the reporter has shut down.
     #[inline(always)]
     pub(crate) fn push(&self, record: Record) -> bool {
-        let Some(before) = self.admit() else { return false };
-        let bytes = record.heap_bytes();
+        let Some(before) = self.admit_within_bounds(record.heap_bytes()) else { return false };
+        self.enqueue(record);
+        self.wake_at(before);
+        true
+    }
+
+    /// Hands a captured event to the uploader without blocking: its bytes go into the
+    /// thread's lane, and the uploader makes its record. Returns false, counting the event as
+    /// dropped, when the queue is full or the reporter has shut down.
+    #[inline(always)]
+    pub(crate) fn push_captured(&self, event: &Captured<'_>) -> bool {
+        let Some(before) = self.admit_within_bounds(event.heap_bytes()) else { return false };
+        if !self.lanes.push_captured(event) {
+            self.queue.push(event.to_record());
+        }
+        self.wake_at(before);
+        true
+    }
+
+    /// [`admit`](Self::admit) within the queue's bounds, for an event holding `bytes` of
+    /// heap: how many were held before, or `None` (the event counted as dropped).
+    #[inline(always)]
+    fn admit_within_bounds(&self, bytes: usize) -> Option<usize> {
+        let before = self.admit()?;
         if before >= self.max_queue || !self.admit_bytes(bytes) {
             self.load.held.fetch_sub(1, Relaxed);
             self.dropped_full.fetch_add(1, Relaxed);
-            return false;
+            return None;
         }
-        self.enqueue(record);
+        Some(before)
+    }
+
+    /// Wakes the uploader when the push that found `before` events held reached the wake mark.
+    #[inline(always)]
+    fn wake_at(&self, before: usize) {
         let mark = &*self.wake_mark;
         if before + 1 >= mark.at.load(SeqCst)
             && !mark.pending.load(Relaxed)
@@ -31,7 +58,6 @@ impl Handoff {
         {
             self.wake.notify_one();
         }
-        true
     }
 
     /// Counts one event in `held`, then checks that the reporter is not closed; returns how

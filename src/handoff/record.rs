@@ -1,10 +1,12 @@
 //! The record handed from the emitting thread to the uploader: one event, its fields packed.
 //!
-//! A [`Record`] is built on the hot path, so it is shaped to cost one allocation at most: an
-//! event's fields are packed as 10-byte entries, followed by every piece of text the event
+//! An event's fields are packed as 10-byte entries, followed by every piece of text the event
 //! carries (strings, `Debug` output, the message), which entries point into by byte range.
-//! Up to [`INLINE_BYTES`] of that live in the record itself. Serialization, redaction and
-//! size checks happen on the uploader thread.
+//! The emitting thread hands a captured event over as a [`Captured`] (its [`Layout`], time
+//! stamp and severity, borrowing the entries and text) whose bytes its lane copies; the
+//! uploader makes the [`Record`] from them, a [`PackedFields`] holding up to [`INLINE_BYTES`]
+//! inline. Records of other kinds (spans, errors, SESSION_START) are made where they happen.
+//! Serialization, redaction and size checks happen on the uploader thread.
 
 use std::time::Duration;
 
@@ -229,18 +231,103 @@ impl FieldSource for FieldRecord {
     }
 }
 
-/// A GENERIC_EVENT captured from an event's fields, as it waits in the queue: every field
-/// and all the text in one allocation, field names recovered from the callsite's metadata.
-/// 104 bytes plus that allocation, whatever the number of fields.
+/// A GENERIC_EVENT captured from an event's fields, as the uploader takes it from a lane:
+/// every field and all the text in one buffer (inline up to [`INLINE_BYTES`]), field names
+/// recovered from the callsite's metadata. 104 bytes plus that buffer's heap, whatever the
+/// number of fields.
 #[derive(Debug)]
 pub(crate) struct PackedFields {
+    layout: Layout,
+    /// `count` entries of [`ENTRY`] bytes, then the text: inline up to [`INLINE_BYTES`].
+    buf: SmallVec<[u8; INLINE_BYTES]>,
+}
+
+/// What a packed event holds besides its bytes: the callsite (for field names), its name
+/// and message, and how many entries its bytes start with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
     meta: &'static tracing::Metadata<'static>,
     name: Slot,
     message: Slot,
     count: u16,
     fields_dropped: u16,
-    /// `count` entries of [`ENTRY`] bytes, then the text: inline up to [`INLINE_BYTES`].
-    buf: SmallVec<[u8; INLINE_BYTES]>,
+}
+
+impl Layout {
+    /// The layout of an event of `meta` with `count` entries. A static `name` must be the
+    /// callsite's (`meta.name()`).
+    #[inline]
+    pub(crate) fn new(
+        meta: &'static tracing::Metadata<'static>,
+        name: Option<Text>,
+        message: Option<Text>,
+        count: usize,
+        fields_dropped: u32,
+    ) -> Self {
+        Layout {
+            meta,
+            name: Slot::new(name, meta),
+            message: Slot::new(message, meta),
+            // A callsite has at most 32 fields.
+            count: count as u16,
+            fields_dropped: fields_dropped.min(u32::from(u16::MAX)) as u16,
+        }
+    }
+
+    fn text_start(&self) -> usize {
+        usize::from(self.count) * ENTRY
+    }
+
+    /// The fields held in `entries`, in order, with their names.
+    fn pairs<'a>(&self, entries: &'a [u8]) -> impl Iterator<Item = (&'static str, Val)> + 'a {
+        let names = self.meta.fields();
+        entries.chunks_exact(ENTRY).map(move |e| {
+            let (index, val) = decode_entry(e);
+            (names.iter().nth(usize::from(index)).map_or("", |f| f.name()), val)
+        })
+    }
+}
+
+/// A GENERIC_EVENT as the emitting thread hands it to its lane, borrowing the thread's
+/// scratch: the lane copies [`entries`](Self::entries) and [`text`](Self::text) back to back,
+/// the layout of a [`PackedFields`] buffer, and the uploader makes the record.
+#[derive(Debug)]
+pub(crate) struct Captured<'a> {
+    pub(crate) layout: Layout,
+    pub(crate) time: Stamp,
+    pub(crate) severity: Severity,
+    pub(crate) entries: &'a [Entry],
+    pub(crate) text: &'a str,
+}
+
+impl Captured<'_> {
+    /// Bytes of entries and text.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len() * ENTRY + self.text.len()
+    }
+
+    /// The heap its record holds once the uploader makes it: what it counts against the
+    /// queue's byte bound while it waits, as [`Record::heap_bytes`] says.
+    #[inline]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        heap_for(self.len())
+    }
+
+    /// The record, for a thread that has no lane (it is being torn down).
+    pub(crate) fn to_record(&self) -> Record {
+        let mut bytes = Vec::with_capacity(self.len());
+        bytes.extend_from_slice(self.entries.as_flattened());
+        bytes.extend_from_slice(self.text.as_bytes());
+        let body = Body::Packed(PackedFields::new(self.layout, &bytes));
+        Record { time: self.time, severity: self.severity, body }
+    }
+}
+
+/// The heap a packed buffer of `len` bytes takes: none while it fits inline.
+#[inline]
+fn heap_for(len: usize) -> usize {
+    if len <= INLINE_BYTES { 0 } else { len }
 }
 
 /// An `Option<Text>` of a [`PackedFields`] in 8 bytes rather than 24 (which keeps a
@@ -253,6 +340,7 @@ impl Slot {
     const CALLSITE_NAME: Slot = Slot(u32::MAX, 1);
 
     /// The slot for `text`, whose only static text can be the callsite's name.
+    #[inline]
     fn new(text: Option<Text>, meta: &'static tracing::Metadata<'static>) -> Self {
         match text {
             None => Slot::NONE,
@@ -278,6 +366,7 @@ impl Slot {
 pub(crate) type Entry = [u8; ENTRY];
 
 /// The entry for the field at `index` in its callsite's field set, holding `val`.
+#[inline(always)]
 pub(crate) fn encode_entry(index: u8, val: Val) -> Entry {
     let (kind, payload): (u8, u64) = match val {
         Val::I64(v) => (0, v as u64),
@@ -308,38 +397,28 @@ fn decode_entry(e: &[u8]) -> (u8, Val) {
     (e[0], val)
 }
 
-impl PackedFields {
-    /// Packs `fields` and `text`. A static `name` must be the callsite's (`meta.name()`).
-    pub(crate) fn new(
-        meta: &'static tracing::Metadata<'static>,
-        name: Option<Text>,
-        message: Option<Text>,
-        fields: &[Entry],
-        fields_dropped: u32,
-        text: &str,
-    ) -> Self {
-        let count = fields.len();
-        let entries = fields.as_flattened();
-        let len = entries.len() + text.len();
-        let buf = if len <= INLINE_BYTES {
-            let mut bytes = [0u8; INLINE_BYTES];
-            bytes[..entries.len()].copy_from_slice(entries);
-            bytes[entries.len()..len].copy_from_slice(text.as_bytes());
-            SmallVec::from_buf_and_len(bytes, len)
-        } else {
-            let mut bytes = Vec::with_capacity(len);
-            bytes.extend_from_slice(entries);
-            bytes.extend_from_slice(text.as_bytes());
-            SmallVec::from_vec(bytes)
-        };
-        PackedFields {
-            meta,
-            name: Slot::new(name, meta),
-            message: Slot::new(message, meta),
-            count: count as u16,
-            fields_dropped: fields_dropped.min(u32::from(u16::MAX)) as u16,
-            buf,
+/// The text `t` stands for, ranges resolved in `text`.
+fn text_in(text: &[u8], t: Text) -> &str {
+    match t {
+        Text::Static(s) => s,
+        // The ranges were cut on character boundaries of valid UTF-8.
+        Text::Range(a, b) => {
+            text.get(a as usize..b as usize).and_then(|bytes| std::str::from_utf8(bytes).ok()).unwrap_or("")
         }
+    }
+}
+
+impl PackedFields {
+    /// The event of `layout` whose entries and text are `bytes`.
+    pub(crate) fn new(layout: Layout, bytes: &[u8]) -> Self {
+        let buf = if bytes.len() <= INLINE_BYTES {
+            let mut inline = [0u8; INLINE_BYTES];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            SmallVec::from_buf_and_len(inline, bytes.len())
+        } else {
+            SmallVec::from_vec(bytes.to_vec())
+        };
+        PackedFields { layout, buf }
     }
 
     /// The heap the packed buffer holds: none while it fits inline.
@@ -347,45 +426,49 @@ impl PackedFields {
     fn heap_bytes(&self) -> usize {
         if self.buf.spilled() { self.buf.capacity() } else { 0 }
     }
-
-    fn text_start(&self) -> usize {
-        usize::from(self.count) * ENTRY
-    }
 }
 
 impl FieldSource for PackedFields {
     fn name(&self) -> Option<Text> {
-        self.name.get(self.meta)
+        self.layout.name.get(self.layout.meta)
     }
 
     fn message(&self) -> Option<Text> {
-        self.message.get(self.meta)
+        self.layout.message.get(self.layout.meta)
     }
 
     fn fields_dropped(&self) -> u32 {
-        u32::from(self.fields_dropped)
+        u32::from(self.layout.fields_dropped)
     }
 
     fn text(&self, t: impl Into<Text>) -> &str {
-        match t.into() {
-            Text::Static(s) => s,
-            Text::Range(a, b) => {
-                let at = self.text_start();
-                // The ranges were cut on character boundaries of valid UTF-8.
-                self.buf
-                    .get(at + a as usize..at + b as usize)
-                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
-                    .unwrap_or("")
-            }
-        }
+        text_in(self.buf.get(self.layout.text_start()..).unwrap_or_default(), t.into())
     }
 
     fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
-        let names = self.meta.fields();
-        self.buf[..self.text_start()].chunks_exact(ENTRY).map(move |e| {
-            let (index, val) = decode_entry(e);
-            (names.iter().nth(usize::from(index)).map_or("", |f| f.name()), val)
-        })
+        self.layout.pairs(&self.buf[..self.layout.text_start()])
+    }
+}
+
+impl FieldSource for Captured<'_> {
+    fn name(&self) -> Option<Text> {
+        self.layout.name.get(self.layout.meta)
+    }
+
+    fn message(&self) -> Option<Text> {
+        self.layout.message.get(self.layout.meta)
+    }
+
+    fn fields_dropped(&self) -> u32 {
+        u32::from(self.layout.fields_dropped)
+    }
+
+    fn text(&self, t: impl Into<Text>) -> &str {
+        text_in(self.text.as_bytes(), t.into())
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
+        self.layout.pairs(self.entries.as_flattened())
     }
 }
 

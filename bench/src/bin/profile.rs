@@ -1,7 +1,9 @@
 //! Emits events of one shape through a reporter, for a profiler to look at:
-//! `profile <captured|in_span|other|other_span|none|http_span|bare> [events]`
-//! (`bare`: the captured event's shape through a registry with no layer; `http_span`: the
-//! open and close of a captured `http.request` span, the shape the uploader's analysis reads).
+//! `profile <captured|request|in_span|other|other_span|none|http_span|bare> [events]`
+//! (`bare`: the captured event's shape through a registry with no layer; `request`: a
+//! captured event with a constant message, `info!(session_id, event_name, duration_ms,
+//! status, "request complete")`; `http_span`: the open and close of a captured
+//! `http.request` span, the shape the uploader's analysis reads).
 
 use std::hint::black_box;
 
@@ -13,6 +15,17 @@ use tracing_subscriber::prelude::*;
 #[inline(never)]
 fn emit_captured(i: u64) {
     event_with_session!(SESSION, i);
+}
+
+#[inline(never)]
+fn emit_request(i: u64) {
+    tracing::info!(
+        session_id = SESSION,
+        event_name = "http.call",
+        duration_ms = i,
+        status = "ok",
+        "request complete"
+    );
 }
 
 #[inline(never)]
@@ -57,6 +70,7 @@ fn main() {
     let before = sched();
     let took = tracing::dispatcher::with_default(&dispatch, || match mode.as_str() {
         "captured" | "bare" => paced(n, &backlog, |i| emit_captured(black_box(i))),
+        "request" => paced(n, &backlog, |i| emit_request(black_box(i))),
         "other" => paced(n, &backlog, |i| emit_other(black_box(i))),
         "none" => paced(n, &backlog, |i| emit_none(black_box(i))),
         "http_span" => paced(n, &backlog, |_| emit_http_span()),

@@ -1,0 +1,174 @@
+//! What a field is to the capture, told by its name: the session it scopes the event to, the
+//! event's name, its message, its severity, or a value. With them, telling an event's or a
+//! span's session: a visitor that finds a `session_id` field, and the comparison of a `Debug`
+//! value with the reporter's session id as it is formatted, without allocating.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+
+/// The field that scopes events to a session.
+pub(crate) const SESSION_ID: &str = "session_id";
+/// The field that names an event.
+pub(crate) const EVENT_NAME: &str = "event_name";
+/// The field that overrides the level-derived severity.
+pub(crate) const SEVERITY: &str = "severity";
+/// tracing's name for the format-string message.
+pub(crate) const MESSAGE: &str = "message";
+
+/// What a field is to the capture, told by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Session,
+    Name,
+    Message,
+    Severity,
+    Value,
+}
+
+/// The role of the field called `name`. Compares fixed-size arrays, which compiles to a few
+/// loads instead of calls to `memcmp`: it runs for every field of every event.
+#[inline(always)]
+pub(crate) fn role(name: &str) -> Role {
+    const fn bytes<const N: usize>(s: &str) -> &[u8; N] {
+        match s.as_bytes().first_chunk() {
+            Some(b) => b,
+            None => panic!("a field name of another length"),
+        }
+    }
+    const SESSION: &[u8; 10] = bytes(SESSION_ID);
+    const NAME: &[u8; 10] = bytes(EVENT_NAME);
+    const MSG: &[u8; 7] = bytes(MESSAGE);
+    const SEV: &[u8; 8] = bytes(SEVERITY);
+    let b = name.as_bytes();
+    match b.len() {
+        7 if b.first_chunk() == Some(MSG) => Role::Message,
+        8 if b.first_chunk() == Some(SEV) => Role::Severity,
+        10 => match b.first_chunk::<10>() {
+            Some(x) if x == SESSION => Role::Session,
+            Some(x) if x == NAME => Role::Name,
+            _ => Role::Value,
+        },
+        _ => Role::Value,
+    }
+}
+
+/// Whether `field` is the `session_id` field.
+#[inline(always)]
+pub(crate) fn is_session(field: &Field) -> bool {
+    role(field.name()) == Role::Session
+}
+
+/// Whether the callsite declares a `session_id` field. Compares each name as a fixed-size
+/// array, which compiles to two loads instead of a call to `memcmp`.
+#[inline]
+pub(crate) fn has_session_field(meta: &tracing::Metadata<'_>) -> bool {
+    const WANT: &[u8; SESSION_ID.len()] = match SESSION_ID.as_bytes().first_chunk() {
+        Some(want) => want,
+        None => unreachable!(),
+    };
+    meta.fields().iter().any(|f| {
+        let name = f.name().as_bytes();
+        name.len() == WANT.len() && name.first_chunk() == Some(WANT)
+    })
+}
+
+/// Looks for a `session_id` field and compares it with the reporter's.
+#[derive(Debug)]
+pub(crate) struct SessionProbe<'a> {
+    want: &'a str,
+    /// `None`: no `session_id` field; else whether it matched.
+    pub(crate) found: Option<bool>,
+}
+
+impl<'a> SessionProbe<'a> {
+    pub(crate) fn new(want: &'a str) -> Self {
+        SessionProbe { want, found: None }
+    }
+}
+
+impl Visit for SessionProbe<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == SESSION_ID {
+            self.found = Some(value == self.want);
+        }
+    }
+
+    // Numbers and bools are never the session's id: skip the Debug path for them.
+    fn record_i64(&mut self, _: &Field, _: i64) {}
+
+    fn record_u64(&mut self, _: &Field, _: u64) {}
+
+    fn record_f64(&mut self, _: &Field, _: f64) {}
+
+    fn record_bool(&mut self, _: &Field, _: bool) {}
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == SESSION_ID {
+            self.found = Some(debug_matches(self.want, value));
+        }
+    }
+}
+
+/// Whether `value` formats as `want`: `%id` formats as the id, `?id` of a string as the id
+/// in quotes; both are accepted. Allocates nothing.
+pub(crate) fn debug_matches(want: &str, value: &dyn fmt::Debug) -> bool {
+    let mut plain = Matcher::new(want, false);
+    let mut quoted = Matcher::new(want, true);
+    let _ = write!(Tee(&mut plain, &mut quoted), "{value:?}");
+    plain.matched() || quoted.matched()
+}
+
+/// Checks, as text streams in, whether it equals `want` (or `"want"`).
+struct Matcher<'a> {
+    want: &'a [u8],
+    quoted: bool,
+    pos: usize,
+    ok: bool,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(want: &'a str, quoted: bool) -> Self {
+        Matcher { want: want.as_bytes(), quoted, pos: 0, ok: true }
+    }
+
+    fn expected(&self, i: usize) -> Option<u8> {
+        if !self.quoted {
+            return self.want.get(i).copied();
+        }
+        let n = self.want.len();
+        match i {
+            0 => Some(b'"'),
+            i if i <= n => Some(self.want[i - 1]),
+            i if i == n + 1 => Some(b'"'),
+            _ => None,
+        }
+    }
+
+    fn matched(&self) -> bool {
+        self.ok && self.pos == self.want.len() + if self.quoted { 2 } else { 0 }
+    }
+}
+
+impl fmt::Write for Matcher<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if !self.ok {
+                break;
+            }
+            self.ok = self.expected(self.pos) == Some(b);
+            self.pos += 1;
+        }
+        Ok(())
+    }
+}
+
+struct Tee<'a, 'b>(&'a mut Matcher<'b>, &'a mut Matcher<'b>);
+
+impl fmt::Write for Tee<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.write_str(s)?;
+        self.1.write_str(s)?;
+        if self.0.ok || self.1.ok { Ok(()) } else { Err(fmt::Error) }
+    }
+}
