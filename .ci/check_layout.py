@@ -6,7 +6,12 @@
 - no import cycle between files (`use crate::…`, `use super::…` and inline `crate::…`
   paths, outside test modules), nor between folders;
 - nothing on the emitting threads' side (`capture/`, `handoff/`) imports the user-facing
-  room (`api/`).
+  room (`api/`);
+- no function over 50 lines (from its `fn` line to its closing brace, test modules left
+  out), but those in `LONG_FUNCTIONS`, each with the reason it stays whole;
+- the hand-off's counters are written only through `Handoff`'s methods: no counter field
+  of `Handoff` (an atomic, or the `UploadCounters`) nor any field of `UploadCounters` is
+  visible outside its module.
 """
 import os
 import re
@@ -15,6 +20,12 @@ import sys
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 MAX_CODE_LINES = 500
 HOT_PATH = ("capture/", "handoff/")
+MAX_FUNCTION_LINES = 50
+# Functions allowed past MAX_FUNCTION_LINES: "file:function" -> why it stays whole.
+LONG_FUNCTIONS = {}
+FN = re.compile(r"^(\s*)(?:pub(?:\([\w:]+\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+(\w+)")
+# The structs whose counters only their own module may touch.
+SEALED_STRUCTS = {"handoff/mod.rs": "Handoff", "handoff/counters.rs": "UploadCounters"}
 USER_FACING = "api/"
 
 
@@ -108,6 +119,33 @@ def imports(path, text):
     return targets
 
 
+def long_functions(text):
+    """(name, first line, lines) of each function over MAX_FUNCTION_LINES."""
+    lines = without_tests(text).split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        m = FN.match(line)
+        if not m or line.rstrip().endswith((";", "}")):
+            continue
+        close = m.group(1) + "}"
+        for j in range(i + 1, len(lines)):
+            if lines[j].rstrip() == close:
+                if j - i + 1 > MAX_FUNCTION_LINES:
+                    out.append((m.group(2), i + 1, j - i + 1))
+                break
+    return out
+
+
+def visible_counters(text, struct):
+    """The counter fields of `struct` (atomics, or a struct of counters) declared visible
+    beyond their module."""
+    m = re.search(r"^pub(?:\([\w:]+\))? struct " + struct + r"\b[^{;]*\{(.*?)^\}", text, re.M | re.S)
+    if not m:
+        return []
+    fields = re.findall(r"^\s*pub(?:\([\w:]+\))?\s+(\w+):\s*([^\n]+)", m.group(1), re.M)
+    return [name for name, ty in fields if struct == "UploadCounters" or re.search(r"Atomic|Counters", ty)]
+
+
 def room(path):
     """The folder a file belongs to; None for the shared top-level files."""
     return path.split("/")[0] if "/" in path else None
@@ -158,6 +196,18 @@ def main():
             n = len(code_lines(without_tests(text)))
             if n > MAX_CODE_LINES:
                 problems.append(f"{r}: {n} lines of code, more than {MAX_CODE_LINES}")
+            for name, line, length in long_functions(text):
+                if f"{r}:{name}" not in LONG_FUNCTIONS:
+                    problems.append(
+                        f"{r}:{line}: fn {name} is {length} lines, more than {MAX_FUNCTION_LINES} "
+                        "(split it, or add it to LONG_FUNCTIONS with the reason it stays whole)"
+                    )
+            if r in SEALED_STRUCTS:
+                for field in visible_counters(text, SEALED_STRUCTS[r]):
+                    problems.append(
+                        f"{r}: {SEALED_STRUCTS[r]}::{field} is a counter visible outside its module; "
+                        "write it through a method named for what happened"
+                    )
             if r == "lib.rs":
                 for line in code_lines(text):
                     s = line.strip()
@@ -182,7 +232,10 @@ def main():
     if problems:
         print("layout check failed:\n  " + "\n  ".join(problems))
         sys.exit(1)
-    print(f"layout ok: {len(graph) + 1} files, no import cycles, none over {MAX_CODE_LINES} lines of code")
+    print(
+        f"layout ok: {len(graph) + 1} files, no import cycles, none over {MAX_CODE_LINES} lines of code, "
+        f"no function over {MAX_FUNCTION_LINES} lines but {len(LONG_FUNCTIONS)} allowed, hand-off counters sealed"
+    )
 
 
 if __name__ == "__main__":
