@@ -6,6 +6,7 @@ use super::defaults::{DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_ENABLED, 
 use crate::delivery::redact::Redactor;
 use crate::delivery::tls::{AddedRoots, parse_roots};
 use crate::errors::build::BuildError;
+use crate::export::names::ATTRIBUTES;
 use crate::limits::MAX_EVENT_BYTES;
 use crate::spool::SpoolConfig;
 
@@ -143,7 +144,7 @@ impl Builder {
             if labels[..i].contains(name) {
                 return invalid(format!("`{name}` is given twice"));
             }
-            if RESERVED_LABELS.contains(&&**name) {
+            if RESERVED_LABELS.contains(&&**name) || ATTRIBUTES.contains(&&**name) {
                 return invalid(format!("`{name}` is a field of every operation already"));
             }
             if redactor.is_secret(name) {
@@ -170,9 +171,9 @@ impl Builder {
 }
 
 /// Names an operation label cannot have: the fields of a summary row, an alert and a
-/// snapshot entry, and the exporters' attributes, which a label of that name would collide
-/// with.
-const RESERVED_LABELS: [&str; 23] = [
+/// snapshot entry, which a label of that name would collide with (and the exporters'
+/// attributes, [`ATTRIBUTES`]).
+const RESERVED_LABELS: [&str; 17] = [
     "name",
     "method",
     "route",
@@ -190,12 +191,6 @@ const RESERVED_LABELS: [&str; 23] = [
     "window_s",
     "first_error_at",
     "error_types",
-    "http.request.method",
-    "url.template",
-    "server.address",
-    "server.port",
-    "http.response.status_code",
-    "error.type",
 ];
 
 /// `option` is refused when `zero`.
