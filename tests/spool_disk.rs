@@ -211,3 +211,46 @@ fn a_spool_that_cannot_be_used_is_off_with_one_line_and_build_succeeds() {
         }
     }
 }
+
+/// A spool directory the program may not write in: read-only for its own user, or below a
+/// directory only another user may enter. The program runs as an unprivileged user (it gives
+/// up root itself when the tests run as root), so that permissions apply to it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_read_only_or_forbidden_spool_directory_is_off_with_one_line_and_delivery_goes_on() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    const NOBODY: u32 = 65534;
+    // `/proc/self` belongs to the process's effective user.
+    let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let read_only = SpoolDir::new("read-only");
+    std::fs::create_dir(&read_only.0).unwrap();
+    if as_root {
+        chown(&read_only.0, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::fs::set_permissions(&read_only.0, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let mut cases = vec![(read_only.0.clone(), "cannot make a run directory in")];
+    // Only root can make a directory that belongs to another user.
+    let forbidden = SpoolDir::new("forbidden");
+    if as_root {
+        std::fs::create_dir(&forbidden.0).unwrap();
+        std::fs::set_permissions(&forbidden.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+        cases.push((forbidden.0.join("spool"), "cannot create"));
+    }
+    let server = RawServer::with_fn(|_| Raw::Accept);
+    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    for (i, (dir, words)) in cases.iter().enumerate() {
+        let session = format!("session-forbidden-{i}");
+        let mut cmd = spool_program("exit", dir, port, &session, 20);
+        cmd.env("SPOOL_AS_UID", NOBODY.to_string()).env("SPOOL_DEBUG", "1");
+        let (run, stderr) = report_and_stderr(&mut cmd);
+        let off: Vec<&str> = stderr.lines().filter(|l| l.contains("spool off")).collect();
+        assert_eq!(off.len(), 1, "one line: {stderr}");
+        let error = run["last_error"].as_str().expect("the last delivery error");
+        assert!(error.contains(words) && error.contains("ermission denied"), "{error}");
+        assert_eq!(run["delivered"], run["accepted"], "every event delivered from memory: {run}");
+        assert_eq!(run["spooled"], 0);
+        assert_eq!(numbers(&by_session(&server)[&session]), (0..20).collect());
+    }
+    assert_eq!(std::fs::read_dir(&read_only.0).unwrap().count(), 0, "nothing written in it");
+    std::fs::set_permissions(&read_only.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+}

@@ -7,7 +7,9 @@
 //! - `SPOOL_FLUSH_TIMEOUT_MS` (default 10,000), `SPOOL_MAX_RETRIES` (default 3),
 //!   `SPOOL_MAX_BYTES` (default the crate's), `SPOOL_DEBUG=1` (`Builder::debug`);
 //! - `SPOOL_FSIZE_LIMIT`: a file size limit (`setrlimit(RLIMIT_FSIZE)`) in bytes, to make
-//!   the disk "full" for this process (SIGXFSZ is ignored, so a write fails with EFBIG).
+//!   the disk "full" for this process (SIGXFSZ is ignored, so a write fails with EFBIG);
+//! - `SPOOL_AS_UID`: run as this user (and group) id, when started as root, so that file
+//!   permissions apply to it as to any user's program.
 //!
 //! The first argument says how it ends: `hang` prints `EMITTED` and waits to be killed;
 //! `stdin` prints `EMITTED` and shuts down once a line arrives on stdin; `exit` shuts down at
@@ -28,6 +30,9 @@ fn main() {
     let mode = std::env::args().nth(1).expect("a mode: hang, stdin or exit");
     if let Some(limit) = var("SPOOL_FSIZE_LIMIT") {
         limit_file_size(limit);
+    }
+    if let Some(id) = var("SPOOL_AS_UID") {
+        become_user(id as libc::uid_t);
     }
     let session = std::env::var("SPOOL_SESSION").expect("SPOOL_SESSION");
     let mut builder = TinkerTelemetryLayer::builder()
@@ -93,5 +98,18 @@ fn limit_file_size(bytes: u64) {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
+/// Gives up root for user and group `id` (as `setpriv --reuid --regid --clear-groups`); a
+/// process that is not root already has its user's permissions.
+fn become_user(id: libc::uid_t) {
+    // SAFETY: plain system calls with valid arguments, before any thread is started.
+    unsafe {
+        if libc::geteuid() == 0 {
+            assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+            assert_eq!(libc::setgid(id as libc::gid_t), 0);
+            assert_eq!(libc::setuid(id), 0);
+        }
     }
 }
