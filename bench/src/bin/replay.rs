@@ -6,12 +6,19 @@
 //! ```text
 //! cd bench && cargo run --release --bin replay              # about 64 MiB
 //! cargo run --release --bin replay -- --mib 16              # a smaller spool
+//! cargo run --release --bin replay -- --damaged 200         # with damaged files, below
 //! ```
+//!
+//! With `--damaged N`, `build()` is also timed against spools holding damaged files: N of
+//! each kind (cut short, empty, NUL-filled, a flipped checksum byte, a newer format version,
+//! a foreign name, a symlink, a half-written `.tmp`) alone in a run of their own, one kind at
+//! a time, and all of them mixed into the filled spool beside its good files.
 //!
 //! Each step is a child process of this program (`--mode fill|replay|bare --url URL --dir DIR`),
 //! so that peak RSS figures are its own.
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -28,12 +35,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let mib: u64 = arg("--mib").and_then(|v| v.parse().ok()).unwrap_or(64);
+    let damaged: usize = arg("--damaged").and_then(|v| v.parse().ok()).unwrap_or(0);
     let result = match (arg("--mode").as_deref(), arg("--url"), arg("--dir")) {
-        (None, _, _) => orchestrate(mib),
+        (None, _, _) => orchestrate(mib, damaged),
         (Some("fill"), Some(url), Some(dir)) => fill(&url, &dir, mib),
         (Some("replay"), Some(url), Some(dir)) => replay(&url, Some(&dir)),
         (Some("bare"), Some(url), _) => replay(&url, None),
-        _ => Err("usage: replay [--mib N] [--mode fill|replay|bare --url URL --dir DIR]".into()),
+        _ => {
+            Err("usage: replay [--mib N] [--damaged N] [--mode fill|replay|bare --url URL --dir DIR]".into())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,12 +54,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn orchestrate(mib: u64) -> Result {
+fn orchestrate(mib: u64, damaged: usize) -> Result {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let url = format!("http://127.0.0.1:{port}");
     let dir = std::env::temp_dir().join(format!("tt-bench-replay-{}", std::process::id()));
     let me = std::env::current_exe()?;
-    let run = |mode: &str| -> Result<String> {
+    let run_in = |mode: &str, dir: &Path| -> Result<String> {
         let out = Command::new(&me)
             .args(["--mode", mode, "--url", &url, "--dir", &dir.to_string_lossy(), "--mib", &mib.to_string()])
             .output()?;
@@ -62,8 +72,25 @@ fn orchestrate(mib: u64) -> Result {
         }
         Ok(stdout)
     };
+    let run = |mode: &str| run_in(mode, &dir);
     run("fill")?;
     let sink = Sink::start_on(TcpListener::bind(("127.0.0.1", port))?)?;
+    if damaged > 0 {
+        let first_run = walk_runs(&dir).into_iter().next().ok_or("the fill left no run")?;
+        for kind in DAMAGE {
+            let alone = std::env::temp_dir().join(format!("tt-bench-damaged-{kind}-{}", std::process::id()));
+            let run_dir = alone.join(format!("0000000000001-{:016x}.run", 1));
+            std::fs::create_dir_all(&run_dir)?;
+            damage(&first_run, &run_dir, kind, damaged)?;
+            print!("{damaged} {kind} files alone: ");
+            run_in("replay", &alone)?;
+            let _ = std::fs::remove_dir_all(&alone);
+        }
+        for kind in DAMAGE {
+            damage(&first_run, &first_run, kind, damaged)?;
+        }
+        print!("{damaged} of each kind among the good files: ");
+    }
     run("replay")?;
     let replayed = sink.events();
     run("bare")?;
@@ -90,8 +117,7 @@ fn fill(url: &str, dir: &str, mib: u64) -> Result {
         handle.log("replay.bench", json!({ "n": n, "text": text }), Severity::Info);
     }
     let report = guard.shutdown();
-    let bytes: u64 =
-        walk(std::path::Path::new(dir)).iter().map(|p| p.metadata().map_or(0, |m| m.len())).sum();
+    let bytes: u64 = walk(Path::new(dir)).iter().map(|p| p.metadata().map_or(0, |m| m.len())).sum();
     println!(
         "fill: {events} events emitted, {} spooled, {} dropped; the spool holds {:.1} MiB",
         report.stats.spool.spooled,
@@ -101,8 +127,66 @@ fn fill(url: &str, dir: &str, mib: u64) -> Result {
     Ok(())
 }
 
+/// The kinds of damaged file `--damaged` adds.
+const DAMAGE: [&str; 8] = ["cut", "empty", "nul", "checksum", "version", "foreign", "symlink", "tmp"];
+
+/// The run directories the fill left in `dir`.
+fn walk_runs(dir: &Path) -> Vec<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "run"))
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Writes `count` files of damage `kind` into the run directory `to`, made from a good batch
+/// file of the run `from`, named to sort among (and after) the good ones.
+fn damage(from: &Path, to: &Path, kind: &str, count: usize) -> Result {
+    let mut good: Vec<PathBuf> =
+        walk(from).into_iter().filter(|p| p.extension().is_some_and(|e| e == "batch")).collect();
+    good.sort();
+    let template = std::fs::read(good.first().ok_or("no batch file to copy")?)?;
+    let offset = match kind {
+        "cut" => 0,
+        "empty" => 1,
+        "nul" => 2,
+        "checksum" => 3,
+        "version" => 4,
+        "foreign" => 5,
+        "symlink" => 6,
+        _ => 7,
+    };
+    for i in 0..count {
+        let seq = 10_000_000 + (i * DAMAGE.len() + offset) as u64;
+        let path = to.join(format!("{seq:020}.batch"));
+        match kind {
+            "cut" => std::fs::write(path, &template[..template.len().min(2048) / 2])?,
+            "empty" => std::fs::write(path, b"")?,
+            "nul" => std::fs::write(path, vec![0u8; 4096])?,
+            "checksum" => {
+                let mut flipped = template.clone();
+                *flipped.last_mut().ok_or("an empty batch")? ^= 1;
+                std::fs::write(path, flipped)?;
+            }
+            "version" => {
+                let mut newer = template.clone();
+                newer[4] = 0x7f;
+                std::fs::write(path, newer)?;
+            }
+            "foreign" => std::fs::write(to.join(format!("notes-{i}.txt")), b"not a batch")?,
+            "symlink" => std::os::unix::fs::symlink(good[0].as_path(), path)?,
+            _ => std::fs::write(to.join(format!("{seq:020}.tmp")), &template[..template.len().min(2048) / 2])?,
+        }
+    }
+    Ok(())
+}
+
 /// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -139,12 +223,13 @@ fn replay(url: &str, dir: Option<&str>) -> Result {
     match dir {
         Some(_) => println!(
             "replay: build() {:.2} ms; {} events replayed in {:.2} s ({:.0} events/s); bad files {}; \
-             peak RSS (VmHWM) {:.1} MiB",
+             dropped from the spool {:?}; peak RSS (VmHWM) {:.1} MiB",
             built.as_secs_f64() * 1e3,
             s.spool.replayed,
             delivered_in.as_secs_f64(),
             s.spool.replayed as f64 / delivered_in.as_secs_f64(),
             s.spool.bad_files,
+            s.spool.dropped,
             hwm as f64 / 1024.0
         ),
         None => {
