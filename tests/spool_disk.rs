@@ -254,3 +254,26 @@ fn a_read_only_or_forbidden_spool_directory_is_off_with_one_line_and_delivery_go
     assert_eq!(std::fs::read_dir(&read_only.0).unwrap().count(), 0, "nothing written in it");
     std::fs::set_permissions(&read_only.0, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
+
+/// A long outage in one process: each batch runs out of retries and stays on disk, until
+/// `spool_max_bytes` is reached; then this run's oldest files make room for newer ones.
+#[test]
+fn past_spool_max_bytes_within_one_run_its_oldest_files_go_first() {
+    let dir = SpoolDir::new("own-bytes");
+    let port = refused_port();
+    let mut first = spool_program("exit", &dir.0, port, "outage", 1000);
+    first.env("SPOOL_MAX_RETRIES", "0").env("SPOOL_FLUSH_TIMEOUT_MS", "1000").env("SPOOL_MAX_BYTES", "60000");
+    let outage = report(&mut first);
+    let lost = outage["over_size"].as_u64().unwrap();
+    assert!(lost > 0, "the bound was reached: {outage}");
+    assert_eq!(outage["dropped"], 0, "nothing dropped in memory for want of room: {outage}");
+    let on_disk: u64 = files_under(&dir.0).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert!(on_disk <= 60_000, "the bound holds: {on_disk} bytes");
+    let server = serve_on(port);
+    let next = report(&mut spool_program("exit", &dir.0, port, "after", 0));
+    let sent = numbers(&by_session(&server)["outage"]);
+    assert_eq!(next["replayed"].as_u64().unwrap() + lost, 1002, "{next}");
+    assert!(sent.contains(&999) && !sent.contains(&0), "the newest kept, the oldest gone: {sent:?}");
+    let oldest_kept = sent.iter().min().unwrap();
+    assert!(sent.iter().all(|n| n >= oldest_kept) && sent.len() as u64 == 1000 - oldest_kept, "{sent:?}");
+}

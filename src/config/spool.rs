@@ -50,9 +50,10 @@ impl Builder {
     }
 
     /// Most bytes the spool directory's batch files may hold. Past it, the oldest files left
-    /// by earlier runs are removed first, counted in
-    /// [`SpoolDropped::over_size`](crate::SpoolDropped::over_size); when nothing older is
-    /// left, a new batch stays in memory only. Default:
+    /// by earlier runs are removed first, then this run's oldest files whose batches ran out
+    /// of retries, counted in [`SpoolDropped::over_size`](crate::SpoolDropped::over_size);
+    /// when every file left belongs to a batch still in memory, a new batch stays in memory
+    /// only. Default:
     /// [`DEFAULT_SPOOL_MAX_BYTES`](crate::DEFAULT_SPOOL_MAX_BYTES) (64 MiB).
     pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
         self.spool.max_bytes = bytes;

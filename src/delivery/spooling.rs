@@ -135,6 +135,9 @@ impl Spooling {
             return;
         }
         let on_disk = self.write(spooled, key, events);
+        if let Some((slot, _)) = spooled.take().filter(|_| on_disk) {
+            self.writer.leave(slot);
+        }
         book_held(&self.handoff, held, aborted, on_disk);
     }
 
@@ -149,8 +152,13 @@ impl Spooling {
         let (mut unsent, mut spooled, mut bytes) = (0, 0, 0);
         let mut spooling = spooling;
         for mut batch in batches {
-            let on_disk =
-                spooling.as_mut().is_some_and(|s| s.write(&mut batch.spooled, &batch.key, &batch.events));
+            let on_disk = spooling.as_mut().is_some_and(|s| {
+                let on_disk = s.write(&mut batch.spooled, &batch.key, &batch.events);
+                if let Some((slot, _)) = batch.spooled.take().filter(|_| on_disk) {
+                    s.writer.leave(slot);
+                }
+                on_disk
+            });
             *(if on_disk { &mut spooled } else { &mut unsent }) += batch.len() as u64;
             bytes += batch.bytes;
         }

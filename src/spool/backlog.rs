@@ -1,6 +1,7 @@
 //! The runs adopted from earlier processes, walked oldest first one file at a time, and the
 //! spool's bounds: `spool_max_age` (a file older is removed unread) and `spool_max_bytes`
-//! (the oldest adopted files make room for this run's writes). Only the uploader thread uses
+//! (the oldest adopted files, then this run's oldest files whose batches left memory, make
+//! room for this run's writes). Only the uploader thread uses
 //! it: the writer and the replay task share it through a mutex never held across an await.
 
 use std::collections::VecDeque;
@@ -55,6 +56,9 @@ struct Inner {
     foreign: u64,
     /// The sequence number of the file being sent (out of its run's list meanwhile).
     current: Option<u64>,
+    /// This run's files whose batches left memory (out of retries or time), oldest first:
+    /// (path, bytes). Evicted after the adopted runs' files, before a newer batch is refused.
+    left: VecDeque<(PathBuf, u64)>,
 }
 
 #[derive(Debug)]
@@ -91,7 +95,7 @@ impl Backlog {
         foreign: u64,
     ) -> Self {
         let runs = runs.into_iter().map(|run| Adopted { run, files: VecDeque::new(), keep: false }).collect();
-        let inner = Inner { runs, scanned: false, used: 0, foreign, current: None };
+        let inner = Inner { runs, scanned: false, used: 0, foreign, current: None, left: VecDeque::new() };
         Backlog { inner: Mutex::new(inner), endpoint: endpoint.to_owned(), max_bytes, max_age }
     }
 
@@ -236,6 +240,13 @@ impl Backlog {
         true
     }
 
+    /// Records that this run's file at `path` (`bytes`) holds a batch no longer in memory: it
+    /// stays for the next process, and is evicted, oldest first, when a newer batch needs the
+    /// room and no adopted file is left to make it.
+    pub(crate) fn left_on_disk(&self, path: PathBuf, bytes: u64) {
+        self.lock().left.push_back((path, bytes));
+    }
+
     /// Gives back the room of `bytes` of this run's files, once removed.
     pub(crate) fn release(&self, bytes: u64) {
         let mut inner = self.lock();
@@ -248,9 +259,8 @@ impl Backlog {
     }
 }
 
-/// Removes the oldest adopted file (not the one being sent), counting its events as
-/// `over_size`.
-/// False when there is none.
+/// Removes the oldest adopted file (not the one being sent), else the oldest of this run's
+/// files left on disk, counting its events as `over_size`. False when there is none.
 fn evict_oldest(inner: &mut Inner, counters: &SpoolCounters) -> bool {
     // The file being sent is out of the lists until it is done or put back.
     for adopted in &mut inner.runs {
@@ -265,7 +275,11 @@ fn evict_oldest(inner: &mut Inner, counters: &SpoolCounters) -> bool {
             return true;
         }
     }
-    false
+    let Some((path, bytes)) = inner.left.pop_front() else { return false };
+    counters.dropped(SpoolDropReason::OverSize, events_in(&path));
+    let _ = fs::remove_file(path);
+    inner.used = inner.used.saturating_sub(bytes);
+    true
 }
 
 /// How many events a file holds, from its header (0 when it cannot be read).

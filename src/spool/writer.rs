@@ -103,6 +103,13 @@ impl Writer {
         }
     }
 
+    /// Keeps a settled batch's file for the next process: its batch is no longer in memory.
+    pub(crate) fn leave(&mut self, slot: Slot) {
+        if let Some(run) = &self.run {
+            self.backlog.left_on_disk(run.dir.join(batch_name(slot.seq)), slot.bytes);
+        }
+    }
+
     /// Removes a settled batch's file.
     pub(crate) fn remove(&mut self, slot: Slot) {
         if let Some(run) = &self.run {
@@ -215,6 +222,30 @@ mod tests {
         spool.writer.remove(second);
         spool.writer.finish();
         assert!(!run_dir.exists(), "an empty run leaves nothing behind");
+    }
+
+    #[test]
+    fn past_the_bound_this_runs_oldest_left_file_makes_room_for_a_newer_batch() {
+        let tmp = TempDir::new("evict-own");
+        let counters = SpoolCounters::default();
+        let one = format::encode(&batch(2)).len() as u64;
+        let mut spool = open(tmp.path(), |c| c.max_bytes = 2 * one + one / 2);
+        let run_dir = spool.writer.run_dir().unwrap().to_owned();
+        let mut slots = Vec::new();
+        for _ in 0..2 {
+            let Written::Done(slot) = spool.writer.write(None, &batch(2), &counters) else { panic!() };
+            slots.push(slot);
+        }
+        // A batch still in memory keeps its file: with no file left for the next process,
+        // a third batch finds no room and stays in memory only.
+        assert_eq!(spool.writer.write(None, &batch(2), &counters), Written::Skipped);
+        assert_eq!(counts(&counters)[3], 0);
+        // Both left the memory (out of retries): the oldest goes for the newer batch.
+        spool.writer.leave(slots[0]);
+        spool.writer.leave(slots[1]);
+        let Written::Done(third) = spool.writer.write(None, &batch(2), &counters) else { panic!() };
+        assert_eq!(counts(&counters)[3], 2, "the oldest file's two events, as over_size");
+        assert_eq!(files(&run_dir), [batch_name(2), batch_name(third.seq), "lock".into()]);
     }
 
     #[test]
