@@ -277,3 +277,21 @@ fn past_spool_max_bytes_within_one_run_its_oldest_files_go_first() {
     let oldest_kept = sent.iter().min().unwrap();
     assert!(sent.iter().all(|n| n >= oldest_kept) && sent.len() as u64 == 1000 - oldest_kept, "{sent:?}");
 }
+
+/// A server whose request limit is below the stored batches' size: each is split as the
+/// reporter's own batches are, down to what the server takes, and every event arrives.
+#[test]
+fn stored_batches_too_large_for_the_server_are_split_and_every_event_arrives() {
+    let dir = SpoolDir::new("split");
+    let port = refused_port();
+    let left = leave_in_spool(&dir.0, port, "large", 300);
+    let largest = files_under(&dir.0).iter().map(|p| std::fs::metadata(p).unwrap().len()).max().unwrap();
+    let server = serve_on(port);
+    server.limit_body(largest as usize / 3);
+    let next = report(&mut spool_program("exit", &dir.0, port, "after", 0));
+    assert_eq!(next["replayed"], left, "{next}");
+    assert_eq!(next["spool_dropped"], 0, "{next}");
+    assert_eq!(numbers(&by_session(&server)["large"]), (0..300).collect());
+    let refused = server.seen().iter().filter(|s| !s.accepted).count();
+    assert!(refused >= 3, "the stored batches were answered 413 first: {refused}");
+}

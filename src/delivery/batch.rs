@@ -1,5 +1,7 @@
 //! Batches of serialized events and the request body around them.
 
+use std::ops::Range;
+
 use uuid::Uuid;
 
 use crate::spool::writer::Slot;
@@ -76,29 +78,82 @@ impl Envelope {
 
     /// The JSON body for `events`.
     pub(crate) fn body(&self, events: &[EventJson]) -> Vec<u8> {
-        let size: usize = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + self.suffix.len() + 16;
-        let mut body = Vec::with_capacity(size);
-        body.extend_from_slice(b"{\"events\":[");
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&e.json);
-        }
-        body.extend_from_slice(&self.suffix);
-        body
+        join(events.iter().map(|e| &e.json[..]), &self.suffix)
     }
 }
 
-/// A fresh idempotency key: one per request payload (a batch, or a part of one split after a
-/// 413), the same on every retry of it.
+/// A fresh idempotency key: one per batch, the same on every retry of it.
 pub(crate) fn idempotency_key() -> String {
     Uuid::new_v4().hyphenated().to_string()
+}
+
+/// The key of the part `part` (event positions) of the batch keyed `key`, split after a 413:
+/// the same part of the same batch has the same key on every try, in every process.
+pub(crate) fn part_key(key: &str, part: &Range<usize>) -> String {
+    format!("{key}.{}-{}", part.start, part.end)
+}
+
+/// The bytes of each event in a request body as [`Envelope::body`] writes it, and the suffix
+/// after them (`],` and the envelope's fields): a stored body taken apart to be split.
+/// `None` when the body is not of that shape.
+pub(crate) fn body_parts(body: &[u8]) -> Option<(Vec<&[u8]>, &[u8])> {
+    const HEAD: &[u8] = b"{\"events\":[";
+    let mut rest = body.strip_prefix(HEAD)?;
+    let mut events = Vec::new();
+    loop {
+        // One JSON value, walked without being built; its end is where its bytes end.
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<serde::de::IgnoredAny>();
+        values.next()?.ok()?;
+        let (event, after) = rest.split_at(values.byte_offset());
+        events.push(event);
+        match after.first()? {
+            b',' => rest = &after[1..],
+            b']' => return Some((events, after)),
+            _ => return None,
+        }
+    }
+}
+
+/// A body holding `events` (parts of a body from [`body_parts`]) and `suffix`.
+pub(crate) fn join_body(events: &[&[u8]], suffix: &[u8]) -> Vec<u8> {
+    join(events.iter().copied(), suffix)
+}
+
+/// `{"events":[`, the events separated by commas, then `suffix`.
+fn join<'a>(events: impl Iterator<Item = &'a [u8]> + Clone, suffix: &[u8]) -> Vec<u8> {
+    let size = events.clone().map(|e| e.len() + 1).sum::<usize>() + suffix.len() + 16;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(b"{\"events\":[");
+    for (i, e) in events.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.extend_from_slice(suffix);
+    body
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_taken_apart_and_joined_again_is_the_same_bytes() {
+        let env = Envelope::new("s\"1", "Linux", "p", "0.1.0");
+        let events: Vec<EventJson> = [&br#"{"a":[1,{"b":"],"}]}"#[..], b"{\"c\":\"\\\"\"}", b"{}"]
+            .iter()
+            .map(|j| EventJson { json: j.to_vec().into() })
+            .collect();
+        let body = env.body(&events);
+        let (parts, suffix) = body_parts(&body).unwrap();
+        assert_eq!(parts, events.iter().map(|e| &e.json[..]).collect::<Vec<_>>());
+        assert_eq!(join_body(&parts, suffix), body);
+        assert_eq!(join_body(&parts[..1], suffix), env.body(&events[..1]));
+        for bad in [&b""[..], b"{\"events\":[", b"{\"events\":[{}x", b"[1,2]", b"{\"events\":[{\"a\""] {
+            assert!(body_parts(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn body_is_the_events_array_and_envelope() {

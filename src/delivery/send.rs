@@ -9,14 +9,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::batch::{Envelope, EventJson, idempotency_key};
+use super::batch::{Envelope, EventJson, body_parts, join_body, part_key};
 use super::diagnose::status_words;
 use super::ratelimit::RateLimit;
 use super::retry::{Verdict, backoff, classify, retry_cause};
 use super::transport::{Answer, Transport};
 use crate::handoff::Handoff;
 use crate::handoff::stats::{DeliveryError, DeliveryErrorKind, DropReason, RetryCause};
-use crate::spool::backlog::Outcome;
+use crate::spool::backlog::Settled;
 use crate::spool::replay::Sent;
 use crate::status_class::StatusClass;
 
@@ -94,29 +94,53 @@ impl Settle {
 
 impl Deliverer {
     /// Sends `events`, splitting on 413, until every event is delivered or booked as dropped.
-    /// The whole batch goes with `key`; each part of a split with a key of its own.
+    /// The whole batch goes with `key`; each part of a split with its part's key.
     pub(super) async fn deliver(&self, events: &[EventJson], key: &str, settle: &Settle) {
+        let body = |part: Range<usize>| Some(self.envelope.body(&events[part]));
+        let book = |part: Range<usize>, result: Result<(), DropReason>| {
+            settle.book(result.map_or_else(Fate::Dropped, |()| Fate::Delivered), part.len());
+            true
+        };
+        self.send_split(events.len(), key, body, settle, book).await;
+    }
+
+    /// Sends the `n` events whose payload `body(part)` makes, halving a part the server
+    /// answers 413 until it is one event; `book(part, result)` is told how each part ended,
+    /// and stops the sending when it returns false. A part whose payload cannot be made is too
+    /// large. The whole goes with `key`, a part with [`part_key`].
+    async fn send_split(
+        &self,
+        n: usize,
+        key: &str,
+        body: impl Fn(Range<usize>) -> Option<Vec<u8>>,
+        settle: &Settle,
+        mut book: impl FnMut(Range<usize>, Result<(), DropReason>) -> bool,
+    ) {
         let mut shutdown = self.shutdown.clone();
         // Parts still to send, in order; a 413 replaces a part by its two halves.
         let mut parts: Vec<Range<usize>> = Vec::with_capacity(4);
-        parts.push(0..events.len());
+        parts.push(0..n);
         while let Some(part) = parts.pop() {
-            let slice = &events[part.clone()];
-            let mut trace = Trace::default();
-            let part_key = if slice.len() == events.len() { key.to_owned() } else { idempotency_key() };
-            let body = self.envelope.body(slice);
-            let result = self.send_part(body, &part_key, settle, &mut shutdown, &mut trace).await;
-            if self.debug {
-                trace.print(slice.len(), &result);
-            }
+            let result = match body(part.clone()) {
+                Some(body) => {
+                    let part_key = if part.len() == n { key.to_owned() } else { part_key(key, &part) };
+                    let mut trace = Trace::default();
+                    let result = self.send_part(&body, &part_key, settle, &mut shutdown, &mut trace).await;
+                    if self.debug {
+                        trace.print(part.len(), &result);
+                    }
+                    result
+                }
+                None => Err(DropReason::TooLarge),
+            };
             match result {
-                Ok(()) => settle.book(Fate::Delivered, slice.len()),
-                Err(DropReason::TooLarge) if slice.len() > 1 => {
-                    let mid = part.start + slice.len() / 2;
+                Err(DropReason::TooLarge) if part.len() > 1 => {
+                    let mid = part.start + part.len() / 2;
                     parts.push(mid..part.end);
                     parts.push(part.start..mid);
                 }
-                Err(reason) => settle.book(Fate::Dropped(reason), slice.len()),
+                result if !book(part, result) => return,
+                _ => {}
             }
         }
     }
@@ -130,7 +154,7 @@ impl Deliverer {
     /// the deadline the batch is left unsent.
     async fn send_part(
         &self,
-        body: Vec<u8>,
+        body: &[u8],
         key: &str,
         settle: &Settle,
         shutdown: &mut watch::Receiver<Option<Instant>>,
@@ -145,7 +169,7 @@ impl Deliverer {
             }
             let timeout = self.attempt_timeout(shutdown)?;
             trace.attempts += 1;
-            let answer = self.transport.post(body.clone(), key, timeout).await;
+            let answer = self.transport.post(body.to_vec(), key, timeout).await;
             let (cause, retry_after) = match self.judge(answer, settle, trace) {
                 Next::Done(outcome) => return outcome,
                 Next::Retry { cause, retry_after } => (cause, retry_after),
@@ -167,7 +191,10 @@ impl Deliverer {
     }
 
     /// Sends a batch read from the spool as it was stored (its body and idempotency key),
-    /// through the same retries, rate limit and drain deadline as the reporter's own.
+    /// through the same retries, rate limit and drain deadline as the reporter's own. On a
+    /// 413 its events are split as the reporter's own are, each part with its part's key;
+    /// when a part cannot be sent now, the whole batch is tried again later, its parts
+    /// with the same keys, so that the server can drop the parts it already took.
     pub(super) async fn send_stored(
         &self,
         body: Vec<u8>,
@@ -176,18 +203,29 @@ impl Deliverer {
         handoff: Arc<Handoff>,
     ) -> Sent {
         let settle = Settle { handoff, settled: Arc::default(), held: None };
-        let mut shutdown = self.shutdown.clone();
-        let mut trace = Trace::default();
-        let result = self.send_part(body, key, &settle, &mut shutdown, &mut trace).await;
-        if self.debug {
-            trace.print(usize::from(events), &result);
-        }
-        match result {
-            Ok(()) => Sent::Done(Outcome::Delivered),
-            Err(DropReason::Rejected) => Sent::Done(Outcome::Rejected),
-            Err(DropReason::TooLarge) => Sent::Done(Outcome::TooLarge),
-            Err(_) => Sent::NotNow,
-        }
+        let n = usize::from(events);
+        let split = std::sync::OnceLock::new();
+        let part_body = |part: Range<usize>| {
+            if part.len() == n {
+                return Some(body.clone());
+            }
+            let (events, suffix) = split.get_or_init(|| body_parts(&body)).as_ref()?;
+            (events.len() == n).then(|| join_body(&events[part], suffix))
+        };
+        let mut settled = Settled::default();
+        let mut now = true;
+        let book = |part: Range<usize>, result: Result<(), DropReason>| {
+            let count = part.len() as u64;
+            match result {
+                Ok(()) => settled.delivered += count,
+                Err(DropReason::Rejected) => settled.rejected += count,
+                Err(DropReason::TooLarge) => settled.too_large += count,
+                Err(_) => now = false,
+            }
+            now
+        };
+        self.send_split(n, key, part_body, &settle, book).await;
+        if now { Sent::Done(settled) } else { Sent::NotNow }
     }
 
     /// The time the next attempt gets: `http_timeout`, or less once the drain deadline is
@@ -528,19 +566,43 @@ mod tests {
         };
         let batch = events(1);
         let ((), sent) = tokio::join!(rig.deliverer.deliver(&batch, "own-key", &rig.settle), replayed);
-        assert_eq!(sent, Sent::Done(Outcome::Delivered));
+        assert_eq!(sent, Sent::Done(Settled::delivered(2)));
         assert_eq!(rig.call_times(start), [ms(0), ms(2_000), ms(2_000)], "the replay waited for the pause");
         let keys: Vec<String> = rig.calls().into_iter().map(|c| c.key).collect();
         assert!(keys.contains(&"stored-key".to_owned()), "sent with its stored key: {keys:?}");
         for (answers, expected) in [
-            (vec![status(400)], Sent::Done(Outcome::Rejected)),
-            (vec![status(413)], Sent::Done(Outcome::TooLarge)),
+            (vec![status(400)], Sent::Done(Settled::rejected(1))),
+            (vec![status(413)], Sent::Done(Settled::too_large(1))),
             (vec![status(503); 4], Sent::NotNow),
         ] {
             let fresh = super::tests::rig(answers, 3);
             let body = fresh.deliverer.envelope.body(&events(1));
             let sent = fresh.deliverer.send_stored(body, "k", 1, Arc::clone(&fresh.settle.handoff)).await;
-            assert_eq!(sent, expected, "a stored batch is never split; out of retries it is kept");
+            assert_eq!(sent, expected, "settled as one; out of retries it is kept");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stored_batch_answered_413_is_split_with_keys_the_same_on_every_try() {
+        // 4 → 413; 0..2 → 413; 0..1 → 200; 1..2 → 413 (alone: too large); 2..4 → 400.
+        let answers = [status(413), status(413), status(200), status(413), status(400)];
+        let rig = rig(answers, 3);
+        let stored = rig.deliverer.envelope.body(&events(4));
+        let handoff = Arc::clone(&rig.settle.handoff);
+        let sent = rig.deliverer.send_stored(stored.clone(), "stored", 4, handoff).await;
+        assert_eq!(sent, Sent::Done(Settled { delivered: 1, rejected: 2, too_large: 1 }));
+        let calls = rig.calls();
+        let sizes: Vec<usize> = calls.iter().map(|c| c.events).collect();
+        assert_eq!(sizes, [4, 2, 1, 1, 2]);
+        let keys: Vec<&str> = calls.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["stored", "stored.0-2", "stored.0-1", "stored.1-2", "stored.2-4"]);
+        // A part that cannot be sent now leaves the batch whole for later, and the next try
+        // sends the same parts under the same keys.
+        let answers = [status(413), status(200)].into_iter().chain(std::iter::repeat_n(status(503), 4));
+        let again = super::tests::rig(answers, 3);
+        let handoff = Arc::clone(&again.settle.handoff);
+        assert_eq!(again.deliverer.send_stored(stored, "stored", 4, handoff).await, Sent::NotNow);
+        let keys: Vec<String> = again.calls().into_iter().map(|c| c.key).collect();
+        assert_eq!(keys[..3], ["stored", "stored.0-2", "stored.2-4"]);
     }
 }

@@ -78,12 +78,33 @@ pub(crate) struct Loaded {
     bytes: u64,
 }
 
-/// What became of a replayed batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Delivered,
-    Rejected,
-    TooLarge,
+/// What became of a replayed batch's events: delivered, or answered with a 4xx or a 413 (a
+/// batch split after a 413 can have some of each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Settled {
+    pub(crate) delivered: u64,
+    pub(crate) rejected: u64,
+    pub(crate) too_large: u64,
+}
+
+impl Settled {
+    /// All `events` of a batch delivered.
+    #[cfg(test)]
+    pub(crate) fn delivered(events: u64) -> Self {
+        Settled { delivered: events, ..Settled::default() }
+    }
+
+    /// All `events` of a batch answered 4xx.
+    #[cfg(test)]
+    pub(crate) fn rejected(events: u64) -> Self {
+        Settled { rejected: events, ..Settled::default() }
+    }
+
+    /// All `events` of a batch answered 413.
+    #[cfg(test)]
+    pub(crate) fn too_large(events: u64) -> Self {
+        Settled { too_large: events, ..Settled::default() }
+    }
 }
 
 impl Backlog {
@@ -203,18 +224,15 @@ impl Backlog {
         }
     }
 
-    /// Books a replayed batch's outcome and removes its file.
-    pub(crate) fn done(&self, loaded: Loaded, outcome: Outcome, counters: &SpoolCounters) {
+    /// Books what became of a replayed batch's events and removes its file.
+    pub(crate) fn done(&self, loaded: Loaded, settled: Settled, counters: &SpoolCounters) {
         let mut inner = self.lock();
         inner.current = None;
         inner.used = inner.used.saturating_sub(loaded.bytes);
         let _ = fs::remove_file(&loaded.path);
-        let events = u64::from(loaded.batch.events);
-        match outcome {
-            Outcome::Delivered => counters.replayed(events),
-            Outcome::Rejected => counters.dropped(SpoolDropReason::Rejected, events),
-            Outcome::TooLarge => counters.dropped(SpoolDropReason::TooLarge, events),
-        }
+        counters.replayed(settled.delivered);
+        counters.dropped(SpoolDropReason::Rejected, settled.rejected);
+        counters.dropped(SpoolDropReason::TooLarge, settled.too_large);
     }
 
     /// Puts a batch that could not be sent back at the front, to be tried again.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::backlog::{Backlog, Outcome};
+use super::backlog::{Backlog, Settled};
 use crate::handoff::SpoolCounters;
 
 /// The pause after a batch could not be sent (its retries ran out), doubled after each
@@ -24,7 +24,7 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sent {
     /// Settled: its file goes.
-    Done(Outcome),
+    Done(Settled),
     /// Not sent (out of retries, or the drain deadline came): its file stays, to be tried
     /// again after a pause, or by the next process.
     NotNow,
@@ -48,8 +48,8 @@ pub(crate) async fn replay<C, F, Fut>(
         let batch = &loaded.batch;
         let sent = send(batch.body.clone(), batch.key.clone(), batch.events).await;
         match sent {
-            Sent::Done(outcome) => {
-                backlog.done(loaded, outcome, counters);
+            Sent::Done(settled) => {
+                backlog.done(loaded, settled, counters);
                 pause = FIRST_PAUSE;
             }
             Sent::NotNow => {
@@ -126,11 +126,11 @@ mod tests {
         let first = dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE)]);
         std::thread::sleep(Duration::from_millis(2));
         dead_run(tmp.path(), &[batch("c", HERE)]);
-        let (sent, counters) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        let (sent, counters) = replay_all(tmp.path(), |_| Sent::Done(Settled::delivered(1)));
         assert_eq!(sent, ["a", "b", "c"]);
         assert_eq!(counts(&counters.0)[1], 3);
         assert!(!first.exists(), "a replayed run is removed");
-        let (again, _) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        let (again, _) = replay_all(tmp.path(), |_| Sent::Done(Settled::delivered(1)));
         assert!(again.is_empty(), "nothing is sent twice: {again:?}");
     }
 
@@ -142,7 +142,7 @@ mod tests {
         let (sent, counters) = replay_all(tmp.path(), |key| {
             let mut n = tries.lock().unwrap();
             *n += 1;
-            if key == "a" && *n < 3 { Sent::NotNow } else { Sent::Done(Outcome::Delivered) }
+            if key == "a" && *n < 3 { Sent::NotNow } else { Sent::Done(Settled::delivered(1)) }
         });
         assert_eq!(sent, ["a", "a", "a", "b"], "the same batch, same key, until it goes");
         assert_eq!(counts(&counters.0)[1], 2);
@@ -153,10 +153,10 @@ mod tests {
         let tmp = TempDir::new("rejected");
         dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE)]);
         let (_, counters) = replay_all(tmp.path(), |key| {
-            Sent::Done(if key == "a" { Outcome::Rejected } else { Outcome::TooLarge })
+            Sent::Done(if key == "a" { Settled::rejected(1) } else { Settled::too_large(1) })
         });
         assert_eq!(counts(&counters.0)[4..6], [1, 1]);
-        let (again, _) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        let (again, _) = replay_all(tmp.path(), |_| Sent::Done(Settled::delivered(1)));
         assert!(again.is_empty());
     }
 
@@ -165,7 +165,7 @@ mod tests {
         let tmp = TempDir::new("endpoint");
         let other = "https://staging.example/api/v1/telemetry";
         let run = dead_run(tmp.path(), &[batch("elsewhere", other)]);
-        let (sent, _) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        let (sent, _) = replay_all(tmp.path(), |_| Sent::Done(Settled::delivered(1)));
         assert!(sent.is_empty(), "never sent here: {sent:?}");
         assert!(run.exists(), "left for its endpoint");
         let opened = crate::spool::open(&config(tmp.path()), other).unwrap();
@@ -197,7 +197,7 @@ mod tests {
         let old = std::fs::File::options().write(true).open(name(3)).unwrap();
         old.set_modified(std::time::SystemTime::now() - Duration::from_secs(8 * 24 * 3600)).unwrap();
         drop(old);
-        let (sent, counters) = replay_all(tmp.path(), |_| Sent::Done(Outcome::Delivered));
+        let (sent, counters) = replay_all(tmp.path(), |_| Sent::Done(Settled::delivered(1)));
         assert_eq!(sent, ["a"], "the good files, in order");
         assert_eq!(counts(&counters.0)[2], 1, "the file past spool_max_age, by its events");
         let bad = if cfg!(unix) { 9 } else { 8 };
@@ -279,7 +279,8 @@ mod tests {
                 let sent = loaded.as_ref().map(|l| l.batch.key.clone());
                 assert_eq!(sent, expected.map(|i| pending[i].1.clone()), "the oldest pending batch");
                 if let (Some(loaded), Some(i)) = (loaded, expected) {
-                    spool.backlog.done(loaded, Outcome::Delivered, &counters);
+                    let events = u64::from(loaded.batch.events);
+                    spool.backlog.done(loaded, Settled::delivered(events), &counters);
                     pending.remove(i);
                 }
             }
@@ -314,7 +315,8 @@ mod tests {
         let mut sent = Vec::new();
         while let Some(loaded) = last.backlog.next(&counters) {
             sent.push(loaded.batch.key.clone());
-            last.backlog.done(loaded, Outcome::Delivered, &counters);
+            let events = u64::from(loaded.batch.events);
+            last.backlog.done(loaded, Settled::delivered(events), &counters);
         }
         let expected: Vec<String> = pending.into_iter().map(|p| p.1).collect();
         assert_eq!(sent, expected);

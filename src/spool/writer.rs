@@ -258,7 +258,7 @@ mod tests {
         let next = open(tmp.path(), |_| {});
         let loaded = next.backlog.next(&counters).expect("the batch left behind");
         assert_eq!(loaded.batch, batch(2));
-        next.backlog.done(loaded, crate::spool::backlog::Outcome::Delivered, &counters);
+        next.backlog.done(loaded, crate::spool::backlog::Settled::delivered(2), &counters);
         assert!(next.backlog.next(&counters).is_none());
         assert_eq!(counts(&counters)[1], 2, "two events replayed");
     }

@@ -117,6 +117,8 @@ type RawPlan = dyn Fn(usize) -> Raw + Send + Sync;
 
 pub(super) struct RawState {
     plan: Box<RawPlan>,
+    /// Bodies longer than this are answered 413, whatever the plan says.
+    body_limit: std::sync::atomic::AtomicUsize,
     requests: Requests<RawSeen>,
     stop: std::sync::atomic::AtomicBool,
     next: std::sync::atomic::AtomicUsize,
@@ -133,6 +135,12 @@ pub struct RawServer {
 }
 
 impl RawServer {
+    /// Answers every body longer than `bytes` with 413 (Payload Too Large), as a server
+    /// with a smaller request limit than the client's batches.
+    pub fn limit_body(&self, bytes: usize) {
+        self.state.body_limit.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Answers request n with `plan[n]`, then with [`Raw::Accept`].
     pub fn with_plan(plan: Vec<Raw>) -> Self {
         Self::with_fn(move |n| plan.get(n).cloned().unwrap_or(Raw::Accept))
@@ -160,6 +168,7 @@ impl RawServer {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(RawState {
             plan: Box::new(plan),
+            body_limit: std::sync::atomic::AtomicUsize::new(usize::MAX),
             requests: Requests::new(),
             stop: std::sync::atomic::AtomicBool::new(false),
             next: std::sync::atomic::AtomicUsize::new(0),
@@ -244,7 +253,8 @@ pub(super) fn raw_serve(
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(0);
         let n = state.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let reply = (state.plan)(n);
+        let limit = state.body_limit.load(std::sync::atomic::Ordering::Relaxed);
+        let reply = if length > limit { Raw::Status(413) } else { (state.plan)(n) };
         let mut raw = Vec::new();
         if matches!(reply, Raw::Reset) {
             stream.read_exact(&mut byte)?;
