@@ -164,3 +164,34 @@ fn a_process_killed_during_its_drain_loses_nothing() {
     support::assert_well_formed(events);
     assert_eq!(numbers(events), (0..200).collect());
 }
+
+/// An outage inside one process's life: each batch runs out of retries and goes to disk; when
+/// the server returns, the same process sends them, and leaves nothing for the next one.
+#[test]
+fn batches_out_of_retries_are_sent_by_the_same_process_once_the_server_returns() {
+    let dir = SpoolDir::new("comeback");
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&up);
+    let server =
+        RawServer::with_fn(move |_| if flag.load(Ordering::SeqCst) { Raw::Accept } else { Raw::Status(503) });
+    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let mut cmd = spool_program("stdin", &dir.0, port, "comeback", 300);
+    let mut child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
+    wait_on_disk(&dir.0, 301);
+    up.store(true, Ordering::SeqCst);
+    let arrived = || by_session(&server).get("comeback").map_or(0, |e| numbers(e).len());
+    eventually("the 300 events, sent by the process that left them", || arrived() == 300);
+    drop(child.stdin.take());
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(child.wait().unwrap().success(), "{out}");
+    let line = out.lines().find_map(|l| l.strip_prefix("REPORT ")).expect("a REPORT line");
+    let gone: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(gone["spooled"], 301, "SESSION_START and the 300 went to disk: {gone}");
+    assert_eq!(gone["replayed"], 301, "and were sent from there: {gone}");
+    assert_eq!(gone["spool_dropped"], 0, "{gone}");
+    let events = &by_session(&server)["comeback"];
+    support::assert_well_formed(events);
+    assert_eq!(distinct_ids(events).len(), 302, "each event once, and SESSION_START and SESSION_END");
+    assert!(support::spool::files_under(&dir.0).is_empty(), "nothing left for the next process");
+}

@@ -174,22 +174,20 @@ impl Spooling {
         }
     }
 
-    /// The task that sends what earlier runs left, if they left anything.
+    /// The task that sends what earlier runs left, then what this run leaves on disk (a
+    /// batch out of retries), while the process lives.
     pub(super) fn replay(
         &self,
         deliverer: &Arc<Deliverer>,
         handoff: &Arc<Handoff>,
-    ) -> Option<impl Future<Output = ()> + Send + 'static> {
-        if self.backlog.is_empty() {
-            return None;
-        }
+    ) -> impl Future<Output = ()> + Send + 'static {
         let (deliverer, handoff) = (Arc::clone(deliverer), Arc::clone(handoff));
         let shutdown = deliverer.shutdown.clone();
         let counters = Arc::clone(&handoff);
-        Some(replay::replay(Arc::clone(&self.backlog), counters, shutdown, move |body, key, events| {
+        replay::replay(Arc::clone(&self.backlog), counters, shutdown, true, move |body, key, events| {
             let (deliverer, handoff) = (Arc::clone(&deliverer), Arc::clone(&handoff));
             async move { deliverer.send_stored(body, &key, events, handoff).await }
-        }))
+        })
     }
 
     /// Ends this run: removes its directory when nothing is left in it, else releases it for

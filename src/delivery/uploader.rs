@@ -380,9 +380,9 @@ impl Uploader {
         }
     }
 
-    /// Starts sending what earlier runs left in the spool, if they left anything.
+    /// Starts sending what earlier runs left in the spool, and what this run leaves there.
     fn start_replay(&mut self) {
-        if let Some(task) = self.spooling.as_ref().and_then(|s| s.replay(&self.deliverer, &self.handoff)) {
+        if let Some(task) = self.spooling.as_ref().map(|s| s.replay(&self.deliverer, &self.handoff)) {
             self.replaying.spawn(task);
         }
     }

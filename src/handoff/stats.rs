@@ -58,13 +58,16 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct SpoolStats {
-    /// This reporter's events left in the spool for the next process: unsent when the drain
-    /// deadline passed, or out of retries, while their batch was on disk. Counted here instead
-    /// of in [`Dropped`].
+    /// This reporter's events left in the spool: unsent when the drain deadline passed, or out
+    /// of retries, while their batch was on disk. Counted here instead of in [`Dropped`]; the
+    /// next process sends them, or this one (from the spool, counted in `replayed`) when
+    /// their retries ran out while it lives.
     pub spooled: u64,
-    /// Events of earlier runs (read from the spool) that this reporter delivered.
+    /// Events read from the spool and delivered: earlier runs', and this reporter's own
+    /// after their retries ran out.
     pub replayed: u64,
-    /// Events of earlier runs removed from the spool without being delivered, by reason.
+    /// Events removed from the spool without being delivered (earlier runs', or this
+    /// reporter's own once on disk), by reason.
     pub dropped: SpoolDropped,
     /// Spool files skipped because they could not be read as a batch: empty, truncated,
     /// NUL-filled, a bad checksum, a foreign name, a symlink, too large, or of a newer format
@@ -73,10 +76,11 @@ pub struct SpoolStats {
     pub bad_files: u64,
 }
 
-/// Why an event of an earlier run was removed from the spool without being delivered: the
-/// one list of spool drop reasons, which [`SpoolDropped`], the `telemetry.dropped` reports
-/// and the exporters' `reason` label follow. (They are not [`DropReason`]s: those events
-/// were never this reporter's, and [`Dropped`] counts only its own.)
+/// Why an event was removed from the spool without being delivered: the one list of spool
+/// drop reasons, which [`SpoolDropped`], the `telemetry.dropped` reports and the exporters'
+/// `reason` label follow. (They are not [`DropReason`]s: [`Dropped`] counts this reporter's
+/// events lost from memory; an event on disk was counted `spooled` when it was its own, or
+/// was an earlier run's.)
 ///
 /// # Examples
 /// ```

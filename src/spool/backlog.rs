@@ -40,6 +40,8 @@ fn batch_seq(name: &str) -> Option<u64> {
 #[derive(Debug)]
 pub(crate) struct Backlog {
     inner: Mutex<Inner>,
+    /// Told when this run leaves a file for the replay.
+    more: tokio::sync::Notify,
     endpoint: String,
     max_bytes: u64,
     max_age: Duration,
@@ -57,7 +59,8 @@ struct Inner {
     /// The sequence number of the file being sent (out of its run's list meanwhile).
     current: Option<u64>,
     /// This run's files whose batches left memory (out of retries or time), oldest first:
-    /// (path, bytes). Evicted after the adopted runs' files, before a newer batch is refused.
+    /// (path, bytes). Replayed after the adopted runs; evicted after the adopted runs' files,
+    /// before a newer batch is refused.
     left: VecDeque<(PathBuf, u64)>,
 }
 
@@ -76,6 +79,8 @@ pub(crate) struct Loaded {
     pub(crate) batch: SpoolBatch,
     path: PathBuf,
     bytes: u64,
+    /// One of this run's files (from `left`), not an adopted run's.
+    own: bool,
 }
 
 /// What became of a replayed batch's events: delivered, or answered with a 4xx or a 413 (a
@@ -117,7 +122,8 @@ impl Backlog {
     ) -> Self {
         let runs = runs.into_iter().map(|run| Adopted { run, files: VecDeque::new(), keep: false }).collect();
         let inner = Inner { runs, scanned: false, used: 0, foreign, current: None, left: VecDeque::new() };
-        Backlog { inner: Mutex::new(inner), endpoint: endpoint.to_owned(), max_bytes, max_age }
+        let more = tokio::sync::Notify::new();
+        Backlog { inner: Mutex::new(inner), more, endpoint: endpoint.to_owned(), max_bytes, max_age }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -184,13 +190,16 @@ impl Backlog {
         (files.into(), bytes)
     }
 
-    /// The next batch to send, oldest first: reads one file (at most [`MAX_FILE_BYTES`]),
-    /// skipping and counting what cannot be sent, releasing each run once it is done.
-    pub(crate) fn next(&self, counters: &SpoolCounters) -> Option<Loaded> {
+    /// The next batch to send, oldest first (the adopted runs', then, with `own`, this run's
+    /// files left on disk): reads one file (at most [`MAX_FILE_BYTES`]), skipping and counting
+    /// what cannot be sent, releasing each run once it is done.
+    pub(crate) fn next(&self, counters: &SpoolCounters, own: bool) -> Option<Loaded> {
         let mut inner = self.lock();
         self.scan(&mut inner, counters);
         loop {
-            let adopted = inner.runs.front_mut()?;
+            let Some(adopted) = inner.runs.front_mut() else {
+                return if own { next_left(&mut inner, counters) } else { None };
+            };
             let Some((seq, bytes)) = adopted.files.pop_front() else {
                 if let Some(done) = inner.runs.pop_front() {
                     if done.keep { drop(done.run) } else { done.run.remove() }
@@ -202,7 +211,7 @@ impl Backlog {
             match read.map(|b| format::decode(&b)) {
                 Some(Ok(batch)) if batch.endpoint == self.endpoint => {
                     inner.current = Some(seq);
-                    return Some(Loaded { batch, path, bytes });
+                    return Some(Loaded { batch, path, bytes, own: false });
                 }
                 Some(Ok(_)) => {
                     // Another endpoint's run: it waits, whole, for a process sending there.
@@ -238,6 +247,10 @@ impl Backlog {
     /// Puts a batch that could not be sent back at the front, to be tried again.
     pub(crate) fn put_back(&self, loaded: Loaded) {
         let mut inner = self.lock();
+        if loaded.own {
+            inner.left.push_front((loaded.path, loaded.bytes));
+            return;
+        }
         let current = inner.current.take();
         if let (Some(front), Some(seq)) = (inner.runs.front_mut(), current) {
             front.files.push_front((seq, loaded.bytes));
@@ -263,6 +276,12 @@ impl Backlog {
     /// room and no adopted file is left to make it.
     pub(crate) fn left_on_disk(&self, path: PathBuf, bytes: u64) {
         self.lock().left.push_back((path, bytes));
+        self.more.notify_one();
+    }
+
+    /// Waits until this run leaves a file on disk (at once if it did since the last wait).
+    pub(crate) async fn more(&self) {
+        self.more.notified().await;
     }
 
     /// Gives back the room of `bytes` of this run's files, once removed.
@@ -271,9 +290,11 @@ impl Backlog {
         inner.used = inner.used.saturating_sub(bytes);
     }
 
-    /// Whether adopted runs are left to replay.
+    /// Whether nothing is left to replay.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().runs.is_empty()
+        let inner = self.lock();
+        inner.runs.is_empty() && inner.left.is_empty()
     }
 }
 
@@ -298,6 +319,22 @@ fn evict_oldest(inner: &mut Inner, counters: &SpoolCounters) -> bool {
     let _ = fs::remove_file(path);
     inner.used = inner.used.saturating_sub(bytes);
     true
+}
+
+/// The oldest of this run's files left on disk, read; one that cannot be read is counted
+/// and removed.
+fn next_left(inner: &mut Inner, counters: &SpoolCounters) -> Option<Loaded> {
+    loop {
+        let (path, bytes) = inner.left.pop_front()?;
+        match read_capped(&path, bytes).map(|b| format::decode(&b)) {
+            Some(Ok(batch)) => return Some(Loaded { batch, path, bytes, own: true }),
+            _ => {
+                counters.bad_files(1);
+                let _ = fs::remove_file(&path);
+                inner.used = inner.used.saturating_sub(bytes);
+            }
+        }
+    }
 }
 
 /// How many events a file holds, from its header (0 when it cannot be read).

@@ -30,12 +30,16 @@ pub(crate) enum Sent {
     NotNow,
 }
 
-/// Sends the backlog with `send(body, key, events)` until it is empty, or until a shutdown begins
-/// while a batch cannot be sent.
+/// Sends the backlog with `send(body, key, events)`, and then, with `follow`, each file this
+/// run leaves on disk, until a shutdown begins while the backlog is empty or a batch cannot be
+/// sent (without `follow`, until the backlog is empty). Once the shutdown began this run's
+/// files are left for the next process: their batches were just tried, and trying them again
+/// would hold the drain until its deadline.
 pub(crate) async fn replay<C, F, Fut>(
     backlog: Arc<Backlog>,
     counters: Arc<C>,
     mut shutdown: watch::Receiver<Option<Instant>>,
+    follow: bool,
     mut send: F,
 ) where
     C: AsRef<SpoolCounters>,
@@ -44,7 +48,18 @@ pub(crate) async fn replay<C, F, Fut>(
 {
     let counters = (*counters).as_ref();
     let mut pause = FIRST_PAUSE;
-    while let Some(loaded) = backlog.next(counters) {
+    loop {
+        let own = shutdown.borrow().is_none();
+        let Some(loaded) = backlog.next(counters, own) else {
+            if !follow || shutdown.borrow_and_update().is_some() {
+                return;
+            }
+            tokio::select! {
+                () = backlog.more() => {}
+                changed = shutdown.changed() => if changed.is_err() { return },
+            }
+            continue;
+        };
         let batch = &loaded.batch;
         let sent = send(batch.body.clone(), batch.key.clone(), batch.events).await;
         match sent {
@@ -111,11 +126,17 @@ mod tests {
         let (_tx, rx) = watch::channel(None);
         let rt =
             tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        rt.block_on(replay(Arc::clone(&opened.backlog), Arc::clone(&counters), rx, |_body, key, _events| {
-            let answer = answer(&key);
-            sent.lock().unwrap().push(key);
-            async move { answer }
-        }));
+        rt.block_on(replay(
+            Arc::clone(&opened.backlog),
+            Arc::clone(&counters),
+            rx,
+            false,
+            |_body, key, _events| {
+                let answer = answer(&key);
+                sent.lock().unwrap().push(key);
+                async move { answer }
+            },
+        ));
         drop(opened);
         (sent.into_inner().unwrap(), Arc::into_inner(counters).unwrap())
     }
@@ -169,7 +190,7 @@ mod tests {
         assert!(sent.is_empty(), "never sent here: {sent:?}");
         assert!(run.exists(), "left for its endpoint");
         let opened = crate::spool::open(&config(tmp.path()), other).unwrap();
-        let loaded = opened.backlog.next(&SpoolCounters::default()).expect("sent to its own endpoint");
+        let loaded = opened.backlog.next(&SpoolCounters::default(), true).expect("sent to its own endpoint");
         assert_eq!(loaded.batch.key, "elsewhere");
     }
 
@@ -207,6 +228,43 @@ mod tests {
     }
 
     #[test]
+    fn this_runs_files_left_on_disk_are_replayed_after_earlier_runs_until_the_shutdown() {
+        let tmp = TempDir::new("follow");
+        dead_run(tmp.path(), &[batch("earlier", HERE)]);
+        let mut opened = crate::spool::open(&config(tmp.path()), HERE).unwrap();
+        let counters = Arc::new(Counters(SpoolCounters::default()));
+        let mut leave = |key: &str| {
+            let Written::Done(slot) = opened.writer.write(None, &batch(key, HERE), &counters.0) else {
+                panic!()
+            };
+            opened.writer.leave(slot);
+        };
+        leave("mine-1");
+        let sent = Mutex::new(Vec::new());
+        let (tx, rx) = watch::channel(None);
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let replaying =
+                replay(Arc::clone(&opened.backlog), Arc::clone(&counters), rx, true, |_, key, _| {
+                    sent.lock().unwrap().push(key);
+                    async { Sent::Done(Settled::delivered(1)) }
+                });
+            let later = async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                assert_eq!(*sent.lock().unwrap(), ["earlier", "mine-1"], "then it waits for more");
+                leave("mine-2");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let _ = tx.send(Some(Instant::now()));
+            };
+            tokio::join!(replaying, later);
+        });
+        assert_eq!(sent.into_inner().unwrap(), ["earlier", "mine-1", "mine-2"]);
+        assert_eq!(counts(&counters.0)[1], 3, "replayed");
+        assert!(opened.backlog.is_empty());
+    }
+
+    #[test]
     fn a_shutdown_while_a_batch_cannot_be_sent_ends_the_replay_and_keeps_it() {
         let tmp = TempDir::new("shutdown");
         let run = dead_run(tmp.path(), &[batch("a", HERE)]);
@@ -217,7 +275,7 @@ mod tests {
             tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
         rt.block_on(async {
             let replaying =
-                replay(Arc::clone(&opened.backlog), counters, rx, |_, _, _| async { Sent::NotNow });
+                replay(Arc::clone(&opened.backlog), counters, rx, false, |_, _, _| async { Sent::NotNow });
             let stop = async {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let _ = tx.send(Some(Instant::now()));
@@ -275,7 +333,7 @@ mod tests {
             }
             Step::ReplayOne => {
                 let expected = pending.iter().position(|p| p.0 < run);
-                let loaded = spool.backlog.next(&counters);
+                let loaded = spool.backlog.next(&counters, true);
                 let sent = loaded.as_ref().map(|l| l.batch.key.clone());
                 assert_eq!(sent, expected.map(|i| pending[i].1.clone()), "the oldest pending batch");
                 if let (Some(loaded), Some(i)) = (loaded, expected) {
@@ -313,7 +371,7 @@ mod tests {
         drop(live);
         let (counters, last) = (SpoolCounters::default(), open());
         let mut sent = Vec::new();
-        while let Some(loaded) = last.backlog.next(&counters) {
+        while let Some(loaded) = last.backlog.next(&counters, true) {
             sent.push(loaded.batch.key.clone());
             let events = u64::from(loaded.batch.events);
             last.backlog.done(loaded, Settled::delivered(events), &counters);

@@ -256,10 +256,10 @@ mod tests {
         assert!(matches!(spool.writer.write(None, &batch(2), &counters), Written::Done(_)));
         drop(spool);
         let next = open(tmp.path(), |_| {});
-        let loaded = next.backlog.next(&counters).expect("the batch left behind");
+        let loaded = next.backlog.next(&counters, true).expect("the batch left behind");
         assert_eq!(loaded.batch, batch(2));
         next.backlog.done(loaded, crate::spool::backlog::Settled::delivered(2), &counters);
-        assert!(next.backlog.next(&counters).is_none());
+        assert!(next.backlog.next(&counters, true).is_none());
         assert_eq!(counts(&counters)[1], 2, "two events replayed");
     }
 
@@ -317,7 +317,7 @@ mod tests {
         let mut next = open(tmp.path(), |c| c.max_bytes = max);
         assert!(matches!(next.writer.write(None, &batch(4), &counters), Written::Done(_)));
         assert_eq!(counts(&counters)[3], 1, "the oldest file's one event");
-        let loaded = next.backlog.next(&counters).unwrap();
+        let loaded = next.backlog.next(&counters, true).unwrap();
         assert_eq!(loaded.batch.events, 2, "the second oldest is next");
         // A file larger than the whole bound is not written.
         let mut tiny = open(tmp.path(), |c| c.max_bytes = 10);
