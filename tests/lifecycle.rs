@@ -55,7 +55,16 @@ fn check_parent_session(collector: &Collector) {
         events.iter().map(|e| e["event_name"].as_str().unwrap_or(e["event"].as_str().unwrap())).collect();
     assert_eq!(
         names,
-        ["SESSION_START", "before.fork", "before.fork", "before.fork", "after.fork", "SESSION_END"]
+        [
+            "SESSION_START",
+            "before.fork",
+            "before.fork",
+            "before.fork",
+            "http.request",
+            "after.fork",
+            "performance.summary",
+            "SESSION_END"
+        ]
     );
 }
 

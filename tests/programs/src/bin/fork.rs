@@ -3,6 +3,7 @@
 //! forks. The child, depending on the first argument:
 //!
 //! - `drop`: calls every method that would wait for the uploader (which stayed in the
+//!   parent) or read what it publishes (the analysis, which holds an operation in the
 //!   parent), then drops the guard, and exits 0 if each returned what a child should get;
 //! - `panic`: panics, and so aborts (`panic = "abort"`) once the hook returns.
 //!
@@ -13,12 +14,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tinker_telemetry::{HttpError, Severity};
-use tinker_telemetry_programs::reporter_with_hook;
+use tinker_telemetry_programs::reporter_with_operation;
 
 fn main() {
     let mode = std::env::args().nth(1).expect("a mode: drop or panic");
-    let (guard, handle) = reporter_with_hook("fork-session", "before.fork", 3);
+    let (guard, handle) = reporter_with_operation("fork-session", "before.fork", 3);
     assert!(handle.wait_until_drained(Duration::from_secs(10)));
+    assert_eq!(handle.operations().operations.len(), 1, "the parent's analysis holds the operation");
     let forked_at = Instant::now();
     // SAFETY: the child only calls the crate's methods, which check the process id before
     // touching a lock or the uploader, and then ends with `_exit`.
@@ -30,9 +32,10 @@ fn main() {
                 let waited = handle.wait_until_drained(Duration::from_secs(10));
                 let fatal =
                     handle.log_fatal_exception(&HttpError::new(500, "in the child"), Severity::Critical);
+                let read = handle.operations().operations.is_empty() && handle.usage().top.is_empty();
                 let report = handle.shutdown(Duration::from_secs(10));
                 drop(guard);
-                !waited && !fatal && !report.drained
+                !waited && !fatal && read && !report.drained
             }
             _ => panic!("boom in the child"),
         };
