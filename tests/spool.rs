@@ -1,18 +1,16 @@
 //! The durable spool with real processes: a child program (`tests/programs/src/bin/spool.rs`)
-//! killed with SIGKILL or ending during an outage, the next process delivering what it left,
-//! over real HTTP on 127.0.0.1.
+//! killed with SIGKILL or ending during an outage, the next process (or the same one, once the
+//! server returns) delivering what it left, over real HTTP on 127.0.0.1.
 
 mod support;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use support::spool::{
-    SpoolDir, by_session, distinct_ids, kill9, numbers, refused_port, report, spool_program, start,
-    wait_on_disk,
+    SpoolDir, by_session, distinct_ids, down_until_up, finish, kill9, numbers, refused_port, report,
+    spool_program, start, wait_on_disk,
 };
 use support::{Raw, RawServer, eventually};
 
@@ -94,15 +92,11 @@ fn a_crash_loop_of_five_runs_is_delivered_by_the_first_healthy_one() {
 #[test]
 fn two_live_processes_never_send_one_run_and_a_killed_ones_run_is_sent_once() {
     let dir = SpoolDir::new("two");
-    let up = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&up);
-    let server =
-        RawServer::with_fn(move |_| if flag.load(Ordering::SeqCst) { Raw::Accept } else { Raw::Status(503) });
-    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let (server, port, up) = down_until_up();
     let mut a = spool_program("hang", &dir.0, port, "live-a", 300);
     let a = start(a.env("SPOOL_MAX_RETRIES", "100000"));
     let mut b = spool_program("stdin", &dir.0, port, "live-b", 300);
-    let mut b = start(b.env("SPOOL_MAX_RETRIES", "100000"));
+    let b = start(b.env("SPOOL_MAX_RETRIES", "100000"));
     wait_on_disk(&dir.0, 602);
     // ... and the killed one has tried a batch (its SESSION_START's) before it dies.
     eventually("a request of live-a", || server.seen().iter().any(|s| s.body["session_id"] == "live-a"));
@@ -111,10 +105,7 @@ fn two_live_processes_never_send_one_run_and_a_killed_ones_run_is_sent_once() {
     // A third process adopts the killed one's run, never the live one's.
     let c = report(&mut spool_program("exit", &dir.0, port, "third", 0));
     assert_eq!(c["replayed"], 301, "{c}");
-    drop(b.stdin.take());
-    let mut out = String::new();
-    b.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    assert!(b.wait().unwrap().success(), "{out}");
+    finish(b);
     // A batch tried before the kill is sent by the next process under the same key.
     let mut tried: HashMap<String, String> = HashMap::new();
     for seen in server
@@ -170,23 +161,14 @@ fn a_process_killed_during_its_drain_loses_nothing() {
 #[test]
 fn batches_out_of_retries_are_sent_by_the_same_process_once_the_server_returns() {
     let dir = SpoolDir::new("comeback");
-    let up = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&up);
-    let server =
-        RawServer::with_fn(move |_| if flag.load(Ordering::SeqCst) { Raw::Accept } else { Raw::Status(503) });
-    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let (server, port, up) = down_until_up();
     let mut cmd = spool_program("stdin", &dir.0, port, "comeback", 300);
-    let mut child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
+    let child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
     wait_on_disk(&dir.0, 301);
     up.store(true, Ordering::SeqCst);
     let arrived = || by_session(&server).get("comeback").map_or(0, |e| numbers(e).len());
     eventually("the 300 events, sent by the process that left them", || arrived() == 300);
-    drop(child.stdin.take());
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    assert!(child.wait().unwrap().success(), "{out}");
-    let line = out.lines().find_map(|l| l.strip_prefix("REPORT ")).expect("a REPORT line");
-    let gone: serde_json::Value = serde_json::from_str(line).unwrap();
+    let gone = finish(child);
     assert_eq!(gone["spooled"], 301, "SESSION_START and the 300 went to disk: {gone}");
     assert_eq!(gone["replayed"], 301, "and were sent from there: {gone}");
     assert_eq!(gone["spool_dropped"], 0, "{gone}");

@@ -6,11 +6,13 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
 use super::programs::program;
-use super::{API_KEY, RawServer, eventually};
+use super::{API_KEY, Raw, RawServer, eventually};
 
 /// A spool directory of the test's own (0700), removed at the end.
 pub struct SpoolDir(pub PathBuf);
@@ -62,6 +64,26 @@ pub fn start(cmd: &mut Command) -> Child {
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "EMITTED");
     child
+}
+
+/// A server that answers 503 until the flag returned is set, then accepts; and its port.
+pub fn down_until_up() -> (RawServer, u16, Arc<AtomicBool>) {
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&up);
+    let server =
+        RawServer::with_fn(move |_| if flag.load(Ordering::SeqCst) { Raw::Accept } else { Raw::Status(503) });
+    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    (server, port, up)
+}
+
+/// Ends a child started in `stdin` mode (closes its stdin) and returns its `REPORT`.
+pub fn finish(mut child: Child) -> Value {
+    drop(child.stdin.take());
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(child.wait().unwrap().success(), "{out}");
+    let line = out.lines().find_map(|l| l.strip_prefix("REPORT ")).expect("a REPORT line");
+    serde_json::from_str(line).unwrap()
 }
 
 /// Runs `cmd` to its end; returns its `REPORT`.
