@@ -68,8 +68,16 @@ impl Handoff {
     /// sees the event coming and waits for it. The same increment, with the loads of the
     /// wake mark in `push`, makes sure either the uploader's re-check after it moved the mark
     /// sees this event, or the push sees the moved mark.
+    ///
+    /// A reporter seen closed already is refused before `held` is touched: threads that go on
+    /// emitting after the shutdown never make the last take wait for an event that will not
+    /// come (a thread descheduled between the count and the check would, past its grace).
     #[inline]
     pub(super) fn admit(&self) -> Option<usize> {
+        if self.closed.load(Relaxed) {
+            self.dropped_closed.fetch_add(1, Relaxed);
+            return None;
+        }
         let before = self.load.held.fetch_add(1, SeqCst);
         if self.closed.load(SeqCst) {
             self.load.held.fetch_sub(1, SeqCst);
