@@ -1,79 +1,111 @@
-//! What an event's callsite says of its fields, read once per thread and callsite: which
-//! field is the `session_id` (compared, never sent), and which could name the event, be its
-//! message or its severity. An event then tells a field by its index, not by its name.
+//! What an event's callsite says of it, read once per thread and callsite: which field is
+//! the `session_id` (compared, never sent), which could name the event, be its message or
+//! its severity, whether its name says nothing and whether it is tower-http's report. An
+//! event then tells a field by its index, not by its name.
 
 use std::cell::Cell;
 
 use tracing::Metadata;
 
+use crate::capture::http;
 use crate::capture::roles::{Role, role};
+use crate::handoff::packed::is_default_event_name;
 
 /// Callsites each thread remembers: most programs emit from a few callsites at a time, and a
 /// slot that two share only costs a look at the names again.
 const REMEMBERED: usize = 64;
 
-/// A callsite's fields, by their index in its field set (a callsite has at most 32).
+/// A callsite's fields, by their index in its field set (a callsite has at most 32), in two
+/// words, so that it is passed in registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fields {
-    /// The index of the `session_id` field, or [`Fields::NO_SESSION`].
-    session: u8,
-    /// Bit `i`: field `i` is called `event_name`, `message` or `severity`.
-    special: u32,
-    /// Bit `i`: field `i` is called `message`.
-    message: u32,
-    /// Bit `i`: field `i` is called `severity`.
-    severity: u32,
+    /// Bit `i`: field `i` is called `event_name` or `message`; bit `32 + i`: it is called
+    /// `severity`.
+    masks: u64,
+    /// The low byte: the index of the `session_id` field, or [`NO_SESSION`]; then the
+    /// [`DEFAULT_NAME`] and [`TOWER_HTTP`] bits; the high 32 bits: bit `32 + i`, field `i` is
+    /// called `message`.
+    info: u64,
 }
 
+/// The low byte of [`Fields::info`] when the callsite declares no `session_id`.
+const NO_SESSION: u64 = 0xff;
+/// The callsite's name says nothing ([`is_default_event_name`]).
+const DEFAULT_NAME: u64 = 1 << 8;
+/// The callsite is tower-http's report of a response ([`http::is_tower_http_report`]).
+const TOWER_HTTP: u64 = 1 << 9;
+
 impl Fields {
-    const NO_SESSION: u8 = u8::MAX;
-    const UNKNOWN: Fields = Fields { session: Fields::NO_SESSION, special: 0, message: 0, severity: 0 };
+    const UNKNOWN: Fields = Fields { masks: 0, info: NO_SESSION };
 
     /// The callsite's fields, from their names.
     #[cold]
     fn read(meta: &Metadata<'_>) -> Fields {
-        let mut fields = Fields::UNKNOWN;
+        let mut info = NO_SESSION;
+        if is_default_event_name(meta.name()) {
+            info |= DEFAULT_NAME;
+        }
+        if http::is_tower_http_report(meta) {
+            info |= TOWER_HTTP;
+        }
+        let mut masks = 0;
         for (i, field) in meta.fields().iter().enumerate().take(32) {
-            let bit = 1u32 << i;
+            let bit = 1u64 << i;
             match role(field.name()) {
-                Role::Session if fields.session == Fields::NO_SESSION => fields.session = i as u8,
+                Role::Session if info & NO_SESSION == NO_SESSION => info = info & !NO_SESSION | i as u64,
                 Role::Session | Role::Value => {}
-                Role::Name => fields.special |= bit,
+                Role::Name => masks |= bit,
                 Role::Message => {
-                    fields.special |= bit;
-                    fields.message |= bit;
+                    masks |= bit;
+                    info |= bit << 32;
                 }
-                Role::Severity => {
-                    fields.special |= bit;
-                    fields.severity |= bit;
-                }
+                Role::Severity => masks |= bit << 32,
             }
         }
-        fields
+        Fields { masks, info }
     }
 
     /// The index of the `session_id` field, if the callsite declares one.
     #[inline(always)]
     pub(crate) fn session(self) -> Option<usize> {
-        (self.session != Fields::NO_SESSION).then_some(usize::from(self.session))
+        let at = self.info & NO_SESSION;
+        (at != NO_SESSION).then_some(at as usize)
     }
 
-    /// Whether field `i` is called `event_name`, `message` or `severity`.
+    /// Whether field `i` of an event says it is the session's.
     #[inline(always)]
-    pub(crate) fn is_special(self, i: usize) -> bool {
-        i < 32 && self.special >> i & 1 != 0
+    pub(crate) fn is_session(self, i: usize) -> bool {
+        i as u64 == self.info & NO_SESSION
+    }
+
+    /// Whether field `i` is called `event_name` or `message`.
+    #[inline(always)]
+    pub(crate) fn names(self, i: usize) -> bool {
+        i < 32 && self.masks >> i & 1 != 0
     }
 
     /// Whether field `i` is called `message`.
     #[inline(always)]
     pub(crate) fn is_message(self, i: usize) -> bool {
-        i < 32 && self.message >> i & 1 != 0
+        i < 32 && self.info >> (32 + i) & 1 != 0
     }
 
     /// Whether field `i` is called `severity`.
     #[inline(always)]
     pub(crate) fn is_severity(self, i: usize) -> bool {
-        i < 32 && self.severity >> i & 1 != 0
+        i < 32 && self.masks >> (32 + i) & 1 != 0
+    }
+
+    /// Whether the callsite's name says nothing: `event <file>:<line>`, or tracing-log's.
+    #[inline(always)]
+    pub(crate) fn default_name(self) -> bool {
+        self.info & DEFAULT_NAME != 0
+    }
+
+    /// Whether the callsite is tower-http's report of a response.
+    #[inline(always)]
+    pub(crate) fn tower_http(self) -> bool {
+        self.info & TOWER_HTTP != 0
     }
 }
 
@@ -128,20 +160,17 @@ mod tests {
         let names: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
         let at = |name| names.iter().position(|n| *n == name).unwrap();
         assert_eq!(f.session(), Some(at("session_id")));
-        for (name, special, message, severity) in [
+        for (name, names, message, severity) in [
             ("a", false, false, false),
             ("event_name", true, false, false),
-            ("severity", true, false, true),
+            ("severity", false, false, true),
             ("message", true, true, false),
             ("b", false, false, false),
         ] {
             let i = at(name);
-            assert_eq!(
-                (f.is_special(i), f.is_message(i), f.is_severity(i)),
-                (special, message, severity),
-                "{name}"
-            );
+            assert_eq!((f.names(i), f.is_message(i), f.is_severity(i)), (names, message, severity), "{name}");
         }
-        assert!(!f.is_special(40));
+        assert!(!f.names(40) && !f.is_session(40) && !f.is_session(usize::from(u8::MAX)));
+        assert!(f.default_name() && !f.tower_http());
     }
 }

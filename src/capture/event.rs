@@ -85,11 +85,8 @@ impl Scratch {
 /// Visits an event's fields into a [`Scratch`].
 pub(crate) struct EventVisitor<'a> {
     scratch: &'a mut Scratch,
-    /// What the callsite's fields are.
+    /// What the callsite's fields are: which is the `session_id`, never a field of the event.
     fields: Fields,
-    /// The index of the callsite's `session_id` field, never a field of the event
-    /// (`usize::MAX` when it has none).
-    session_field: usize,
     /// The session to compare the `session_id` field with, when that field decides.
     want: Option<&'a str>,
     classifier: &'a Classifier,
@@ -119,7 +116,6 @@ impl<'a> EventVisitor<'a> {
         EventVisitor {
             scratch,
             fields,
-            session_field: fields.session().unwrap_or(usize::MAX),
             want,
             classifier,
             session: None,
@@ -137,7 +133,7 @@ impl<'a> EventVisitor<'a> {
 
     #[inline(always)]
     fn is_session(&self, field: &Field) -> bool {
-        field.index() == self.session_field
+        self.fields.is_session(field.index())
     }
 
     #[inline(always)]
@@ -153,24 +149,22 @@ impl<'a> EventVisitor<'a> {
     /// Adds a string field whose text is at `t`, noting whether it could name the event.
     #[inline(always)]
     fn add_text(&mut self, field: &Field, t: TextRange) {
-        if self.fields.is_special(field.index()) {
-            self.special_text(field.index(), t);
-        }
-        self.add(field, Val::Str(t));
-    }
-
-    /// A string field called `event_name`, `message` or `severity`: the event is named, or
-    /// has a message (an error value's context), or a severity that, when it parses, is not
-    /// a field, and whose text does not count against the budget, as it never did.
-    #[cold]
-    fn special_text(&mut self, i: usize, t: TextRange) {
-        if !self.fields.is_severity(i) {
+        let i = field.index();
+        if self.fields.names(i) {
             self.named = true;
             if self.fields.is_message(i) {
                 self.message = Some(t);
             }
-            return;
+        } else if self.fields.is_severity(i) {
+            self.severity_text(t);
         }
+        self.add(field, Val::Str(t));
+    }
+
+    /// A `severity` that parses is not a field: its text does not count against the budget,
+    /// as it never did.
+    #[cold]
+    fn severity_text(&mut self, t: TextRange) {
         let text = self.scratch.text.get(t.0 as usize..t.1 as usize).unwrap_or_default();
         if Severity::parse(text).is_some() {
             self.scratch.uncounted += text.len();

@@ -21,7 +21,6 @@ use crate::capture::visit::FieldVisitor;
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
-use crate::handoff::packed::is_default_event_name;
 use crate::handoff::record::{Body, ExceptionRecord, FieldSource, Record, Text};
 use crate::severity::Severity;
 
@@ -254,7 +253,7 @@ impl Inner {
         if check && !session.unwrap_or_else(in_span) {
             return;
         }
-        self.queue_captured(event.metadata(), scratch, named, error, span_name);
+        self.queue_captured(event.metadata(), scratch, fields, named, error, span_name);
     }
 
     /// Queues the event captured in `scratch`, or the error record it became.
@@ -263,6 +262,7 @@ impl Inner {
         &self,
         meta: &'static tracing::Metadata<'static>,
         scratch: &mut Scratch,
+        fields: Fields,
         named: bool,
         error: Option<Box<Record>>,
         span_name: impl FnOnce() -> Option<&'static str>,
@@ -271,7 +271,7 @@ impl Inner {
             return self.push_error(*error, scratch, meta);
         }
         let mut name = None;
-        if !named && is_default_event_name(meta.name()) {
+        if !named && fields.default_name() {
             match span_name() {
                 Some(span) if is_instrument_error(meta) => {
                     return self.push_instrument_error(scratch, meta, span);
@@ -495,7 +495,7 @@ impl Inner {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        if http::is_tower_http_report(event.metadata()) {
+        if fields.tower_http() {
             return self.absorb_into_span(event, ctx);
         }
         let in_span = || self.span_in_session(event, ctx);

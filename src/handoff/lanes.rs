@@ -167,6 +167,7 @@ impl Taken {
 }
 
 impl Lane {
+    #[inline]
     fn lock_open(&self) -> MutexGuard<'_, Pending> {
         // Guards no invariant a panic could break.
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
@@ -211,13 +212,13 @@ impl Lanes {
     #[inline]
     pub(crate) fn push_captured(&self, event: &Captured<'_>) -> bool {
         self.with_lane(|pending| {
-            let head = Head { layout: event.layout, time: event.time, len: 0 };
-            let start = pending.bytes.len();
+            let len = event.len();
+            pending.bytes.reserve(len);
             pending.bytes.extend_from_slice(event.entries.as_flattened());
             pending.bytes.extend_from_slice(event.text.as_bytes());
             // An event's text is bounded far below u32::MAX.
-            let len = (pending.bytes.len() - start) as u32;
-            pending.items.push(Item::Event(Head { len, ..head }));
+            let head = Head { layout: event.layout, time: event.time, len: len as u32 };
+            pending.items.push(Item::Event(head));
         })
     }
 
