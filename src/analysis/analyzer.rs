@@ -17,7 +17,7 @@ use super::process::{measurements, runtime};
 use super::report::{ErrorSpike, SummaryData, round};
 use super::sink::{OpKind, Operation, Sink};
 use super::spike::SpikeRule;
-use crate::capture::span::QUEUE_STATE_CHANGE;
+use crate::handoff::packed::QUEUE_STATE_CHANGE;
 use crate::handoff::record::{Body, FieldSource, Record};
 use crate::handoff::stats::Stats;
 

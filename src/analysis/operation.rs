@@ -74,7 +74,7 @@ pub(crate) fn read<'a>(
 ) -> Operation<'a> {
     let kind = match name {
         crate::capture::span::HTTP_REQUEST => OpKind::Http,
-        crate::capture::span::QUEUE_STATE_CHANGE => OpKind::QueueStateChange,
+        crate::handoff::packed::QUEUE_STATE_CHANGE => OpKind::QueueStateChange,
         _ => OpKind::Other,
     };
     let Scratch { route: template_text, error_type, label_text, label_ranges, .. } = scratch;

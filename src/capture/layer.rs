@@ -11,11 +11,13 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use crate::capture::callsite::{self, Fields};
 use crate::capture::entered::{self, Enclosing};
+use crate::capture::event::{EventVisitor, Scratch};
 use crate::capture::http;
-use crate::capture::roles::{SESSION_ID, SessionProbe, has_session_field};
-use crate::capture::span::{QUEUE_STATE_CHANGE, SpanCapture, queue_severity};
-use crate::capture::visit::{Draft, ErrorField, EventFields, FieldVisitor};
+use crate::capture::roles::{SESSION_ID, SessionProbe};
+use crate::capture::span::SpanCapture;
+use crate::capture::visit::FieldVisitor;
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
 use crate::handoff::clock::Stamp;
@@ -142,8 +144,8 @@ impl PerLayer<bool> {
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// Text of the event being captured, reused across events on this thread.
-    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(512));
+    /// The event being captured, its room reused across events on this thread.
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
 }
 
 impl TinkerTelemetryLayer {
@@ -226,70 +228,81 @@ impl Inner {
     }
 
     /// Captures `event` in one walk of its fields and queues it. With `check`, the event has
-    /// a `session_id` field: the walk compares it and gives up on another session's event;
-    /// `in_span` decides when the field is declared but was not recorded.
+    /// a `session_id` field (`fields` says which): the walk compares it and gives up on another
+    /// session's event; `in_span` decides when the field is declared but was not recorded.
     ///
-    /// An event with neither a message nor an `event_name` is named after its span (the
-    /// instrumented function), and the error event `#[instrument(err)]` emits (one `error`
+    /// The fields go into the lane as they came; the uploader names the event and gives it
+    /// its severity. Only an event with neither a message nor an `event_name`, and a name
+    /// that says nothing, is named here, after its span (the instrumented function), as the
+    /// span is at hand only here; the error event `#[instrument(err)]` emits (one `error`
     /// field, nothing else) becomes an exception naming that span.
     #[inline(always)]
     fn capture(
         &self,
         event: &Event<'_>,
-        text: &mut String,
+        scratch: &mut Scratch,
+        fields: Fields,
         check: bool,
         in_span: impl FnOnce() -> bool,
         span_name: impl FnOnce() -> Option<&'static str>,
     ) {
-        let meta = event.metadata();
-        let mut draft = Draft::<EventFields>::default();
-        let mut visitor = FieldVisitor::new(&mut draft, text, false).with_errors(&self.config.classifier);
-        if check {
-            visitor = visitor.checking_session(&self.config.session_id);
-        }
+        let want = if check { Some(&*self.config.session_id) } else { None };
+        let mut visitor = EventVisitor::new(scratch, fields, want, &self.config.classifier);
         event.record(&mut visitor);
-        if check && !draft.session.unwrap_or_else(in_span) {
+        let EventVisitor { session, named, error, .. } = visitor;
+        if check && !session.unwrap_or_else(in_span) {
             return;
         }
-        if let Some(error) = draft.error.take() {
-            return self.push_error(*error, draft.severity, meta);
+        self.queue_captured(event.metadata(), scratch, fields, named, error, span_name);
+    }
+
+    /// Queues the event captured in `scratch`, or the error record it became.
+    #[inline(always)]
+    fn queue_captured(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+        scratch: &mut Scratch,
+        fields: Fields,
+        named: bool,
+        error: Option<Box<Record>>,
+        span_name: impl FnOnce() -> Option<&'static str>,
+    ) {
+        if let Some(error) = error {
+            return self.push_error(*error, scratch, meta);
         }
-        let span = name_event(&mut draft, meta, text, span_name);
-        let level = Severity::from(meta.level());
-        if let Some(span) = span.filter(|_| is_instrument_error(meta)) {
-            return self.push_instrument_error(&draft, meta, text, span, level);
-        }
-        let severity = match draft.severity {
-            Some(severity) => severity,
-            None if draft.is_named(text, QUEUE_STATE_CHANGE) => {
-                queue_severity(&draft.captured(meta, text, level))
+        let mut name = None;
+        if !named && fields.default_name() {
+            match span_name() {
+                Some(span) if is_instrument_error(meta) => {
+                    return self.push_instrument_error(scratch, meta, span);
+                }
+                Some(span) => name = Some(scratch.push_name(span)),
+                None => name = Some(Text::Static(meta.name())),
             }
-            None => level,
-        };
-        self.handoff.push_captured(&draft.captured(meta, text, severity));
+        }
+        self.handoff.push_captured(&scratch.captured(meta, name));
     }
 
     /// Queues the exception an `#[instrument(err)]` error event in `span` becomes.
     #[cold]
     fn push_instrument_error(
         &self,
-        draft: &Draft<EventFields>,
+        scratch: &Scratch,
         meta: &'static tracing::Metadata<'static>,
-        text: &str,
         span: &str,
-        level: Severity,
     ) {
-        let message =
-            draft.captured(meta, text, level).get_str(INSTRUMENT_ERROR).unwrap_or_default().to_owned();
-        self.handoff.push(instrument_error(span, message, draft.severity.unwrap_or(level)));
+        let (fields, explicit) = scratch.captured(meta, None).read();
+        let message = fields.get_str(INSTRUMENT_ERROR).unwrap_or_default().to_owned();
+        let severity = explicit.unwrap_or_else(|| Severity::from(meta.level()));
+        self.handoff.push(instrument_error(span, message, severity));
     }
 
     /// Queues the event an error field became. A user error is always a WARNING; an
     /// exception takes the event's severity.
     #[cold]
-    fn push_error(&self, error: ErrorField, explicit: Option<Severity>, meta: &tracing::Metadata<'_>) {
-        let ErrorField { mut record } = error;
+    fn push_error(&self, mut record: Record, scratch: &Scratch, meta: &'static tracing::Metadata<'static>) {
         if matches!(record.body, Body::Exception(_)) {
+            let (_, explicit) = scratch.captured(meta, None).read();
             record.severity = explicit.unwrap_or_else(|| Severity::from(meta.level()));
         }
         self.handoff.push(record);
@@ -321,9 +334,6 @@ impl Inner {
     }
 }
 
-/// tracing-log's name for a bridged `log` record.
-const LOG_EVENT: &str = "log event";
-
 /// The one field of the event `#[instrument(err)]` emits.
 const INSTRUMENT_ERROR: &str = "error";
 
@@ -345,42 +355,6 @@ fn instrument_error(function: &str, message: String, severity: Severity) -> Reco
         traceback: Some(format!("in {function}")),
     };
     Record { time: Stamp::now(), severity, body: Body::Exception(Box::new(record)) }
-}
-
-/// tracing names events `event <file>:<line>` unless the macro was given `name:`, and
-/// tracing-log names every bridged record `log event`: names that say nothing.
-fn is_default_event_name(name: &str) -> bool {
-    name.starts_with("event ") || name == LOG_EVENT
-}
-
-/// Names the event when its fields did not: a bridged `log` record loses tracing-log's
-/// `log.*` fields; an event with no message and a name that says nothing takes its span's
-/// name (returned, as the instrumented function); else it takes the callsite's name.
-#[inline(always)]
-fn name_event(
-    draft: &mut Draft<EventFields>,
-    meta: &'static tracing::Metadata<'static>,
-    text: &mut String,
-    span_name: impl FnOnce() -> Option<&'static str>,
-) -> Option<&'static str> {
-    if draft.name.is_some() {
-        return None;
-    }
-    if meta.name() == LOG_EVENT {
-        draft.drop_log_fields(meta);
-    }
-    let default_name = is_default_event_name(meta.name());
-    let span = if draft.message.is_none() && default_name { span_name() } else { None };
-    match span {
-        Some(span) => {
-            let start = text.len() as u32;
-            text.push_str(span);
-            draft.name = Some(Text::Range(start, text.len() as u32));
-        }
-        None if draft.message.is_none() || !default_name => draft.name = Some(Text::Static(meta.name())),
-        None => {}
-    }
-    span
 }
 
 impl<S> tracing_subscriber::Layer<S> for TinkerTelemetryLayer
@@ -461,47 +435,78 @@ where
         let Some(inner) = &self.inner else { return };
         let meta = event.metadata();
         if *meta.level() > inner.config.min_level {
-            // tower-http reports a response at DEBUG; it belongs to its request span.
-            if http::is_tower_http_report(meta) {
-                inner.absorb_into_span(event, &ctx);
-            }
-            return;
+            return inner.below_level(event, &ctx);
         }
         // The event's own `session_id` wins, checked during the one walk of its fields;
         // without one, the nearest span decides before any field is visited.
-        let check = !inner.config.sessionless && has_session_field(meta);
-        if !inner.config.sessionless && !check && !inner.span_in_session(event, &ctx) {
-            return;
+        let fields = callsite::fields(meta);
+        if fields.session().is_some() && !inner.config.sessionless {
+            inner.capture_in_scratch(event, &ctx, fields, true);
+        } else {
+            inner.without_session_field(event, &ctx, fields);
         }
-        if http::is_tower_http_report(meta) {
-            inner.absorb_into_span(event, &ctx);
-            return;
-        }
-        inner.capture_in_scratch(event, &ctx, check);
     }
 }
 
 impl Inner {
-    /// [`capture`](Self::capture) with the thread's scratch buffer. Kept out of `on_event`
-    /// so that ignoring an event pays none of its set-up.
+    /// An event below the layer's level: tower-http reports a response at DEBUG; it belongs
+    /// to its request span.
     #[inline(never)]
-    fn capture_in_scratch<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, check: bool)
+    fn below_level<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        // Captures only references: a copy goes to whichever capture runs.
+        if http::is_tower_http_report(event.metadata()) {
+            self.absorb_into_span(event, ctx);
+        }
+    }
+
+    /// An event whose callsite declares no `session_id`, or any event of a session-less
+    /// layer: the nearest span decides, unless the layer is session-less.
+    #[inline(never)]
+    fn without_session_field<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: Fields)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.config.sessionless || self.span_in_session(event, ctx) {
+            self.capture_in_scratch(event, ctx, fields, false);
+        }
+    }
+}
+
+impl Inner {
+    /// [`capture`](Self::capture) with a scratch of its own: re-entered from a Debug impl
+    /// that logs, or logged from a thread-local's destructor once SCRATCH is gone.
+    #[cold]
+    #[inline(never)]
+    fn capture_apart<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: Fields, check: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let in_span = || self.span_in_session(event, ctx);
+        let span_name = || ctx.event_span(event).map(|span| span.name());
+        self.capture(event, &mut Scratch::default(), fields, check, in_span, span_name);
+    }
+
+    /// [`capture`](Self::capture) with the thread's scratch buffer. Kept out of `on_event`
+    /// so that ignoring an event pays none of its set-up.
+    #[inline(never)]
+    fn capture_in_scratch<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: Fields, check: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if fields.tower_http() {
+            return self.absorb_into_span(event, ctx);
+        }
         let in_span = || self.span_in_session(event, ctx);
         let span_name = || ctx.event_span(event).map(|span| span.name());
         let captured = SCRATCH.try_with(|scratch| {
-            let Ok(mut text) = scratch.try_borrow_mut() else { return false };
-            text.clear();
-            self.capture(event, &mut text, check, in_span, span_name);
+            let Ok(mut scratch) = scratch.try_borrow_mut() else { return false };
+            self.capture(event, &mut scratch, fields, check, in_span, span_name);
             true
         });
-        // Re-entered from a Debug impl that logs, or logged from a thread-local's destructor
-        // once SCRATCH is gone: a buffer of its own.
         if captured != Ok(true) {
-            self.capture(event, &mut String::new(), check, in_span, span_name);
+            self.capture_apart(event, ctx, fields, check);
         }
     }
 }

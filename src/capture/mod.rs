@@ -2,7 +2,9 @@
 //! mirror of entered spans, and captured spans, all packing records for the hand-off.
 //! Nothing here serializes, does I/O, or blocks.
 
+pub(crate) mod callsite;
 pub(crate) mod entered;
+pub(crate) mod event;
 pub(crate) mod http;
 pub(crate) mod layer;
 pub(crate) mod roles;

@@ -1,76 +1,19 @@
-//! What a field is to the capture, told by its name: the session it scopes the event to, the
-//! event's name, its message, its severity, or a value. With them, telling an event's or a
-//! span's session: a visitor that finds a `session_id` field, and the comparison of a `Debug`
-//! value with the reporter's session id as it is formatted, without allocating.
+//! Telling a span's session: a visitor that finds a `session_id` field, and the comparison of
+//! a `Debug` value with the reporter's session id as it is formatted, without allocating
+//! (events use it too). What a field is, told by its name, is [`role`] (`handoff/packed.rs`,
+//! where the uploader reads events by it); an event's callsite is read once per thread
+//! (`callsite.rs`).
 
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 
-/// The field that scopes events to a session.
-pub(crate) const SESSION_ID: &str = "session_id";
-/// The field that names an event.
-pub(crate) const EVENT_NAME: &str = "event_name";
-/// The field that overrides the level-derived severity.
-pub(crate) const SEVERITY: &str = "severity";
-/// tracing's name for the format-string message.
-pub(crate) const MESSAGE: &str = "message";
-
-/// What a field is to the capture, told by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Session,
-    Name,
-    Message,
-    Severity,
-    Value,
-}
-
-/// The role of the field called `name`. Compares fixed-size arrays, which compiles to a few
-/// loads instead of calls to `memcmp`: it runs for every field of every event.
-#[inline(always)]
-pub(crate) fn role(name: &str) -> Role {
-    const fn bytes<const N: usize>(s: &str) -> &[u8; N] {
-        match s.as_bytes().first_chunk() {
-            Some(b) => b,
-            None => panic!("a field name of another length"),
-        }
-    }
-    const SESSION: &[u8; 10] = bytes(SESSION_ID);
-    const NAME: &[u8; 10] = bytes(EVENT_NAME);
-    const MSG: &[u8; 7] = bytes(MESSAGE);
-    const SEV: &[u8; 8] = bytes(SEVERITY);
-    let b = name.as_bytes();
-    match b.len() {
-        7 if b.first_chunk() == Some(MSG) => Role::Message,
-        8 if b.first_chunk() == Some(SEV) => Role::Severity,
-        10 => match b.first_chunk::<10>() {
-            Some(x) if x == SESSION => Role::Session,
-            Some(x) if x == NAME => Role::Name,
-            _ => Role::Value,
-        },
-        _ => Role::Value,
-    }
-}
+pub(crate) use crate::handoff::packed::{Role, SESSION_ID, role};
 
 /// Whether `field` is the `session_id` field.
 #[inline(always)]
 pub(crate) fn is_session(field: &Field) -> bool {
     role(field.name()) == Role::Session
-}
-
-/// Whether the callsite declares a `session_id` field. Compares each name as a fixed-size
-/// array, which compiles to two loads instead of a call to `memcmp`.
-#[inline]
-pub(crate) fn has_session_field(meta: &tracing::Metadata<'_>) -> bool {
-    const WANT: &[u8; SESSION_ID.len()] = match SESSION_ID.as_bytes().first_chunk() {
-        Some(want) => want,
-        None => unreachable!(),
-    };
-    meta.fields().iter().any(|f| {
-        let name = f.name().as_bytes();
-        name.len() == WANT.len() && name.first_chunk() == Some(WANT)
-    })
 }
 
 /// Looks for a `session_id` field and compares it with the reporter's.

@@ -8,7 +8,8 @@ use tracing::Level;
 use crate::capture::http::{self, HttpField, http_field};
 use crate::capture::visit::{Draft, NamedFields};
 use crate::handoff::clock::Stamp;
-use crate::handoff::record::{Body, FieldSource, Record, Text, Val};
+use crate::handoff::packed::{QUEUE_STATE_CHANGE, queue_severity};
+use crate::handoff::record::{Body, Record, Text, Val};
 use crate::severity::Severity;
 
 /// The span names captured by default.
@@ -16,11 +17,6 @@ pub const DEFAULT_CAPTURED_SPANS: &[&str] = &[HTTP_REQUEST, QUEUE_STATE_CHANGE];
 
 /// The span (or event) name for an HTTP request.
 pub(crate) const HTTP_REQUEST: &str = "http.request";
-/// The span or event name for a queue state change.
-pub(crate) const QUEUE_STATE_CHANGE: &str = "queue.state_change";
-
-/// Queue states in which the queue is paused; a change into one is a warning.
-const PAUSED_STATES: &[&str] = &["paused_rate_limit", "paused_capacity"];
 
 /// A captured span's fields, from creation to close.
 #[derive(Debug)]
@@ -72,27 +68,5 @@ impl SpanCapture {
             _ => Severity::from(&self.level),
         });
         Record { time: self.time, severity, body: Body::Fields(Box::new(fields)) }
-    }
-}
-
-/// WARNING when the queue moves into a paused state, else INFO.
-pub(crate) fn queue_severity(rec: &impl FieldSource) -> Severity {
-    match rec.get_str("to") {
-        Some(to) if PAUSED_STATES.contains(&to.trim()) => Severity::Warning,
-        _ => Severity::Info,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::handoff::record::FieldRecord;
-
-    #[test]
-    fn paused_queues_warn() {
-        assert_eq!(queue_severity(&FieldRecord::of_strs(&[("to", "paused_rate_limit")])), Severity::Warning);
-        assert_eq!(queue_severity(&FieldRecord::of_strs(&[("to", "paused_capacity")])), Severity::Warning);
-        assert_eq!(queue_severity(&FieldRecord::of_strs(&[("to", "active")])), Severity::Info);
-        assert_eq!(queue_severity(&FieldRecord::of_strs(&[])), Severity::Info);
     }
 }

@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 use super::clock::Stamp;
-use super::record::{Body, Captured, Layout, PackedFields, Record};
-use crate::severity::Severity;
+use super::record::{Captured, Layout, PackedFields, Record};
 
 /// Records moved out of a lane per turn, so that one busy lane cannot keep another's waiting.
 const DRAIN_CHUNK: usize = 256;
@@ -58,7 +57,6 @@ struct Lane {
 struct Head {
     layout: Layout,
     time: Stamp,
-    severity: Severity,
     /// Bytes of entries and text it takes in [`Pending::bytes`].
     len: u32,
 }
@@ -132,8 +130,7 @@ impl Taken {
                     let from = self.next_byte;
                     self.next_byte += head.len as usize;
                     let bytes = self.pending.bytes.get(from..self.next_byte).unwrap_or_default();
-                    let body = Body::Packed(PackedFields::new(head.layout, bytes));
-                    Record { time: head.time, severity: head.severity, body }
+                    PackedFields::record(head.layout, head.time, bytes)
                 }
                 Item::Record => match self.pending.records.pop_front() {
                     Some(record) => record,
@@ -170,6 +167,7 @@ impl Taken {
 }
 
 impl Lane {
+    #[inline]
     fn lock_open(&self) -> MutexGuard<'_, Pending> {
         // Guards no invariant a panic could break.
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
@@ -214,13 +212,13 @@ impl Lanes {
     #[inline]
     pub(crate) fn push_captured(&self, event: &Captured<'_>) -> bool {
         self.with_lane(|pending| {
-            let head = Head { layout: event.layout, time: event.time, severity: event.severity, len: 0 };
-            let start = pending.bytes.len();
+            let len = event.len();
+            pending.bytes.reserve(len);
             pending.bytes.extend_from_slice(event.entries.as_flattened());
             pending.bytes.extend_from_slice(event.text.as_bytes());
             // An event's text is bounded far below u32::MAX.
-            let len = (pending.bytes.len() - start) as u32;
-            pending.items.push(Item::Event(Head { len, ..head }));
+            let head = Head { layout: event.layout, time: event.time, len: len as u32 };
+            pending.items.push(Item::Event(head));
         })
     }
 
@@ -436,9 +434,8 @@ mod tests {
         let meta = callsite();
         let text = "b".repeat(n as usize);
         let entries = [encode_entry(0, Val::U64(n)), encode_entry(1, Val::Str(TextRange(0, n as u32)))];
-        let layout = Layout::new(meta, None, None, entries.len(), 0);
-        let event =
-            Captured { layout, time: Stamp::now(), severity: Severity::Info, entries: &entries, text: &text };
+        let layout = Layout::new(meta, None, entries.len());
+        let event = Captured { layout, time: Stamp::now(), entries: &entries, text: &text };
         assert!(lanes.push_captured(&event));
     }
 

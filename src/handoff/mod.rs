@@ -13,6 +13,7 @@ pub(crate) mod control;
 mod counters;
 pub(crate) use counters::SpoolCounters;
 pub(crate) mod lanes;
+pub(crate) mod packed;
 pub(crate) mod produce;
 pub(crate) mod record;
 pub(crate) mod stats;

@@ -1,12 +1,14 @@
 //! The record handed from the emitting thread to the uploader: one event, its fields packed.
 //!
-//! An event's fields are packed as 10-byte entries, followed by every piece of text the event
-//! carries (strings, `Debug` output, the message), which entries point into by byte range.
-//! The emitting thread hands a captured event over as a [`Captured`] (its [`Layout`], time
-//! stamp and severity, borrowing the entries and text) whose bytes its lane copies; the
-//! uploader makes the [`Record`] from them, a [`PackedFields`] holding up to [`INLINE_BYTES`]
-//! inline. Records of other kinds (spans, errors, SESSION_START) are made where they happen.
-//! Serialization, redaction and size checks happen on the uploader thread.
+//! An event's fields are packed as 10-byte entries (field index, kind, 8 bytes of payload),
+//! followed by every piece of text the event carries (strings, `Debug` output, the message),
+//! which entries point into by byte range. The emitting thread hands a captured event over as
+//! a [`Captured`] (its [`Layout`] and time stamp, borrowing the entries and text) whose bytes
+//! its lane copies, every field as it came; the uploader makes the [`Record`] from them
+//! (`packed.rs`: which field names the event, its message, its severity), a [`PackedFields`]
+//! holding up to [`INLINE_BYTES`] inline. Records of other kinds (spans, errors,
+//! SESSION_START) are made where they happen. Serialization, redaction and size checks happen
+//! on the uploader thread.
 
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ pub(crate) const INLINE_FIELDS: usize = 16;
 pub(crate) const INLINE_BYTES: usize = 64;
 
 /// Bytes per field in a [`PackedFields`] buffer: field index, kind, 8 bytes of payload.
-const ENTRY: usize = 10;
+pub(super) const ENTRY: usize = 10;
 
 /// One event waiting to be sent.
 #[derive(Debug)]
@@ -40,7 +42,7 @@ impl Record {
     pub(crate) fn heap_bytes(&self) -> usize {
         match &self.body {
             Body::SessionStart | Body::SessionEnd { .. } => 0,
-            Body::Packed(p) => p.heap_bytes(),
+            Body::Packed(p) => p.counted as usize,
             Body::Fields(f) => {
                 size_of::<FieldRecord>() + f.text.len() + f.fields.capacity() * size_of::<(&str, Val)>()
             }
@@ -231,71 +233,66 @@ impl FieldSource for FieldRecord {
     }
 }
 
-/// A GENERIC_EVENT captured from an event's fields, as the uploader takes it from a lane:
-/// every field and all the text in one buffer (inline up to [`INLINE_BYTES`]), field names
-/// recovered from the callsite's metadata. 104 bytes plus that buffer's heap, whatever the
-/// number of fields.
+/// A GENERIC_EVENT captured from an event's fields, as the uploader makes it from a lane:
+/// its value fields and all the text in one buffer (inline up to [`INLINE_BYTES`]), field
+/// names recovered from the callsite's metadata, its name and message pointing into the text.
+/// 104 bytes plus that buffer's heap, whatever the number of fields.
 #[derive(Debug)]
 pub(crate) struct PackedFields {
-    layout: Layout,
+    pub(super) meta: &'static tracing::Metadata<'static>,
+    pub(super) name: Slot,
+    pub(super) message: Slot,
+    /// Entries at the start of `buf`.
+    pub(super) count: u16,
+    /// The heap the event was counted for against the queue's byte bound when it was pushed
+    /// ([`Captured::heap_bytes`]), given back when it is settled.
+    pub(super) counted: u32,
     /// `count` entries of [`ENTRY`] bytes, then the text: inline up to [`INLINE_BYTES`].
-    buf: SmallVec<[u8; INLINE_BYTES]>,
+    pub(super) buf: SmallVec<[u8; INLINE_BYTES]>,
 }
 
-/// What a packed event holds besides its bytes: the callsite (for field names), its name
-/// and message, and how many entries its bytes start with.
+/// What the emitting thread says of a captured event besides its bytes: the callsite (for
+/// field names, level and name), the name it gave the event itself (only when the event has
+/// neither an `event_name` nor a message and a name that says nothing: its span's, or the
+/// callsite's), and how many entries its bytes start with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layout {
-    meta: &'static tracing::Metadata<'static>,
-    name: Slot,
-    message: Slot,
-    count: u16,
-    fields_dropped: u16,
+    pub(super) meta: &'static tracing::Metadata<'static>,
+    pub(super) name: Slot,
+    pub(super) count: u16,
 }
 
 impl Layout {
     /// The layout of an event of `meta` with `count` entries. A static `name` must be the
     /// callsite's (`meta.name()`).
     #[inline]
-    pub(crate) fn new(
-        meta: &'static tracing::Metadata<'static>,
-        name: Option<Text>,
-        message: Option<Text>,
-        count: usize,
-        fields_dropped: u32,
-    ) -> Self {
-        Layout {
-            meta,
-            name: Slot::new(name, meta),
-            message: Slot::new(message, meta),
-            // A callsite has at most 32 fields.
-            count: count as u16,
-            fields_dropped: fields_dropped.min(u32::from(u16::MAX)) as u16,
-        }
-    }
-
-    fn text_start(&self) -> usize {
-        usize::from(self.count) * ENTRY
-    }
-
-    /// The fields held in `entries`, in order, with their names.
-    fn pairs<'a>(&self, entries: &'a [u8]) -> impl Iterator<Item = (&'static str, Val)> + 'a {
-        let names = self.meta.fields();
-        entries.chunks_exact(ENTRY).map(move |e| {
-            let (index, val) = decode_entry(e);
-            (names.iter().nth(usize::from(index)).map_or("", |f| f.name()), val)
-        })
+    pub(crate) fn new(meta: &'static tracing::Metadata<'static>, name: Option<Text>, count: usize) -> Self {
+        // A callsite has at most 32 fields.
+        Layout { meta, name: Slot::new(name, meta), count: count as u16 }
     }
 }
 
+/// The fields held in `entries` of an event of `meta`, in order, with their names.
+fn pairs<'a>(
+    meta: &'static tracing::Metadata<'static>,
+    entries: &'a [u8],
+) -> impl Iterator<Item = (&'static str, Val)> + 'a {
+    let names = meta.fields();
+    entries.chunks_exact(ENTRY).map(move |e| {
+        let (index, val) = decode_entry(e);
+        (names.iter().nth(usize::from(index)).map_or("", |f| f.name()), val)
+    })
+}
+
 /// A GENERIC_EVENT as the emitting thread hands it to its lane, borrowing the thread's
-/// scratch: the lane copies [`entries`](Self::entries) and [`text`](Self::text) back to back,
-/// the layout of a [`PackedFields`] buffer, and the uploader makes the record.
+/// scratch: every field recorded but the `session_id` as an entry, in the callsite's order,
+/// its text behind. The lane copies [`entries`](Self::entries) and [`text`](Self::text) back
+/// to back, and the uploader makes the record, telling which field names the event, which is
+/// its message and which its severity.
 #[derive(Debug)]
 pub(crate) struct Captured<'a> {
     pub(crate) layout: Layout,
     pub(crate) time: Stamp,
-    pub(crate) severity: Severity,
     pub(crate) entries: &'a [Entry],
     pub(crate) text: &'a str,
 }
@@ -307,37 +304,28 @@ impl Captured<'_> {
         self.entries.len() * ENTRY + self.text.len()
     }
 
-    /// The heap its record holds once the uploader makes it: what it counts against the
-    /// queue's byte bound while it waits, as [`Record::heap_bytes`] says.
+    /// What it counts against the queue's byte bound while it waits: the heap a buffer of
+    /// its bytes would take. Its record gives the same back ([`Record::heap_bytes`]).
     #[inline]
     pub(crate) fn heap_bytes(&self) -> usize {
         heap_for(self.len())
-    }
-
-    /// The record, for a thread that has no lane (it is being torn down).
-    pub(crate) fn to_record(&self) -> Record {
-        let mut bytes = Vec::with_capacity(self.len());
-        bytes.extend_from_slice(self.entries.as_flattened());
-        bytes.extend_from_slice(self.text.as_bytes());
-        let body = Body::Packed(PackedFields::new(self.layout, &bytes));
-        Record { time: self.time, severity: self.severity, body }
     }
 }
 
 /// The heap a packed buffer of `len` bytes takes: none while it fits inline.
 #[inline]
-fn heap_for(len: usize) -> usize {
+pub(super) fn heap_for(len: usize) -> usize {
     if len <= INLINE_BYTES { 0 } else { len }
 }
 
 /// An `Option<Text>` of a [`PackedFields`] in 8 bytes rather than 24 (which keeps a
 /// [`Record`] within two cache lines): a range of its text, the callsite's name, or nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Slot(u32, u32);
+pub(super) struct Slot(pub(super) u32, pub(super) u32);
 
 impl Slot {
-    const NONE: Slot = Slot(u32::MAX, 0);
-    const CALLSITE_NAME: Slot = Slot(u32::MAX, 1);
+    pub(super) const NONE: Slot = Slot(u32::MAX, 0);
+    pub(super) const CALLSITE_NAME: Slot = Slot(u32::MAX, 1);
 
     /// The slot for `text`, whose only static text can be the callsite's name.
     #[inline]
@@ -352,7 +340,7 @@ impl Slot {
         }
     }
 
-    fn get(self, meta: &'static tracing::Metadata<'static>) -> Option<Text> {
+    pub(super) fn get(self, meta: &'static tracing::Metadata<'static>) -> Option<Text> {
         match self {
             Slot::NONE => None,
             Slot::CALLSITE_NAME => Some(Text::Static(meta.name())),
@@ -381,7 +369,7 @@ pub(crate) fn encode_entry(index: u8, val: Val) -> Entry {
 }
 
 /// The field index and value an entry holds.
-fn decode_entry(e: &[u8]) -> (u8, Val) {
+pub(super) fn decode_entry(e: &[u8]) -> (u8, Val) {
     let mut payload = [0u8; 8];
     payload.copy_from_slice(&e[2..ENTRY]);
     let p = u64::from_le_bytes(payload);
@@ -398,7 +386,7 @@ fn decode_entry(e: &[u8]) -> (u8, Val) {
 }
 
 /// The text `t` stands for, ranges resolved in `text`.
-fn text_in(text: &[u8], t: Text) -> &str {
+pub(super) fn text_in(text: &[u8], t: Text) -> &str {
     match t {
         Text::Static(s) => s,
         // The ranges were cut on character boundaries of valid UTF-8.
@@ -409,66 +397,32 @@ fn text_in(text: &[u8], t: Text) -> &str {
 }
 
 impl PackedFields {
-    /// The event of `layout` whose entries and text are `bytes`.
-    pub(crate) fn new(layout: Layout, bytes: &[u8]) -> Self {
-        let buf = if bytes.len() <= INLINE_BYTES {
-            let mut inline = [0u8; INLINE_BYTES];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            SmallVec::from_buf_and_len(inline, bytes.len())
-        } else {
-            SmallVec::from_vec(bytes.to_vec())
-        };
-        PackedFields { layout, buf }
-    }
-
-    /// The heap the packed buffer holds: none while it fits inline.
-    #[inline]
-    fn heap_bytes(&self) -> usize {
-        if self.buf.spilled() { self.buf.capacity() } else { 0 }
+    /// Where its text starts in `buf`.
+    fn text_start(&self) -> usize {
+        usize::from(self.count) * ENTRY
     }
 }
 
 impl FieldSource for PackedFields {
     fn name(&self) -> Option<Text> {
-        self.layout.name.get(self.layout.meta)
+        self.name.get(self.meta)
     }
 
     fn message(&self) -> Option<Text> {
-        self.layout.message.get(self.layout.meta)
+        self.message.get(self.meta)
     }
 
     fn fields_dropped(&self) -> u32 {
-        u32::from(self.layout.fields_dropped)
+        // A callsite has at most 32 fields, below `MAX_FIELDS`.
+        0
     }
 
     fn text(&self, t: impl Into<Text>) -> &str {
-        text_in(self.buf.get(self.layout.text_start()..).unwrap_or_default(), t.into())
+        text_in(self.buf.get(self.text_start()..).unwrap_or_default(), t.into())
     }
 
     fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
-        self.layout.pairs(&self.buf[..self.layout.text_start()])
-    }
-}
-
-impl FieldSource for Captured<'_> {
-    fn name(&self) -> Option<Text> {
-        self.layout.name.get(self.layout.meta)
-    }
-
-    fn message(&self) -> Option<Text> {
-        self.layout.message.get(self.layout.meta)
-    }
-
-    fn fields_dropped(&self) -> u32 {
-        u32::from(self.layout.fields_dropped)
-    }
-
-    fn text(&self, t: impl Into<Text>) -> &str {
-        text_in(self.text.as_bytes(), t.into())
-    }
-
-    fn pairs(&self) -> impl Iterator<Item = (&'static str, Val)> + '_ {
-        self.layout.pairs(self.entries.as_flattened())
+        pairs(self.meta, &self.buf[..self.text_start()])
     }
 }
 
