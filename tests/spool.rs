@@ -6,7 +6,8 @@ mod support;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use support::spool::{
     SpoolDir, by_session, distinct_ids, down_until_up, finish, kill9, numbers, refused_port, report,
@@ -176,4 +177,74 @@ fn batches_out_of_retries_are_sent_by_the_same_process_once_the_server_returns()
     support::assert_well_formed(events);
     assert_eq!(distinct_ids(events).len(), 302, "each event once, and SESSION_START and SESSION_END");
     assert!(support::spool::files_under(&dir.0).is_empty(), "nothing left for the next process");
+}
+
+/// A batch split after a 413, one part delivered and the other out of retries: only that
+/// part goes to disk, under its part's key, and the same process sends it once the server
+/// takes it; no event is sent twice, and what was spooled is what was replayed.
+#[test]
+fn of_a_split_batch_only_the_part_that_waits_is_spooled_and_sent_once() {
+    // The size of the 100 events' request, to set a server limit below it.
+    let probe_dir = SpoolDir::new("probe");
+    let probe = RawServer::with_fn(|_| Raw::Accept);
+    let probe_port: u16 = probe.uri().rsplit(':').next().unwrap().parse().unwrap();
+    report(&mut spool_program("exit", &probe_dir.0, probe_port, "probe", 100));
+    let whole = probe.seen().iter().map(|s| s.raw.len()).max().unwrap();
+    let dir = SpoolDir::new("split-live");
+    // Requests: SESSION_START, the 100 (413), their first half (accepted), the second half
+    // (503, out of retries), then everything accepted.
+    let server = RawServer::with_fn(|n| if n == 3 { Raw::Status(503) } else { Raw::Accept });
+    server.limit_body(whole * 3 / 4);
+    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let mut cmd = spool_program("stdin", &dir.0, port, "split-live", 100);
+    let child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
+    let arrived = || by_session(&server).get("split-live").map_or(0, |e| numbers(e).len());
+    eventually("the 100 events", || arrived() == 100);
+    let gone = finish(child);
+    let seen = server.seen();
+    assert!(seen.iter().any(|s| matches!(s.reply, Raw::Status(413))), "the batch was split");
+    assert!(seen.iter().any(|s| matches!(s.reply, Raw::Status(503))), "a part ran out of retries");
+    let events = &by_session(&server)["split-live"];
+    assert_eq!(distinct_ids(events).len(), events.len(), "no event accepted twice");
+    assert!(gone["spooled"].as_u64().unwrap() > 0, "{gone}");
+    assert_eq!(
+        gone["replayed"], gone["spooled"],
+        "what was spooled, and only that, was sent from disk: {gone}"
+    );
+    let keys: Vec<&str> = seen.iter().filter_map(|s| s.header("x-idempotency-key")).collect();
+    assert!(keys.iter().any(|k| k.ends_with(".50-100")), "the part kept its key: {keys:?}");
+}
+
+/// A shutdown while this run's own file is being sent again: the send is given up at once,
+/// the file stays for the next process, and the drain does not wait for the request.
+#[test]
+fn a_shutdown_does_not_wait_for_this_runs_file_being_sent_again() {
+    let dir = SpoolDir::new("own-in-flight");
+    let (up, hung) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (flag, hang) = (Arc::clone(&up), Arc::clone(&hung));
+    // 503 until raised; then the first request hangs, the rest are accepted.
+    let server =
+        RawServer::with_fn(move |_| match (flag.load(Ordering::SeqCst), hang.swap(true, Ordering::SeqCst)) {
+            (false, _) => {
+                hang.store(false, Ordering::SeqCst);
+                Raw::Status(503)
+            }
+            (true, false) => Raw::Hang,
+            (true, true) => Raw::Accept,
+        });
+    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let mut cmd = spool_program("stdin", &dir.0, port, "own-in-flight", 100);
+    cmd.env("SPOOL_MAX_RETRIES", "0").env("SPOOL_HTTP_TIMEOUT_MS", "30000");
+    let child = start(&mut cmd);
+    wait_on_disk(&dir.0, 101);
+    up.store(true, Ordering::SeqCst);
+    eventually("a replayed request that hangs", || {
+        server.seen().iter().any(|s| matches!(s.reply, Raw::Hang))
+    });
+    let began = std::time::Instant::now();
+    let gone = finish(child);
+    // Waiting for the hung request would take the 10 s drain deadline.
+    assert!(began.elapsed() < std::time::Duration::from_secs(5), "{:?}", began.elapsed());
+    assert_eq!(gone["replayed"], 0, "{gone}");
+    assert!(support::spool::events_on_disk(&dir.0) >= 101, "left for the next process");
 }

@@ -47,6 +47,31 @@ pub(crate) struct Held {
     pub(crate) exhausted: AtomicU64,
     /// Unsent when the drain deadline passed.
     pub(crate) unsent: AtomicU64,
+    /// The parts of a batch split after a 413 whose fate is settled (delivered, or dropped
+    /// for good): what the spool keeps of the batch is the rest. Empty for a batch sent whole.
+    pub(crate) settled_parts: std::sync::Mutex<Vec<Range<usize>>>,
+}
+
+impl Held {
+    /// The parts of a batch of `n` events that still wait, in order: all of it when no part
+    /// of it was settled.
+    pub(crate) fn waiting_parts(&self, n: usize) -> Vec<Range<usize>> {
+        let mut settled =
+            self.settled_parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        settled.sort_unstable_by_key(|r| r.start);
+        let mut waiting = Vec::new();
+        let mut at = 0;
+        for part in settled {
+            if part.start > at {
+                waiting.push(at..part.start);
+            }
+            at = at.max(part.end);
+        }
+        if at < n {
+            waiting.push(at..n);
+        }
+        waiting
+    }
 }
 
 /// Where a send task books the fate of its events.
@@ -68,7 +93,9 @@ enum Fate {
 }
 
 impl Settle {
-    fn book(&self, fate: Fate, n: usize) {
+    /// Books the fate of the events at `part` of the batch (of `whole` events).
+    fn book(&self, fate: Fate, part: Range<usize>, whole: usize) {
+        let n = part.len();
         if let Some(held) = &self.held {
             let waits = match fate {
                 Fate::Dropped(DropReason::RetriesExhausted) => Some(&held.exhausted),
@@ -79,6 +106,9 @@ impl Settle {
                 counter.fetch_add(n as u64, Relaxed);
                 self.settled.fetch_add(n as u64, Relaxed);
                 return;
+            }
+            if n < whole {
+                held.settled_parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(part);
             }
         }
         match fate {
@@ -98,7 +128,7 @@ impl Deliverer {
     pub(super) async fn deliver(&self, events: &[EventJson], key: &str, settle: &Settle) {
         let body = |part: Range<usize>| Some(self.envelope.body(&events[part]));
         let book = |part: Range<usize>, result: Result<(), DropReason>| {
-            settle.book(result.map_or_else(Fate::Dropped, |()| Fate::Delivered), part.len());
+            settle.book(result.map_or_else(Fate::Dropped, |()| Fate::Delivered), part, events.len());
             true
         };
         self.send_split(events.len(), key, body, settle, book).await;
@@ -449,8 +479,19 @@ mod tests {
         // second half 2 → 200.
         assert_eq!(sizes, [4, 2, 1, 1, 2]);
         assert_eq!(rig.counted(), [3, 0, 0, 1, 0]);
-        let keys: std::collections::HashSet<String> = rig.calls().into_iter().map(|c| c.key).collect();
-        assert_eq!(keys.len(), 5, "each payload has a key of its own");
+        let keys: Vec<String> = rig.calls().into_iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["key", "key.0-2", "key.0-1", "key.1-2", "key.2-4"], "a part's key is its range's");
+    }
+
+    #[test]
+    fn what_waits_of_a_split_batch_is_the_rest_of_its_settled_parts() {
+        let held = Held::default();
+        let whole: Vec<Range<usize>> = std::iter::once(0..4).collect();
+        assert_eq!(held.waiting_parts(4), whole, "a batch sent whole waits whole");
+        held.settled_parts.lock().unwrap().extend([2..3, 0..1]);
+        assert_eq!(held.waiting_parts(4), [1..2, 3..4]);
+        held.settled_parts.lock().unwrap().extend([1..2, 3..4]);
+        assert!(held.waiting_parts(4).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use std::collections::VecDeque;
 
-use super::batch::{Batch, EventJson};
+use super::batch::{Batch, EventJson, part_key};
 use super::dropped::DropReport;
 use super::send::{Deliverer, Held};
 use crate::handoff::Handoff;
@@ -134,11 +134,47 @@ impl Spooling {
             self.remove(spooled.take());
             return;
         }
+        let parts = held.waiting_parts(events.len());
+        let on_disk = if parts.len() == 1 && parts[0].len() == events.len() {
+            self.leave_on_disk(spooled, key, events)
+        } else {
+            // Parts of a batch split after a 413 were settled: the batch's own file would send
+            // them again. Each part that waits gets a file of its own, under its part's key.
+            self.remove(spooled.take());
+            self.leave_parts(key, events, parts)
+        };
+        book_held(&self.handoff, held, aborted, on_disk);
+    }
+
+    /// Writes `events` (keyed `key`) unless its file holds them already, and leaves the file
+    /// for the replay. Returns whether it is on disk.
+    fn leave_on_disk(
+        &mut self,
+        spooled: &mut Option<(Slot, usize)>,
+        key: &str,
+        events: &[EventJson],
+    ) -> bool {
         let on_disk = self.write(spooled, key, events);
         if let Some((slot, _)) = spooled.take().filter(|_| on_disk) {
             self.writer.leave(slot);
         }
-        book_held(&self.handoff, held, aborted, on_disk);
+        on_disk
+    }
+
+    /// Leaves each of `parts` of a split batch on disk, under its part's key; all of them or,
+    /// when one cannot be written, none (the files written are removed).
+    fn leave_parts(&mut self, key: &str, events: &[EventJson], parts: Vec<std::ops::Range<usize>>) -> bool {
+        let mut written = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut spooled = None;
+            if !self.write(&mut spooled, &part_key(key, &part), &events[part]) {
+                written.into_iter().for_each(|slot| self.writer.remove(slot));
+                return false;
+            }
+            written.extend(spooled.map(|(slot, _)| slot));
+        }
+        written.into_iter().for_each(|slot| self.writer.leave(slot));
+        true
     }
 
     /// At the drain deadline: writes the batches not sent yet, booking their events as
@@ -152,13 +188,9 @@ impl Spooling {
         let (mut unsent, mut spooled, mut bytes) = (0, 0, 0);
         let mut spooling = spooling;
         for mut batch in batches {
-            let on_disk = spooling.as_mut().is_some_and(|s| {
-                let on_disk = s.write(&mut batch.spooled, &batch.key, &batch.events);
-                if let Some((slot, _)) = batch.spooled.take().filter(|_| on_disk) {
-                    s.writer.leave(slot);
-                }
-                on_disk
-            });
+            let on_disk = spooling
+                .as_mut()
+                .is_some_and(|s| s.leave_on_disk(&mut batch.spooled, &batch.key, &batch.events));
             *(if on_disk { &mut spooled } else { &mut unsent }) += batch.len() as u64;
             bytes += batch.bytes;
         }

@@ -81,7 +81,7 @@ impl Handoff {
         self.book(&self.counters.dropped[reason as usize], n);
     }
 
-    /// Books `n` events as left in the spool for the next process.
+    /// Books `n` events as left in the spool (for the replay, in this process or the next).
     pub(crate) fn spooled(&self, n: u64) {
         self.book(&self.counters.spool.spooled, n);
     }

@@ -69,9 +69,11 @@ impl Handoff {
     /// wake mark in `push`, makes sure either the uploader's re-check after it moved the mark
     /// sees this event, or the push sees the moved mark.
     ///
-    /// A reporter seen closed already is refused before `held` is touched: threads that go on
-    /// emitting after the shutdown never make the last take wait for an event that will not
-    /// come (a thread descheduled between the count and the check would, past its grace).
+    /// A reporter seen closed already is refused before `held` is touched, so threads that go
+    /// on emitting after the shutdown do not make the last take wait for events that will not
+    /// come. Only a thread that saw the reporter open just before it closed can still be
+    /// counted, then refused: if it is descheduled between the two for longer than the last
+    /// take's grace, the report shows it queued.
     #[inline]
     pub(super) fn admit(&self) -> Option<usize> {
         if self.closed.load(Relaxed) {

@@ -5,7 +5,8 @@
 ///
 /// Every event the reporter took responsibility for is counted once in `accepted`, and ends in
 /// exactly one of `delivered`, one of the `dropped` reasons, `summarized`, `spool.spooled`
-/// (left on disk for the next run, with a [spool](crate::Builder::spool_dir)) or `queued`
+/// (left on disk, with a [spool](crate::Builder::spool_dir), for this process to send once
+/// the server returns or for the next one) or `queued`
 /// (waiting or in flight). So, once the reporter is quiet,
 /// `accepted == delivered + dropped.total() + summarized + spool.spooled + queued`.
 ///
@@ -52,7 +53,7 @@ pub struct Stats {
 /// ```
 /// let stats = tinker_telemetry::Stats::default();
 /// if stats.spool.spooled > 0 {
-///     eprintln!("{} events wait on disk for the next run", stats.spool.spooled);
+///     eprintln!("{} events went to disk rather than being dropped", stats.spool.spooled);
 /// }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

@@ -112,6 +112,13 @@ impl Settled {
     }
 }
 
+impl Loaded {
+    /// Whether the batch is one of this run's files, not an adopted run's.
+    pub(crate) fn is_own(&self) -> bool {
+        self.own
+    }
+}
+
 impl Backlog {
     pub(crate) fn new(
         runs: Vec<Run>,

@@ -1,5 +1,6 @@
 //! The durable spool (opt-in, [`Builder::spool_dir`](crate::Builder::spool_dir)): batches the
-//! uploader could not send yet, kept on disk so that the next process sends them.
+//! uploader could not send yet, kept on disk so that the next process sends them, or this
+//! one once their retries ran out and the server returns.
 //!
 //! ```text
 //! <spool_dir>/                       0700, refused when others can write it

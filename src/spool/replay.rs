@@ -61,8 +61,8 @@ pub(crate) async fn replay<C, F, Fut>(
             continue;
         };
         let batch = &loaded.batch;
-        let sent = send(batch.body.clone(), batch.key.clone(), batch.events).await;
-        match sent {
+        let sending = send(batch.body.clone(), batch.key.clone(), batch.events);
+        match sent_unless_shut_down(sending, loaded.is_own(), &shutdown).await {
             Sent::Done(settled) => {
                 backlog.done(loaded, settled, counters);
                 pause = FIRST_PAUSE;
@@ -79,6 +79,24 @@ pub(crate) async fn replay<C, F, Fut>(
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
         }
+    }
+}
+
+/// What `sending` came to; for one of this run's files (`own`), not sent once the shutdown
+/// begins: the file is then the next process's, never a reason to hold the drain (nothing
+/// of it is counted until it is settled).
+async fn sent_unless_shut_down(
+    sending: impl Future<Output = Sent>,
+    own: bool,
+    shutdown: &watch::Receiver<Option<Instant>>,
+) -> Sent {
+    if !own {
+        return sending.await;
+    }
+    let mut began = shutdown.clone();
+    tokio::select! {
+        sent = sending => sent,
+        _ = began.wait_for(Option::is_some) => Sent::NotNow,
     }
 }
 

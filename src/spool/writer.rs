@@ -103,7 +103,8 @@ impl Writer {
         }
     }
 
-    /// Keeps a settled batch's file for the next process: its batch is no longer in memory.
+    /// Keeps a settled batch's file for the replay (this process's, or the next one's): its
+    /// batch is no longer in memory.
     pub(crate) fn leave(&mut self, slot: Slot) {
         if let Some(run) = &self.run {
             self.backlog.left_on_disk(run.dir.join(batch_name(slot.seq)), slot.bytes);

@@ -4,7 +4,8 @@
 //!
 //! - `SPOOL_SESSION`: the session id; `SPOOL_EVENTS`: how many `spool.test` events to log
 //!   (each with its number `n`, a `password` field and a URL with a token in `link`);
-//! - `SPOOL_FLUSH_TIMEOUT_MS` (default 10,000), `SPOOL_MAX_RETRIES` (default 3),
+//! - `SPOOL_FLUSH_TIMEOUT_MS` (default 10,000), `SPOOL_HTTP_TIMEOUT_MS` (default 2,000),
+//!   `SPOOL_MAX_RETRIES` (default 3),
 //!   `SPOOL_MAX_BYTES` (default the crate's), `SPOOL_DEBUG=1` (`Builder::debug`);
 //! - `SPOOL_FSIZE_LIMIT`: a file size limit (`setrlimit(RLIMIT_FSIZE)`) in bytes, to make
 //!   the disk "full" for this process (SIGXFSZ is ignored, so a write fails with EFBIG);
@@ -39,7 +40,7 @@ fn main() {
         .session_id(session)
         .flush_interval(Duration::from_secs(3600))
         .retry_base_delay(Duration::from_millis(20))
-        .http_timeout(Duration::from_secs(2))
+        .http_timeout(Duration::from_millis(var("SPOOL_HTTP_TIMEOUT_MS").unwrap_or(2_000)))
         .spool_interval(Duration::from_millis(100))
         .max_retries(var("SPOOL_MAX_RETRIES").unwrap_or(3) as u32)
         .flush_timeout(Duration::from_millis(var("SPOOL_FLUSH_TIMEOUT_MS").unwrap_or(10_000)))
