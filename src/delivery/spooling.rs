@@ -131,6 +131,8 @@ impl Spooling {
     ) {
         let waiting = held.exhausted.load(Relaxed) + held.unsent.load(Relaxed) + aborted;
         if waiting == 0 {
+            // The server answered: what waits on disk can go now.
+            self.backlog.server_answered();
             self.remove(spooled.take());
             return;
         }

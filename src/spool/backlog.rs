@@ -42,6 +42,9 @@ pub(crate) struct Backlog {
     inner: Mutex<Inner>,
     /// Told when this run leaves a file for the replay.
     more: tokio::sync::Notify,
+    /// Told when the server answered one of this run's batches: a replay pausing after a
+    /// failure tries again at once.
+    answered: tokio::sync::Notify,
     endpoint: String,
     max_bytes: u64,
     max_age: Duration,
@@ -129,8 +132,15 @@ impl Backlog {
     ) -> Self {
         let runs = runs.into_iter().map(|run| Adopted { run, files: VecDeque::new(), keep: false }).collect();
         let inner = Inner { runs, scanned: false, used: 0, foreign, current: None, left: VecDeque::new() };
-        let more = tokio::sync::Notify::new();
-        Backlog { inner: Mutex::new(inner), more, endpoint: endpoint.to_owned(), max_bytes, max_age }
+        let (more, answered) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
+        Backlog {
+            inner: Mutex::new(inner),
+            more,
+            answered,
+            endpoint: endpoint.to_owned(),
+            max_bytes,
+            max_age,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -289,6 +299,16 @@ impl Backlog {
     /// Waits until this run leaves a file on disk (at once if it did since the last wait).
     pub(crate) async fn more(&self) {
         self.more.notified().await;
+    }
+
+    /// Says that the server answered (took or refused) one of this run's batches.
+    pub(crate) fn server_answered(&self) {
+        self.answered.notify_waiters();
+    }
+
+    /// Waits until the server answers one of this run's batches.
+    pub(crate) async fn answered(&self) {
+        self.answered.notified().await;
     }
 
     /// Gives back the room of `bytes` of this run's files, once removed.

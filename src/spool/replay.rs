@@ -72,8 +72,10 @@ pub(crate) async fn replay<C, F, Fut>(
                 if shutdown.borrow_and_update().is_some() {
                     return;
                 }
+                // The pause ends early when the server answers one of this run's batches.
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
+                    () = backlog.answered() => {}
                     _ = shutdown.changed() => return,
                 }
                 pause = (pause * 2).min(LONGEST_PAUSE);
@@ -280,6 +282,37 @@ mod tests {
         assert_eq!(sent.into_inner().unwrap(), ["earlier", "mine-1", "mine-2"]);
         assert_eq!(counts(&counters.0)[1], 3, "replayed");
         assert!(opened.backlog.is_empty());
+    }
+
+    #[test]
+    fn the_server_answering_this_run_ends_the_pause_after_a_failure() {
+        let tmp = TempDir::new("answered");
+        dead_run(tmp.path(), &[batch("a", HERE)]);
+        let opened = crate::spool::open(&config(tmp.path()), HERE).unwrap();
+        let counters = Arc::new(Counters(SpoolCounters::default()));
+        let tries = Mutex::new(Vec::new());
+        let (_tx, rx) = watch::channel(None);
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let start = Instant::now();
+            let replaying = replay(Arc::clone(&opened.backlog), counters, rx, false, |_, _, _| {
+                let mut tries = tries.lock().unwrap();
+                tries.push(start.elapsed());
+                let sent = if tries.len() == 1 { Sent::NotNow } else { Sent::Done(Settled::delivered(1)) };
+                async move { sent }
+            });
+            let answer = async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                opened.backlog.server_answered();
+            };
+            tokio::join!(replaying, answer);
+        });
+        assert_eq!(
+            tries.into_inner().unwrap(),
+            [Duration::ZERO, Duration::from_millis(100)],
+            "not after FIRST_PAUSE"
+        );
     }
 
     #[test]

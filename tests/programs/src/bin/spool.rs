@@ -13,7 +13,8 @@
 //!   permissions apply to it as to any user's program.
 //!
 //! The first argument says how it ends: `hang` prints `EMITTED` and waits to be killed;
-//! `stdin` prints `EMITTED` and shuts down once a line arrives on stdin; `exit` shuts down at
+//! `stdin` prints `EMITTED`, logs a `spool.nudge` event and flushes for each line `nudge` on
+//! stdin, and shuts down at any other line or the end of stdin; `exit` shuts down at
 //! once. Both of those print `REPORT <json>`: the shutdown's counters and the last delivery
 //! error.
 
@@ -66,7 +67,13 @@ fn main() {
             std::thread::sleep(Duration::from_secs(3600));
         },
         "stdin" => {
-            let _ = std::io::stdin().lock().lines().next();
+            for line in std::io::stdin().lock().lines() {
+                if line.as_deref().map_or(true, |l| l.trim() != "nudge") {
+                    break;
+                }
+                handle.log("spool.nudge", json!({}), Severity::Info);
+                handle.flush();
+            }
         }
         _ => {}
     }
