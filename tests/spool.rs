@@ -166,23 +166,24 @@ fn batches_out_of_retries_are_sent_by_the_same_process_once_the_server_returns()
     let (server, port, up) = down_until_up();
     let mut cmd = spool_program("stdin", &dir.0, port, "comeback", 300);
     let mut child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
-    wait_on_disk(&dir.0, 301);
+    all_refused(&mut child, &server, 302);
     up.store(true, Ordering::SeqCst);
     // The program goes on working: its next event, taken by the server, ends the replay's
     // pause (up to 60 s after failures in a row) at once.
     let stdin = child.stdin.as_mut().unwrap();
     let mut nudged = std::time::Instant::now() - std::time::Duration::from_secs(1);
     let arrived = || by_session(&server).get("comeback").map_or(0, |e| numbers(e).len());
+    // Sent, and booked: a file is removed once its batch is settled.
     eventually("the 300 events, sent by the process that left them", || {
         if nudged.elapsed() > std::time::Duration::from_millis(500) {
             writeln!(stdin, "nudge").unwrap();
             nudged = std::time::Instant::now();
         }
-        arrived() == 300
+        arrived() == 300 && support::spool::events_on_disk(&dir.0) == 0
     });
     let gone = finish(child);
-    assert_eq!(gone["spooled"], 301, "SESSION_START and the 300 went to disk: {gone}");
-    assert_eq!(gone["replayed"], 301, "and were sent from there: {gone}");
+    assert_eq!(gone["spooled"], 302, "SESSION_START, the 300 and a nudge went to disk: {gone}");
+    assert_eq!(gone["replayed"], 302, "and were sent from there: {gone}");
     assert_eq!(gone["spool_dropped"], 0, "{gone}");
     let events = &by_session(&server)["comeback"];
     support::assert_well_formed(events);
@@ -206,15 +207,24 @@ fn of_a_split_batch_only_the_part_that_waits_is_spooled_and_sent_once() {
     report(&mut spool_program("exit", &probe_dir.0, probe_port, "probe", 100));
     let whole = probe.seen().iter().map(|s| s.raw.len()).max().unwrap();
     let dir = SpoolDir::new("split-live");
-    // Requests: SESSION_START, the 100 (413), their first half (accepted), the second half
-    // (503, out of retries), then everything accepted.
-    let server = RawServer::with_fn(|n| if n == 3 { Raw::Status(503) } else { Raw::Accept });
+    let server = RawServer::with_fn(|_| Raw::Accept);
     server.limit_body(whole * 3 / 4);
+    // The first second half of a split batch (its key ends with a range not from 0) is
+    // refused once: out of retries.
+    let refused = AtomicBool::new(false);
+    server.answer_by_head(move |head| {
+        let key = head.lines().find_map(|l| l.strip_prefix("x-idempotency-key: "))?;
+        let (_, range) = key.rsplit_once('.')?;
+        (!range.starts_with("0-") && !refused.swap(true, Ordering::SeqCst)).then_some(Raw::Status(503))
+    });
     let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
     let mut cmd = spool_program("stdin", &dir.0, port, "split-live", 100);
-    let child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
+    let mut child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
+    // The events still in the batch being filled go too.
+    writeln!(child.stdin.as_mut().unwrap(), "nudge").unwrap();
     let arrived = || by_session(&server).get("split-live").map_or(0, |e| numbers(e).len());
-    eventually("the 100 events", || arrived() == 100);
+    // Sent, and booked: a file is removed once its batch is settled.
+    eventually("the 100 events", || arrived() == 100 && support::spool::events_on_disk(&dir.0) == 0);
     let gone = finish(child);
     let seen = server.seen();
     assert!(seen.iter().any(|s| matches!(s.reply, Raw::Status(413))), "the batch was split");
@@ -226,8 +236,14 @@ fn of_a_split_batch_only_the_part_that_waits_is_spooled_and_sent_once() {
         gone["replayed"], gone["spooled"],
         "what was spooled, and only that, was sent from disk: {gone}"
     );
-    let keys: Vec<&str> = seen.iter().filter_map(|s| s.header("x-idempotency-key")).collect();
-    assert!(keys.iter().any(|k| k.ends_with(".50-100")), "the part kept its key: {keys:?}");
+    let key_of = |reply: fn(&Raw) -> bool| -> Vec<&str> {
+        seen.iter().filter(|s| reply(&s.reply)).filter_map(|s| s.header("x-idempotency-key")).collect()
+    };
+    let refused_part = key_of(|r| matches!(r, Raw::Status(503)))[0];
+    assert!(
+        key_of(|r| matches!(r, Raw::Accept)).contains(&refused_part),
+        "the part kept its key: {refused_part}"
+    );
 }
 
 /// A shutdown while this run's own file is being sent again: the send is given up at once,
@@ -250,8 +266,8 @@ fn a_shutdown_does_not_wait_for_this_runs_file_being_sent_again() {
     let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
     let mut cmd = spool_program("stdin", &dir.0, port, "own-in-flight", 100);
     cmd.env("SPOOL_MAX_RETRIES", "0").env("SPOOL_HTTP_TIMEOUT_MS", "30000");
-    let child = start(&mut cmd);
-    wait_on_disk(&dir.0, 101);
+    let mut child = start(&mut cmd);
+    all_refused(&mut child, &server, 102);
     up.store(true, Ordering::SeqCst);
     eventually("a replayed request that hangs", || {
         server.seen().iter().any(|s| matches!(s.reply, Raw::Hang))
@@ -261,5 +277,26 @@ fn a_shutdown_does_not_wait_for_this_runs_file_being_sent_again() {
     // Waiting for the hung request would take the 10 s drain deadline.
     assert!(began.elapsed() < std::time::Duration::from_secs(5), "{:?}", began.elapsed());
     assert_eq!(gone["replayed"], 0, "{gone}");
-    assert!(support::spool::events_on_disk(&dir.0) >= 101, "left for the next process");
+    assert_eq!(gone["spooled"], 102, "{gone}");
+    assert_eq!(support::spool::events_on_disk(&dir.0), 102, "left for the next process");
+}
+
+/// Has the `stdin`-mode `child` send what it holds (a `nudge` event and a flush), then waits
+/// until `server` has refused `events` distinct events, SESSION_START and the nudge among
+/// them: with no retries, each of its batches is then out of retries (a batch in flight is
+/// on disk too, but could still be taken).
+fn all_refused(child: &mut std::process::Child, server: &RawServer, events: usize) {
+    writeln!(child.stdin.as_mut().unwrap(), "nudge").unwrap();
+    eventually(&format!("{events} events refused"), || refused_events(server) == events);
+}
+
+/// Distinct events in the requests `server` answered 503.
+fn refused_events(server: &RawServer) -> usize {
+    let seen = server.seen();
+    let refused: Vec<serde_json::Value> = seen
+        .iter()
+        .filter(|s| matches!(s.reply, Raw::Status(503)))
+        .flat_map(|s| s.events().iter().cloned())
+        .collect();
+    distinct_ids(&refused).len()
 }

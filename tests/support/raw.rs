@@ -114,11 +114,14 @@ impl RawSeen {
 }
 
 type RawPlan = dyn Fn(usize) -> Raw + Send + Sync;
+type HeadPlan = dyn Fn(&str) -> Option<Raw> + Send + Sync;
 
 pub(super) struct RawState {
     plan: Box<RawPlan>,
     /// Bodies longer than this are answered 413, whatever the plan says.
     body_limit: std::sync::atomic::AtomicUsize,
+    /// An answer chosen from the request's head, before the plan's.
+    by_head: std::sync::Mutex<Option<Box<HeadPlan>>>,
     requests: Requests<RawSeen>,
     stop: std::sync::atomic::AtomicBool,
     next: std::sync::atomic::AtomicUsize,
@@ -139,6 +142,12 @@ impl RawServer {
     /// with a smaller request limit than the client's batches.
     pub fn limit_body(&self, bytes: usize) {
         self.state.body_limit.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Answers a request with what `f` says of its head (request line and headers), when it
+    /// says something; otherwise as planned.
+    pub fn answer_by_head(&self, f: impl Fn(&str) -> Option<Raw> + Send + Sync + 'static) {
+        *self.state.by_head.lock().unwrap() = Some(Box::new(f));
     }
 
     /// Answers request n with `plan[n]`, then with [`Raw::Accept`].
@@ -169,6 +178,7 @@ impl RawServer {
         let state = Arc::new(RawState {
             plan: Box::new(plan),
             body_limit: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            by_head: std::sync::Mutex::new(None),
             requests: Requests::new(),
             stop: std::sync::atomic::AtomicBool::new(false),
             next: std::sync::atomic::AtomicUsize::new(0),
@@ -254,7 +264,9 @@ pub(super) fn raw_serve(
             .unwrap_or(0);
         let n = state.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let limit = state.body_limit.load(std::sync::atomic::Ordering::Relaxed);
-        let reply = if length > limit { Raw::Status(413) } else { (state.plan)(n) };
+        let by_head = state.by_head.lock().unwrap().as_ref().and_then(|f| f(&head));
+        let reply =
+            if length > limit { Raw::Status(413) } else { by_head.unwrap_or_else(|| (state.plan)(n)) };
         let mut raw = Vec::new();
         if matches!(reply, Raw::Reset) {
             stream.read_exact(&mut byte)?;
