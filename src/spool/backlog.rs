@@ -24,6 +24,8 @@ pub(crate) const MAX_FILE_BYTES: u64 = 100 * MAX_EVENT_BYTES as u64 + 64 * 1024;
 pub(crate) const BATCH_SUFFIX: &str = ".batch";
 /// The suffix of a file being written.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+/// Failures in a row after which a batch is tried again after the others of its list.
+const TRIES_IN_FRONT: u32 = 3;
 
 /// A batch file's name.
 pub(crate) fn batch_name(seq: u64) -> String {
@@ -61,6 +63,8 @@ struct Inner {
     foreign: u64,
     /// The sequence number of the file being sent (out of its run's list meanwhile).
     current: Option<u64>,
+    /// The file that could not be sent the last time, and how many times in a row.
+    failing: Option<(PathBuf, u32)>,
     /// This run's files whose batches left memory (out of retries or time), oldest first:
     /// (path, bytes). Replayed after the adopted runs; evicted after the adopted runs' files,
     /// before a newer batch is refused.
@@ -131,7 +135,15 @@ impl Backlog {
         foreign: u64,
     ) -> Self {
         let runs = runs.into_iter().map(|run| Adopted { run, files: VecDeque::new(), keep: false }).collect();
-        let inner = Inner { runs, scanned: false, used: 0, foreign, current: None, left: VecDeque::new() };
+        let inner = Inner {
+            runs,
+            scanned: false,
+            used: 0,
+            foreign,
+            current: None,
+            failing: None,
+            left: VecDeque::new(),
+        };
         let (more, answered) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
         Backlog {
             inner: Mutex::new(inner),
@@ -261,16 +273,32 @@ impl Backlog {
         counters.dropped(SpoolDropReason::TooLarge, settled.too_large);
     }
 
-    /// Puts a batch that could not be sent back at the front, to be tried again.
+    /// Puts a batch that could not be sent back at the front, to be tried again; after
+    /// [`TRIES_IN_FRONT`] failures in a row, at the back of its list, so that a batch the server
+    /// keeps refusing does not hold back the others.
     pub(crate) fn put_back(&self, loaded: Loaded) {
         let mut inner = self.lock();
+        let failures = match inner.failing.take() {
+            Some((path, n)) if path == loaded.path => n + 1,
+            _ => 1,
+        };
+        let to_back = failures >= TRIES_IN_FRONT;
+        if !to_back {
+            inner.failing = Some((loaded.path.clone(), failures));
+        }
         if loaded.own {
-            inner.left.push_front((loaded.path, loaded.bytes));
+            let file = (loaded.path, loaded.bytes);
+            if to_back {
+                inner.left.push_back(file)
+            } else {
+                inner.left.push_front(file)
+            }
             return;
         }
         let current = inner.current.take();
         if let (Some(front), Some(seq)) = (inner.runs.front_mut(), current) {
-            front.files.push_front((seq, loaded.bytes));
+            let file = (seq, loaded.bytes);
+            if to_back { front.files.push_back(file) } else { front.files.push_front(file) }
         }
     }
 

@@ -190,6 +190,20 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_that_keeps_failing_lets_the_next_go_after_three_tries() {
+        let tmp = TempDir::new("rotate");
+        dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE), batch("c", HERE)]);
+        let tries = Mutex::new(0);
+        let (sent, counters) = replay_all(tmp.path(), |key| {
+            let mut n = tries.lock().unwrap();
+            *n += 1;
+            if key == "a" && *n < 7 { Sent::NotNow } else { Sent::Done(Settled::delivered(1)) }
+        });
+        assert_eq!(sent, ["a", "a", "a", "b", "c", "a", "a"], "three tries, then the others first");
+        assert_eq!(counts(&counters.0)[1], 3);
+    }
+
+    #[test]
     fn rejected_and_too_large_batches_leave_the_spool_counted() {
         let tmp = TempDir::new("rejected");
         dead_run(tmp.path(), &[batch("a", HERE), batch("b", HERE)]);
