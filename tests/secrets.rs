@@ -244,7 +244,7 @@ fn the_key_is_never_sent_over_plain_http_to_a_host_that_is_not_loopback() {
     }
     // Loopback, by name or address, is fine: the key stays on this machine.
     let server = RawServer::with_fn(|_| Raw::Accept);
-    let port = server.uri().rsplit(':').next().unwrap().to_owned();
+    let port = server.port();
     for base in [format!("http://localhost:{port}"), format!("http://127.0.0.1:{port}/")] {
         let (_layer, guard) = TinkerTelemetryLayer::builder()
             .session_id(SESSION)

@@ -203,7 +203,7 @@ fn of_a_split_batch_only_the_part_that_waits_is_spooled_and_sent_once() {
     // The size of the 100 events' request, to set a server limit below it.
     let probe_dir = SpoolDir::new("probe");
     let probe = RawServer::with_fn(|_| Raw::Accept);
-    let probe_port: u16 = probe.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let probe_port = probe.port();
     report(&mut spool_program("exit", &probe_dir.0, probe_port, "probe", 100));
     let whole = probe.seen().iter().map(|s| s.raw.len()).max().unwrap();
     let dir = SpoolDir::new("split-live");
@@ -217,7 +217,7 @@ fn of_a_split_batch_only_the_part_that_waits_is_spooled_and_sent_once() {
         let (_, range) = key.rsplit_once('.')?;
         (!range.starts_with("0-") && !refused.swap(true, Ordering::SeqCst)).then_some(Raw::Status(503))
     });
-    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let port = server.port();
     let mut cmd = spool_program("stdin", &dir.0, port, "split-live", 100);
     let mut child = start(cmd.env("SPOOL_MAX_RETRIES", "0"));
     // The events still in the batch being filled go too.
@@ -263,7 +263,7 @@ fn a_shutdown_does_not_wait_for_this_runs_file_being_sent_again() {
             (true, false) => Raw::Hang,
             (true, true) => Raw::Accept,
         });
-    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let port = server.port();
     let mut cmd = spool_program("stdin", &dir.0, port, "own-in-flight", 100);
     cmd.env("SPOOL_MAX_RETRIES", "0").env("SPOOL_HTTP_TIMEOUT_MS", "30000");
     let mut child = start(&mut cmd);

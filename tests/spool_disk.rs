@@ -66,7 +66,7 @@ fn the_disk_holds_only_what_would_be_sent_owner_only_and_for_its_endpoint_only()
     }
     // A process sending elsewhere leaves the run for its endpoint.
     let elsewhere = RawServer::with_fn(|_| Raw::Accept);
-    let port2: u16 = elsewhere.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let port2 = elsewhere.port();
     let other = report(&mut spool_program("exit", &dir.0, port2, "session-elsewhere", 0));
     assert_eq!(other["replayed"], 0, "{other}");
     assert!(!by_session(&elsewhere).contains_key("session-disk"), "never sent to another endpoint");
@@ -163,7 +163,7 @@ fn a_full_disk_turns_the_spool_off_with_one_line_and_delivery_goes_on() {
     let server = RawServer::with_fn(move |_| {
         if refusals.fetch_add(1, Ordering::SeqCst) < 6 { Raw::Status(503) } else { Raw::Accept }
     });
-    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let port = server.port();
     let mut cmd = spool_program("exit", &dir.0, port, "session-full", 50);
     // Files of at most 200 bytes: every batch's write fails (EFBIG), as on a full disk.
     cmd.env("SPOOL_FSIZE_LIMIT", "200").env("SPOOL_MAX_RETRIES", "20").env("SPOOL_DEBUG", "1");
@@ -237,7 +237,7 @@ fn a_read_only_or_forbidden_spool_directory_is_off_with_one_line_and_delivery_go
         cases.push((forbidden.0.join("spool"), "cannot create"));
     }
     let server = RawServer::with_fn(|_| Raw::Accept);
-    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let port = server.port();
     for (i, (dir, words)) in cases.iter().enumerate() {
         let session = format!("session-forbidden-{i}");
         let mut cmd = spool_program("exit", dir, port, &session, 20);

@@ -206,6 +206,11 @@ impl RawServer {
         format!("{}://{}", self.scheme, self.addr)
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// TCP connections accepted so far (a refused TLS handshake makes one, and no request).
     pub fn connections(&self) -> usize {
         self.state.connections.load(std::sync::atomic::Ordering::Relaxed)

@@ -72,7 +72,7 @@ pub fn down_until_up() -> (RawServer, u16, Arc<AtomicBool>) {
     let flag = Arc::clone(&up);
     let server =
         RawServer::with_fn(move |_| if flag.load(Ordering::SeqCst) { Raw::Accept } else { Raw::Status(503) });
-    let port: u16 = server.uri().rsplit(':').next().unwrap().parse().unwrap();
+    let port = server.port();
     (server, port, up)
 }
 
@@ -82,8 +82,7 @@ pub fn finish(mut child: Child) -> Value {
     let mut out = String::new();
     child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert!(child.wait().unwrap().success(), "{out}");
-    let line = out.lines().find_map(|l| l.strip_prefix("REPORT ")).expect("a REPORT line");
-    serde_json::from_str(line).unwrap()
+    report_in(&out)
 }
 
 /// Runs `cmd` to its end; returns its `REPORT`.
@@ -97,8 +96,13 @@ pub fn report_and_stderr(cmd: &mut Command) -> (Value, String) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{}: {stdout}\n{stderr}", out.status);
+    (report_in(&stdout), stderr)
+}
+
+/// The `REPORT` line a program printed on `stdout`.
+fn report_in(stdout: &str) -> Value {
     let line = stdout.lines().find_map(|l| l.strip_prefix("REPORT ")).expect("a REPORT line");
-    (serde_json::from_str(line).unwrap(), stderr)
+    serde_json::from_str(line).unwrap()
 }
 
 /// Kills `child` with SIGKILL and reaps it.
