@@ -11,12 +11,13 @@ use std::fmt;
 use tracing::field::{Field, Visit};
 
 use crate::capture::callsite::Fields;
-use crate::capture::roles::debug_matches;
+use crate::capture::roles::{debug_matches, same_id};
 use crate::capture::visit::{budget, push_big, push_debug, push_display, push_str};
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
 use crate::handoff::clock::Stamp;
-use crate::handoff::record::{Captured, Entry, Layout, Record, Text, TextRange, Val, encode_entry};
+use crate::handoff::record::{Captured, ENTRY, Entry, Layout, Record, Text, TextRange, Val, encode_entry};
+use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES};
 use crate::severity::Severity;
 
 /// The text a thread keeps room for: most events need far less.
@@ -45,7 +46,7 @@ impl Default for Scratch {
 impl Scratch {
     /// An empty one, whose text takes room as its thread's first events need it.
     pub(crate) const fn new() -> Self {
-        Scratch { entries: [[0; 10]; 32], count: 0, text: String::new(), uncounted: 0 }
+        Scratch { entries: [[0; ENTRY]; 32], count: 0, text: String::new(), uncounted: 0 }
     }
 
     /// Empties it for the next event, keeping its room.
@@ -139,7 +140,7 @@ impl<'a> EventVisitor<'a> {
     #[inline(always)]
     fn add(&mut self, field: &Field, val: Val) {
         let scratch = &mut *self.scratch;
-        // A callsite has at most 32 fields, and a field index fits a byte.
+        // A callsite has at most 32 fields: a field index fits the entry's five bits.
         if let Some(entry) = scratch.entries.get_mut(scratch.count) {
             *entry = encode_entry(field.index() as u8, val);
             scratch.count += 1;
@@ -180,13 +181,30 @@ impl<'a> EventVisitor<'a> {
         Box::new(error_record(self.classifier, value, error_type, Severity::Error, context))
     }
 
-    /// [`Visit::record_str`] of a field of an event not known to be another session's.
-    /// Apart, so that skipping a field or comparing the session costs no more than that.
+    /// [`Visit::record_str`] of a field of an event not known to be another session's: a
+    /// value within its budget is appended as it is, the rest cut to it. Apart, so that
+    /// skipping a field or comparing the session costs no more than that.
     #[inline(never)]
     fn add_str(&mut self, field: &Field, value: &str) {
-        let budget = self.scratch.budget();
-        let t = push_str(&mut self.scratch.text, value, budget);
+        let text = &mut self.scratch.text;
+        let start = text.len();
+        let t = if value.len() <= MAX_VALUE_BYTES
+            && start + value.len() <= MAX_EVENT_TEXT_BYTES + self.scratch.uncounted
+        {
+            text.push_str(value);
+            TextRange(start as u32, text.len() as u32)
+        } else {
+            self.add_cut_str(value)
+        };
         self.add_text(field, t);
+    }
+
+    /// A string value cut to what is left of its budget.
+    #[cold]
+    #[inline(never)]
+    fn add_cut_str(&mut self, value: &str) -> TextRange {
+        let budget = self.scratch.budget();
+        push_str(&mut self.scratch.text, value, budget)
     }
 
     /// [`Visit::record_debug`] of an event not known to be another session's.
@@ -218,7 +236,7 @@ impl Visit for EventVisitor<'_> {
         }
         if self.is_session(field) {
             if let Some(want) = self.want {
-                self.session = Some(value == want);
+                self.session = Some(same_id(value, want));
             }
             return;
         }

@@ -163,12 +163,22 @@ struct Limited<'a> {
 }
 
 impl fmt::Write for Limited<'_> {
+    #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if s.len() <= self.left {
             self.out.push_str(s);
             self.left -= s.len();
             return Ok(());
         }
+        self.cut(s)
+    }
+}
+
+impl Limited<'_> {
+    /// Writes what is left of the budget of `s`, which does not fit, and refuses the rest.
+    #[cold]
+    #[inline(never)]
+    fn cut(&mut self, s: &str) -> fmt::Result {
         let keep = floor_char_boundary(s, self.left);
         self.out.push_str(keep);
         self.left = 0;

@@ -213,7 +213,6 @@ impl Lanes {
     pub(crate) fn push_captured(&self, event: &Captured<'_>) -> bool {
         self.with_lane(|pending| {
             let len = event.len();
-            pending.bytes.reserve(len);
             pending.bytes.extend_from_slice(event.entries.as_flattened());
             pending.bytes.extend_from_slice(event.text.as_bytes());
             // An event's text is bounded far below u32::MAX.

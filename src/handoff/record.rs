@@ -1,6 +1,7 @@
 //! The record handed from the emitting thread to the uploader: one event, its fields packed.
 //!
-//! An event's fields are packed as 10-byte entries (field index, kind, 8 bytes of payload),
+//! An event's fields are packed as 9-byte entries (field index and kind in one byte, 8 bytes
+//! of payload),
 //! followed by every piece of text the event carries (strings, `Debug` output, the message),
 //! which entries point into by byte range. The emitting thread hands a captured event over as
 //! a [`Captured`] (its [`Layout`] and time stamp, borrowing the entries and text) whose bytes
@@ -23,8 +24,12 @@ pub(crate) const INLINE_FIELDS: usize = 16;
 /// Bytes of fields and text a [`PackedFields`] holds without allocating.
 pub(crate) const INLINE_BYTES: usize = 64;
 
-/// Bytes per field in a [`PackedFields`] buffer: field index, kind, 8 bytes of payload.
-pub(super) const ENTRY: usize = 10;
+/// Bytes per field in a [`PackedFields`] buffer: field index and kind, 8 bytes of payload.
+pub(crate) const ENTRY: usize = 9;
+
+/// Bits of an entry's first byte that hold the field's index: a callsite has at most 32
+/// fields. The kind of value takes the other three.
+const INDEX_BITS: u8 = 5;
 
 /// One event waiting to be sent.
 #[derive(Debug)]
@@ -349,8 +354,8 @@ impl Slot {
     }
 }
 
-/// One field of a [`PackedFields`]: its index in the callsite's field set, its kind, and
-/// 8 bytes of payload (the value, or the text range of a string).
+/// One field of a [`PackedFields`]: its index in the callsite's field set and its kind in one
+/// byte, and 8 bytes of payload (the value, or the text range of a string).
 pub(crate) type Entry = [u8; ENTRY];
 
 /// The entry for the field at `index` in its callsite's field set, holding `val`.
@@ -365,16 +370,16 @@ pub(crate) fn encode_entry(index: u8, val: Val) -> Entry {
         Val::BigInt(TextRange(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
     };
     let p = payload.to_le_bytes();
-    [index, kind, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]
+    [index | kind << INDEX_BITS, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]
 }
 
 /// The field index and value an entry holds.
 pub(super) fn decode_entry(e: &[u8]) -> (u8, Val) {
     let mut payload = [0u8; 8];
-    payload.copy_from_slice(&e[2..ENTRY]);
+    payload.copy_from_slice(&e[1..ENTRY]);
     let p = u64::from_le_bytes(payload);
     let range = TextRange((p >> 32) as u32, p as u32);
-    let val = match e[1] {
+    let val = match e[0] >> INDEX_BITS {
         0 => Val::I64(p as i64),
         1 => Val::U64(p),
         2 => Val::F64(f64::from_bits(p)),
@@ -382,7 +387,7 @@ pub(super) fn decode_entry(e: &[u8]) -> (u8, Val) {
         4 => Val::Str(range),
         _ => Val::BigInt(range),
     };
-    (e[0], val)
+    (e[0] & ((1 << INDEX_BITS) - 1), val)
 }
 
 /// The text `t` stands for, ranges resolved in `text`.
@@ -436,5 +441,24 @@ mod tests {
     fn records_stay_compact() {
         assert!(std::mem::size_of::<Record>() <= 128, "{}", std::mem::size_of::<Record>());
         assert!(std::mem::size_of::<PackedFields>() <= 104, "{}", std::mem::size_of::<PackedFields>());
+    }
+
+    #[test]
+    fn an_entry_keeps_its_field_index_and_value_of_every_kind() {
+        let range = TextRange(7, u32::MAX);
+        let vals = [
+            Val::I64(i64::MIN),
+            Val::U64(u64::MAX),
+            Val::F64(-0.5),
+            Val::Bool(true),
+            Val::Str(range),
+            Val::BigInt(range),
+        ];
+        for index in [0, 1, 17, 31] {
+            for val in vals {
+                let entry = encode_entry(index, val);
+                assert_eq!(decode_entry(&entry), (index, val), "field {index}");
+            }
+        }
     }
 }
