@@ -16,6 +16,7 @@ use crate::capture::visit::{budget, push_big, push_debug, push_display, push_str
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
 use crate::handoff::clock::Stamp;
+use crate::handoff::lanes::LastLane;
 use crate::handoff::record::{Captured, ENTRY, Entry, Layout, Record, Text, TextRange, Val, encode_entry};
 use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES};
 use crate::severity::Severity;
@@ -35,6 +36,8 @@ pub(crate) struct Scratch {
     /// Bytes of `text` that do not count against the event's text budget: a `severity` that
     /// parses, which the record leaves out of its fields.
     uncounted: usize,
+    /// The lane this thread last handed a captured event to.
+    lane: LastLane,
 }
 
 impl Default for Scratch {
@@ -46,7 +49,7 @@ impl Default for Scratch {
 impl Scratch {
     /// An empty one, whose text takes room as its thread's first events need it.
     pub(crate) const fn new() -> Self {
-        Scratch { entries: [[0; ENTRY]; 32], count: 0, text: String::new(), uncounted: 0 }
+        Scratch { entries: [[0; ENTRY]; 32], count: 0, text: String::new(), uncounted: 0, lane: LastLane::new() }
     }
 
     /// Empties it for the next event, keeping its room.
@@ -75,6 +78,18 @@ impl Scratch {
         let entries = self.entries.get(..self.count).unwrap_or_default();
         let layout = Layout::new(meta, name, entries.len());
         Captured { layout, time: Stamp::now(), entries, text: &self.text }
+    }
+
+    /// [`captured`](Self::captured), with the lane this thread last handed an event to.
+    #[inline(always)]
+    pub(crate) fn captured_for_lane(
+        &mut self,
+        meta: &'static tracing::Metadata<'static>,
+        name: Option<Text>,
+    ) -> (Captured<'_>, &mut LastLane) {
+        let entries = self.entries.get(..self.count).unwrap_or_default();
+        let layout = Layout::new(meta, name, entries.len());
+        (Captured { layout, time: Stamp::now(), entries, text: &self.text }, &mut self.lane)
     }
 
     #[inline(always)]

@@ -280,7 +280,8 @@ impl Inner {
                 None => name = Some(Text::Static(meta.name())),
             }
         }
-        self.handoff.push_captured(&scratch.captured(meta, name));
+        let (event, lane) = scratch.captured_for_lane(meta, name);
+        self.handoff.push_captured(lane, &event);
     }
 
     /// Queues the exception an `#[instrument(err)]` error event in `span` becomes.

@@ -4,7 +4,9 @@
 //! thread and the uploader ever lock. A captured event goes in as a fixed-size [`Head`] and
 //! its packed bytes (entries, then text) appended to the lane's byte buffer: no allocation
 //! once the lane has grown to its working size, whatever the event's size, and no cache line
-//! that two emitting threads write.
+//! that two emitting threads write. The thread keeps the lane it last pushed a captured
+//! event into beside its scratch ([`LastLane`]), so that the next event of the same reporter
+//! goes straight in; records of other kinds find the lane in the thread's list of lanes.
 //!
 //! The uploader takes a lane's whole contents at once, swapping in the buffers it emptied the
 //! time before (so the thread writes into memory that already has room), and makes each
@@ -45,7 +47,7 @@ thread_local! {
 #[derive(Debug, Default)]
 struct Lane {
     /// What the thread pushes into; the uploader swaps it out.
-    open: CachePadded<Mutex<Pending>>,
+    open: CachePadded<parking_lot::Mutex<Pending>>,
     /// What the uploader took and has not made records of yet. Only the uploader locks it.
     taken: CachePadded<Mutex<Taken>>,
     /// The reporter is gone: threads drop the lane from their lists.
@@ -167,10 +169,12 @@ impl Taken {
 }
 
 impl Lane {
-    #[inline]
-    fn lock_open(&self) -> MutexGuard<'_, Pending> {
-        // Guards no invariant a panic could break.
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The events the thread pushes into. A lock without poisoning (a panic in between
+    /// would break no invariant) whose uncontended lock and unlock are one atomic
+    /// instruction each, inlined: the emitting thread takes it once per event.
+    #[inline(always)]
+    fn lock_open(&self) -> parking_lot::MutexGuard<'_, Pending> {
+        self.open.lock()
     }
 
     fn lock_taken(&self) -> MutexGuard<'_, Taken> {
@@ -206,19 +210,72 @@ impl Default for Lanes {
     }
 }
 
+/// The lane an emitting thread last pushed a captured event into, kept beside its scratch so
+/// that the next event of the same reporter goes straight in, without looking the lane up
+/// among the thread's lanes.
+#[derive(Debug, Default)]
+pub(crate) struct LastLane(Option<(u64, Arc<Lane>)>);
+
+impl LastLane {
+    /// None yet.
+    pub(crate) const fn new() -> Self {
+        LastLane(None)
+    }
+}
+
+impl Lane {
+    /// Appends a captured event: its head, then its bytes.
+    #[inline(always)]
+    fn push_captured(&self, event: &Captured<'_>) {
+        let mut pending = self.lock_open();
+        let len = event.len();
+        pending.bytes.extend_from_slice(event.entries.as_flattened());
+        pending.bytes.extend_from_slice(event.text.as_bytes());
+        // An event's text is bounded far below u32::MAX.
+        let head = Head { layout: event.layout, time: event.time, len: len as u32 };
+        pending.items.push(Item::Event(head));
+    }
+}
+
 impl Lanes {
-    /// Puts a captured event in the calling thread's lane; false when the thread can no
-    /// longer have one (it is being torn down).
-    #[inline]
-    pub(crate) fn push_captured(&self, event: &Captured<'_>) -> bool {
-        self.with_lane(|pending| {
-            let len = event.len();
-            pending.bytes.extend_from_slice(event.entries.as_flattened());
-            pending.bytes.extend_from_slice(event.text.as_bytes());
-            // An event's text is bounded far below u32::MAX.
-            let head = Head { layout: event.layout, time: event.time, len: len as u32 };
-            pending.items.push(Item::Event(head));
+    /// Puts a captured event in the calling thread's lane, the one in `last` when it is this
+    /// reporter's; false when the thread can no longer have one (it is being torn down).
+    #[inline(always)]
+    pub(crate) fn push_captured(&self, last: &mut LastLane, event: &Captured<'_>) -> bool {
+        match &last.0 {
+            // A reporter's id is never reused, and its lanes are retired only once it is gone.
+            Some((id, lane)) if *id == self.id => {
+                lane.push_captured(event);
+                true
+            }
+            _ => self.push_captured_anew(last, event),
+        }
+    }
+
+    /// [`push_captured`](Self::push_captured) into the lane found among the thread's lanes
+    /// (or made), which `last` then keeps.
+    #[cold]
+    #[inline(never)]
+    fn push_captured_anew(&self, last: &mut LastLane, event: &Captured<'_>) -> bool {
+        let Some(lane) = self.mine() else { return false };
+        lane.push_captured(event);
+        last.0 = Some((self.id, lane));
+        true
+    }
+
+    /// The calling thread's lane for this reporter; `None` when the thread can no longer
+    /// have one.
+    fn mine(&self) -> Option<Arc<Lane>> {
+        MINE.try_with(|mine| {
+            let mut mine = mine.try_borrow_mut().ok()?;
+            let lane = match mine.iter().find(|(id, _)| *id == self.id) {
+                Some((_, lane)) => lane,
+                None => self.register(&mut mine),
+            };
+            Some(Arc::clone(lane))
         })
+        .ok()
+        .flatten()
     }
 
     /// Puts `record` in the calling thread's lane, or hands it to `elsewhere` when the thread
@@ -429,13 +486,18 @@ mod tests {
 
     /// Pushes a captured event of [`callsite`] with `a = n` and `b` `n` bytes long.
     fn push_captured(lanes: &Lanes, n: u64) {
+        push_captured_via(lanes, &mut LastLane::new(), n);
+    }
+
+    /// [`push_captured`], through the thread's last lane `last`.
+    fn push_captured_via(lanes: &Lanes, last: &mut LastLane, n: u64) {
         use crate::handoff::record::{Captured, Layout, TextRange, Val, encode_entry};
         let meta = callsite();
         let text = "b".repeat(n as usize);
         let entries = [encode_entry(0, Val::U64(n)), encode_entry(1, Val::Str(TextRange(0, n as u32)))];
         let layout = Layout::new(meta, None, entries.len());
         let event = Captured { layout, time: Stamp::now(), entries: &entries, text: &text };
-        assert!(lanes.push_captured(&event));
+        assert!(lanes.push_captured(last, &event));
     }
 
     /// A captured event's `a` and the length of its `b`, or a pushed record's number.
@@ -467,6 +529,29 @@ mod tests {
         let mut got = Vec::new();
         while lanes.drain(13, |r| got.push(seen(&r))) > 0 {}
         assert_eq!(got, want);
+    }
+
+    /// A thread that emits to two reporters in turn keeps one lane of each, whichever its last
+    /// lane was: every event lands in its own reporter's lane, in order.
+    #[test]
+    fn a_thread_emitting_to_two_reporters_in_turn_fills_each_ones_lane() {
+        let (a, b) = (Lanes::default(), Lanes::default());
+        let mut last = LastLane::new();
+        for n in 0..40u64 {
+            let lanes = if n % 3 == 0 { &b } else { &a };
+            push_captured_via(lanes, &mut last, n);
+            push_captured(lanes, n);
+        }
+        let drained = |lanes: &Lanes| {
+            let mut got = Vec::new();
+            while lanes.drain(7, |r| got.push(seen(&r).0)) > 0 {}
+            got
+        };
+        let (of_a, of_b): (Vec<u64>, Vec<u64>) = (0..40).partition(|n| n % 3 != 0);
+        let twice = |v: Vec<u64>| v.into_iter().flat_map(|n| [n, n]).collect::<Vec<_>>();
+        assert_eq!(drained(&a), twice(of_a));
+        assert_eq!(drained(&b), twice(of_b));
+        assert_eq!((a.registry().len(), b.registry().len()), (1, 1));
     }
 
     #[test]

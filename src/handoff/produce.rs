@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::*;
 use super::Handoff;
 use super::clock::Stamp;
 use super::control::Control;
+use super::lanes::LastLane;
 use super::record::{Body, Captured, Record};
 use crate::severity::Severity;
 
@@ -23,12 +24,13 @@ impl Handoff {
     }
 
     /// Hands a captured event to the uploader without blocking: its bytes go into the
-    /// thread's lane, and the uploader makes its record. Returns false, counting the event as
-    /// dropped, when the queue is full or the reporter has shut down.
+    /// thread's lane (`last`, when it is this reporter's), and the uploader makes its record.
+    /// Returns false, counting the event as dropped, when the queue is full or the reporter
+    /// has shut down.
     #[inline(always)]
-    pub(crate) fn push_captured(&self, event: &Captured<'_>) -> bool {
+    pub(crate) fn push_captured(&self, last: &mut LastLane, event: &Captured<'_>) -> bool {
         let Some(before) = self.admit_within_bounds(event.heap_bytes()) else { return false };
-        if !self.lanes.push_captured(event) {
+        if !self.lanes.push_captured(last, event) {
             self.queue.push(event.to_record());
         }
         self.wake_at(before);
