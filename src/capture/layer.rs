@@ -442,7 +442,7 @@ where
         // without one, the nearest span decides before any field is visited.
         let fields = callsite::fields(meta);
         if fields.session().is_some() && !inner.config.sessionless {
-            inner.capture_in_scratch(event, &ctx, fields, true);
+            inner.capture_in_scratch::<S, true>(event, &ctx, fields);
         } else {
             inner.without_session_field(event, &ctx, fields);
         }
@@ -470,7 +470,7 @@ impl Inner {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         if self.config.sessionless || self.span_in_session(event, ctx) {
-            self.capture_in_scratch(event, ctx, fields, false);
+            self.capture_in_scratch::<S, false>(event, ctx, fields);
         }
     }
 }
@@ -489,10 +489,11 @@ impl Inner {
         self.capture(event, &mut Scratch::default(), fields, check, in_span, span_name);
     }
 
-    /// [`capture`](Self::capture) with the thread's scratch buffer. Kept out of `on_event`
-    /// so that ignoring an event pays none of its set-up.
+    /// [`capture`](Self::capture) with the thread's scratch buffer, `CHECK` saying whether the
+    /// event's `session_id` field decides. Kept out of `on_event` so that ignoring an event
+    /// pays none of its set-up; one copy for each answer, so that neither tests it.
     #[inline(never)]
-    fn capture_in_scratch<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: Fields, check: bool)
+    fn capture_in_scratch<S, const CHECK: bool>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: Fields)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -503,11 +504,11 @@ impl Inner {
         let span_name = || ctx.event_span(event).map(|span| span.name());
         let captured = SCRATCH.try_with(|scratch| {
             let Ok(mut scratch) = scratch.try_borrow_mut() else { return false };
-            self.capture(event, &mut scratch, fields, check, in_span, span_name);
+            self.capture(event, &mut scratch, fields, CHECK, in_span, span_name);
             true
         });
         if captured != Ok(true) {
-            self.capture_apart(event, ctx, fields, check);
+            self.capture_apart(event, ctx, fields, CHECK);
         }
     }
 }

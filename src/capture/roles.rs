@@ -130,3 +130,22 @@ impl fmt::Write for Tee<'_, '_> {
         if self.0.ok || self.1.ok { Ok(()) } else { Err(fmt::Error) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_id_is_the_same_only_when_every_byte_is() {
+        let id = "5f0c1e7a-9b2d-4c3e-8f10-2a3b4c5d6e7f";
+        assert!(same_id(id, &id.to_owned()));
+        // Differs in the first word, after it, in the last byte, in length.
+        assert!(!same_id("6f0c1e7a-9b2d-4c3e-8f10-2a3b4c5d6e7f", id));
+        assert!(!same_id("5f0c1e7a-9b2d-4c3e-8f10-2a3b4c5d6e70", id));
+        assert!(!same_id("5f0c1e7a-9b2d-4c3e-8f10-2a3b4c5d6e7", id));
+        // Ids shorter than a word are compared whole.
+        for (a, b, same) in [("s", "s", true), ("s", "t", false), ("", "", true), ("abc", "abd", false)] {
+            assert_eq!(same_id(a, b), same, "{a} {b}");
+        }
+    }
+}
