@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn a_session_id_is_the_same_only_when_every_byte_is() {
         let id = "5f0c1e7a-9b2d-4c3e-8f10-2a3b4c5d6e7f";
-        assert!(same_id(id, &id.to_owned()));
+        assert!(same_id(id, String::from(id).as_str()));
         // Differs in the first word, after it, in the last byte, in length.
         assert!(!same_id("6f0c1e7a-9b2d-4c3e-8f10-2a3b4c5d6e7f", id));
         assert!(!same_id("5f0c1e7a-9b2d-4c3e-8f10-2a3b4c5d6e70", id));
