@@ -12,17 +12,14 @@ use tracing::field::{Field, Visit};
 
 use crate::capture::callsite::Fields;
 use crate::capture::roles::{debug_matches, same_id};
-use crate::capture::visit::{budget, push_big, push_debug, push_display, push_str};
+use crate::capture::text::{TextBuf, TextOut, budget, push_big, push_debug, push_display, push_str};
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
 use crate::handoff::clock::Stamp;
 use crate::handoff::lanes::LastLane;
 use crate::handoff::record::{Captured, ENTRY, Entry, Layout, Record, Text, TextRange, Val, encode_entry};
-use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_VALUE_BYTES};
+use crate::limits::MAX_EVENT_TEXT_BYTES;
 use crate::severity::Severity;
-
-/// The text a thread keeps room for: most events need far less.
-const SCRATCH_TEXT: usize = 512;
 
 /// A thread's room for the event it is capturing, reused from one event to the next: once it
 /// has grown to the thread's largest event, capturing allocates nothing.
@@ -32,7 +29,7 @@ pub(crate) struct Scratch {
     entries: [Entry; 32],
     /// Entries in use.
     count: usize,
-    text: String,
+    text: TextBuf,
     /// Bytes of `text` that do not count against the event's text budget: a `severity` that
     /// parses, which the record leaves out of its fields.
     uncounted: usize,
@@ -42,14 +39,14 @@ pub(crate) struct Scratch {
 
 impl Default for Scratch {
     fn default() -> Self {
-        Scratch { text: String::with_capacity(SCRATCH_TEXT), ..Scratch::new() }
+        Scratch { text: TextBuf::with_room(), ..Scratch::new() }
     }
 }
 
 impl Scratch {
     /// An empty one, whose text takes room as its thread's first events need it.
     pub(crate) const fn new() -> Self {
-        Scratch { entries: [[0; ENTRY]; 32], count: 0, text: String::new(), uncounted: 0, lane: LastLane::new() }
+        Scratch { entries: [[0; ENTRY]; 32], count: 0, text: TextBuf::new(), uncounted: 0, lane: LastLane::new() }
     }
 
     /// Empties it for the next event, keeping its room.
@@ -63,7 +60,7 @@ impl Scratch {
     /// Appends `name` to the text: the name the event takes from its span.
     pub(crate) fn push_name(&mut self, name: &str) -> Text {
         let start = self.text.len() as u32;
-        self.text.push_str(name);
+        self.text.push(name);
         Text::Range(start, self.text.len() as u32)
     }
 
@@ -77,7 +74,7 @@ impl Scratch {
     ) -> Captured<'_> {
         let entries = self.entries.get(..self.count).unwrap_or_default();
         let layout = Layout::new(meta, name, entries.len());
-        Captured { layout, time: Stamp::now(), entries, text: &self.text }
+        Captured { layout, time: Stamp::now(), entries, text: self.text.as_bytes() }
     }
 
     /// [`captured`](Self::captured), with the lane this thread last handed an event to.
@@ -89,7 +86,7 @@ impl Scratch {
     ) -> (Captured<'_>, &mut LastLane) {
         let entries = self.entries.get(..self.count).unwrap_or_default();
         let layout = Layout::new(meta, name, entries.len());
-        (Captured { layout, time: Stamp::now(), entries, text: &self.text }, &mut self.lane)
+        (Captured { layout, time: Stamp::now(), entries, text: self.text.as_bytes() }, &mut self.lane)
     }
 
     #[inline(always)]
@@ -181,7 +178,7 @@ impl<'a> EventVisitor<'a> {
     /// as it never did.
     #[cold]
     fn severity_text(&mut self, t: TextRange) {
-        let text = self.scratch.text.get(t.0 as usize..t.1 as usize).unwrap_or_default();
+        let text = self.scratch.text.get(t);
         if Severity::parse(text).is_some() {
             self.scratch.uncounted += text.len();
         }
@@ -191,35 +188,45 @@ impl<'a> EventVisitor<'a> {
     #[cold]
     #[inline(never)]
     fn error_event(&self, value: &(dyn std::error::Error + 'static)) -> Box<Record> {
-        let context = self.message.map(|m| Text::from(m).of(&self.scratch.text));
+        let context = self.message.map(|m| self.scratch.text.get(m));
         let error_type = dyn_type_name(value);
         Box::new(error_record(self.classifier, value, error_type, Severity::Error, context))
     }
 
-    /// [`Visit::record_str`] of a field of an event not known to be another session's: a
-    /// value within its budget is appended as it is, the rest cut to it. Apart, so that
-    /// skipping a field or comparing the session costs no more than that.
+    /// [`Visit::record_str`] of a field of an event not known to be another session's. A short
+    /// value within its budget is copied in a few instructions and its entry written, and
+    /// nothing is called; any other value, or a `severity`, is [`add_str_apart`]'s.
+    ///
+    /// [`add_str_apart`]: Self::add_str_apart
     #[inline(never)]
     fn add_str(&mut self, field: &Field, value: &str) {
-        let text = &mut self.scratch.text;
-        let start = text.len();
-        let t = if value.len() <= MAX_VALUE_BYTES
-            && start + value.len() <= MAX_EVENT_TEXT_BYTES + self.scratch.uncounted
+        let i = field.index();
+        let start = self.scratch.text.len();
+        let end = start + value.len();
+        if end > MAX_EVENT_TEXT_BYTES + self.scratch.uncounted
+            || self.fields.is_severity(i)
+            || !self.scratch.text.push_short(value)
         {
-            text.push_str(value);
-            TextRange(start as u32, text.len() as u32)
-        } else {
-            self.add_cut_str(value)
-        };
-        self.add_text(field, t);
+            return self.add_str_apart(field, value);
+        }
+        let t = TextRange(start as u32, end as u32);
+        if self.fields.names(i) {
+            self.named = true;
+            if self.fields.is_message(i) {
+                self.message = Some(t);
+            }
+        }
+        self.add(field, Val::Str(t));
     }
 
-    /// A string value cut to what is left of its budget.
+    /// [`add_str`](Self::add_str) of a long value, a `severity`, or a value past its budget,
+    /// which is cut to it.
     #[cold]
     #[inline(never)]
-    fn add_cut_str(&mut self, value: &str) -> TextRange {
+    fn add_str_apart(&mut self, field: &Field, value: &str) {
         let budget = self.scratch.budget();
-        push_str(&mut self.scratch.text, value, budget)
+        let t = push_str(&mut self.scratch.text, value, budget);
+        self.add_text(field, t);
     }
 
     /// [`Visit::record_debug`] of an event not known to be another session's.

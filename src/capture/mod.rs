@@ -9,4 +9,5 @@ pub(crate) mod http;
 pub(crate) mod layer;
 pub(crate) mod roles;
 pub(crate) mod span;
+pub(crate) mod text;
 pub(crate) mod visit;

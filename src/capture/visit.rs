@@ -1,16 +1,15 @@
-//! Capturing a span's fields into a [`FieldRecord`] with their JSON types, names kept; and the
-//! text both spans and events (`event.rs`) keep of a value, within its budget.
+//! Capturing a span's fields into a [`FieldRecord`] with their JSON types, names kept. The
+//! text it keeps of a value, within its budget, is `text.rs`'s, as an event's is.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 
 use crate::capture::roles::{Role, is_session, role};
+use crate::capture::text::{budget, push_big, push_debug, push_display, push_str};
 use crate::handoff::record::{FieldRecord, INLINE_FIELDS, Text, TextRange, Val};
-use crate::limits::{
-    MAX_EVENT_TEXT_BYTES, MAX_FIELDS, MAX_VALUE_BYTES, TRUNCATION_MARKER, floor_char_boundary,
-};
+use crate::limits::MAX_FIELDS;
 use crate::severity::Severity;
 
 /// Where a [`FieldVisitor`] puts field values.
@@ -94,96 +93,6 @@ impl<'a, S: FieldStore> FieldVisitor<'a, S> {
         if !self.draft.fields.add(field, val, self.replace) {
             self.draft.fields_dropped += 1;
         }
-    }
-}
-
-/// The bytes a value may still add to text of which `used` bytes count: at most
-/// [`MAX_VALUE_BYTES`], and what is left of [`MAX_EVENT_TEXT_BYTES`].
-#[inline(always)]
-pub(crate) fn budget(used: usize) -> usize {
-    MAX_VALUE_BYTES.min(MAX_EVENT_TEXT_BYTES.saturating_sub(used))
-}
-
-/// Appends `s` to `text`, cut to `budget` bytes (on a character boundary) and marked when
-/// longer; returns where it went.
-#[inline(always)]
-pub(crate) fn push_str(text: &mut String, s: &str, budget: usize) -> TextRange {
-    let start = text.len();
-    if s.len() <= budget {
-        text.push_str(s);
-    } else {
-        text.push_str(floor_char_boundary(s, budget));
-        text.push_str(TRUNCATION_MARKER);
-    }
-    range(start, text.len())
-}
-
-/// Appends `value`'s `Debug` output to `text`, cut to `budget` bytes and marked when longer;
-/// returns where it went.
-pub(crate) fn push_debug(text: &mut String, value: &dyn fmt::Debug, budget: usize) -> TextRange {
-    let start = text.len();
-    let mut w = Limited { out: text, left: budget, cut: false };
-    // A Debug impl that fails leaves what it wrote so far.
-    let _ = write!(w, "{value:?}");
-    if w.cut {
-        text.push_str(TRUNCATION_MARKER);
-    }
-    range(start, text.len())
-}
-
-/// [`push_debug`] of a `Display` value.
-pub(crate) fn push_display(text: &mut String, value: &dyn fmt::Display, budget: usize) -> TextRange {
-    struct AsDebug<'a>(&'a dyn fmt::Display);
-    impl fmt::Debug for AsDebug<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(self.0, f)
-        }
-    }
-    push_debug(text, &AsDebug(value), budget)
-}
-
-/// Appends `value`'s decimal digits to `text` (an integer too wide for 64 bits: a few dozen
-/// bytes, outside the budget); returns where they went.
-pub(crate) fn push_big(text: &mut String, value: &dyn fmt::Display) -> TextRange {
-    let start = text.len();
-    let _ = write!(text, "{value}");
-    range(start, text.len())
-}
-
-fn range(start: usize, end: usize) -> TextRange {
-    // Text is bounded by MAX_EVENT_TEXT_BYTES per event, far below u32::MAX.
-    TextRange(start as u32, end as u32)
-}
-
-/// Writes up to `left` bytes (on a character boundary), then refuses.
-struct Limited<'a> {
-    out: &'a mut String,
-    left: usize,
-    cut: bool,
-}
-
-impl fmt::Write for Limited<'_> {
-    #[inline]
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        if s.len() <= self.left {
-            self.out.push_str(s);
-            self.left -= s.len();
-            return Ok(());
-        }
-        self.cut(s)
-    }
-}
-
-impl Limited<'_> {
-    /// Writes what is left of the budget of `s`, which does not fit, and refuses the rest.
-    #[cold]
-    #[inline(never)]
-    fn cut(&mut self, s: &str) -> fmt::Result {
-        let keep = floor_char_boundary(s, self.left);
-        self.out.push_str(keep);
-        self.left = 0;
-        self.cut = true;
-        Err(fmt::Error)
     }
 }
 

@@ -230,7 +230,7 @@ impl Lane {
         let mut pending = self.lock_open();
         let len = event.len();
         pending.bytes.extend_from_slice(event.entries.as_flattened());
-        pending.bytes.extend_from_slice(event.text.as_bytes());
+        pending.bytes.extend_from_slice(event.text);
         // An event's text is bounded far below u32::MAX.
         let head = Head { layout: event.layout, time: event.time, len: len as u32 };
         pending.items.push(Item::Event(head));
@@ -496,7 +496,7 @@ mod tests {
         let text = "b".repeat(n as usize);
         let entries = [encode_entry(0, Val::U64(n)), encode_entry(1, Val::Str(TextRange(0, n as u32)))];
         let layout = Layout::new(meta, None, entries.len());
-        let event = Captured { layout, time: Stamp::now(), entries: &entries, text: &text };
+        let event = Captured { layout, time: Stamp::now(), entries: &entries, text: text.as_bytes() };
         assert!(lanes.push_captured(last, &event));
     }
 

@@ -206,7 +206,7 @@ impl Captured<'_> {
     fn bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.len());
         bytes.extend_from_slice(self.entries.as_flattened());
-        bytes.extend_from_slice(self.text.as_bytes());
+        bytes.extend_from_slice(self.text);
         bytes
     }
 

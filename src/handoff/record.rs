@@ -299,7 +299,7 @@ pub(crate) struct Captured<'a> {
     pub(crate) layout: Layout,
     pub(crate) time: Stamp,
     pub(crate) entries: &'a [Entry],
-    pub(crate) text: &'a str,
+    pub(crate) text: &'a [u8],
 }
 
 impl Captured<'_> {
@@ -369,8 +369,9 @@ pub(crate) fn encode_entry(index: u8, val: Val) -> Entry {
         Val::Str(TextRange(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
         Val::BigInt(TextRange(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
     };
-    let p = payload.to_le_bytes();
-    [index | kind << INDEX_BITS, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]
+    let mut entry = [index | kind << INDEX_BITS; ENTRY];
+    entry[1..].copy_from_slice(&payload.to_le_bytes());
+    entry
 }
 
 /// The field index and value an entry holds.
