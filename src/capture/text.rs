@@ -112,7 +112,7 @@ impl TextBuf {
     fn push_long(&mut self, s: &[u8]) {
         let end = self.used + s.len();
         if self.buf.len() < end + SHORT {
-            self.buf.resize((end + SHORT).next_power_of_two(), 0);
+            self.buf.resize((end + SHORT).next_power_of_two().max(START_ROOM), 0);
         }
         if let Some(to) = self.buf.get_mut(self.used..end) {
             to.copy_from_slice(s);
