@@ -47,7 +47,7 @@ thread_local! {
 #[derive(Debug, Default)]
 struct Lane {
     /// What the thread pushes into; the uploader swaps it out.
-    open: CachePadded<parking_lot::Mutex<Pending>>,
+    open: CachePadded<Mutex<Pending>>,
     /// What the uploader took and has not made records of yet. Only the uploader locks it.
     taken: CachePadded<Mutex<Taken>>,
     /// The reporter is gone: threads drop the lane from their lists.
@@ -169,12 +169,11 @@ impl Taken {
 }
 
 impl Lane {
-    /// The events the thread pushes into. A lock without poisoning (a panic in between
-    /// would break no invariant) whose uncontended lock and unlock are one atomic
-    /// instruction each, inlined: the emitting thread takes it once per event.
+    /// The events the thread pushes into. A poisoned lock guards no invariant a panic could
+    /// break.
     #[inline(always)]
-    fn lock_open(&self) -> parking_lot::MutexGuard<'_, Pending> {
-        self.open.lock()
+    fn lock_open(&self) -> MutexGuard<'_, Pending> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock_taken(&self) -> MutexGuard<'_, Taken> {
