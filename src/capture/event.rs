@@ -72,9 +72,7 @@ impl Scratch {
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
     ) -> Captured<'_> {
-        let entries = self.entries.get(..self.count).unwrap_or_default();
-        let layout = Layout::new(meta, name, entries.len());
-        Captured { layout, time: Stamp::now(), entries, text: self.text.as_bytes() }
+        captured(&self.entries, self.count, &self.text, meta, name)
     }
 
     /// [`captured`](Self::captured), with the lane this thread last handed an event to.
@@ -84,15 +82,27 @@ impl Scratch {
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
     ) -> (Captured<'_>, &mut LastLane) {
-        let entries = self.entries.get(..self.count).unwrap_or_default();
-        let layout = Layout::new(meta, name, entries.len());
-        (Captured { layout, time: Stamp::now(), entries, text: self.text.as_bytes() }, &mut self.lane)
+        (captured(&self.entries, self.count, &self.text, meta, name), &mut self.lane)
     }
 
     #[inline(always)]
     fn budget(&self) -> usize {
         budget(self.text.len() - self.uncounted)
     }
+}
+
+/// The captured event of `meta` whose first `count` entries and text are these, stamped now.
+#[inline(always)]
+fn captured<'a>(
+    entries: &'a [Entry],
+    count: usize,
+    text: &'a TextBuf,
+    meta: &'static tracing::Metadata<'static>,
+    name: Option<Text>,
+) -> Captured<'a> {
+    let entries = entries.get(..count).unwrap_or_default();
+    let layout = Layout::new(meta, name, entries.len());
+    Captured { layout, time: Stamp::now(), entries, text: text.as_bytes() }
 }
 
 /// Visits an event's fields into a [`Scratch`].
@@ -164,14 +174,21 @@ impl<'a> EventVisitor<'a> {
     fn add_text(&mut self, field: &Field, t: TextRange) {
         let i = field.index();
         if self.fields.names(i) {
-            self.named = true;
-            if self.fields.is_message(i) {
-                self.message = Some(t);
-            }
+            self.note_name(i, t);
         } else if self.fields.is_severity(i) {
             self.severity_text(t);
         }
         self.add(field, Val::Str(t));
+    }
+
+    /// Notes that string field `i`, called `event_name` or `message`, names the event, and
+    /// where the message is.
+    #[inline(always)]
+    fn note_name(&mut self, i: usize, t: TextRange) {
+        self.named = true;
+        if self.fields.is_message(i) {
+            self.message = Some(t);
+        }
     }
 
     /// A `severity` that parses is not a field: its text does not count against the budget,
@@ -211,10 +228,7 @@ impl<'a> EventVisitor<'a> {
         }
         let t = TextRange(start as u32, end as u32);
         if self.fields.names(i) {
-            self.named = true;
-            if self.fields.is_message(i) {
-                self.message = Some(t);
-            }
+            self.note_name(i, t);
         }
         self.add(field, Val::Str(t));
     }

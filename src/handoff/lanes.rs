@@ -265,13 +265,20 @@ impl Lanes {
     /// The calling thread's lane for this reporter; `None` when the thread can no longer
     /// have one.
     fn mine(&self) -> Option<Arc<Lane>> {
+        self.with_mine(Arc::clone)
+    }
+
+    /// Runs `f` on the calling thread's lane for this reporter, found among the thread's
+    /// lanes or made; `None` when the thread can no longer have one (it is being torn down).
+    #[inline]
+    fn with_mine<R>(&self, f: impl FnOnce(&Arc<Lane>) -> R) -> Option<R> {
         MINE.try_with(|mine| {
             let mut mine = mine.try_borrow_mut().ok()?;
             let lane = match mine.iter().find(|(id, _)| *id == self.id) {
                 Some((_, lane)) => lane,
                 None => self.register(&mut mine),
             };
-            Some(Arc::clone(lane))
+            Some(f(lane))
         })
         .ok()
         .flatten()
@@ -296,16 +303,7 @@ impl Lanes {
     /// lane and can no longer have one.
     #[inline]
     fn with_lane(&self, put: impl FnOnce(&mut Pending)) -> bool {
-        MINE.try_with(|mine| {
-            let Ok(mut mine) = mine.try_borrow_mut() else { return false };
-            let lane = match mine.iter().find(|(id, _)| *id == self.id) {
-                Some((_, lane)) => lane,
-                None => self.register(&mut mine),
-            };
-            put(&mut lane.lock_open());
-            true
-        })
-        .unwrap_or(false)
+        self.with_mine(|lane| put(&mut lane.lock_open())).is_some()
     }
 
     /// Makes the calling thread's lane for this reporter.

@@ -1,9 +1,8 @@
 //! The record handed from the emitting thread to the uploader: one event, its fields packed.
 //!
 //! An event's fields are packed as 9-byte entries (field index and kind in one byte, 8 bytes
-//! of payload),
-//! followed by every piece of text the event carries (strings, `Debug` output, the message),
-//! which entries point into by byte range. The emitting thread hands a captured event over as
+//! of payload), followed by every piece of text the event carries (strings, `Debug` output,
+//! the message), which entries point into by byte range. The emitting thread hands a captured event over as
 //! a [`Captured`] (its [`Layout`] and time stamp, borrowing the entries and text) whose bytes
 //! its lane copies, every field as it came; the uploader makes the [`Record`] from them
 //! (`packed.rs`: which field names the event, its message, its severity), a [`PackedFields`]
