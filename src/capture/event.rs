@@ -46,7 +46,13 @@ impl Default for Scratch {
 impl Scratch {
     /// An empty one, whose text takes room as its thread's first events need it.
     pub(crate) const fn new() -> Self {
-        Scratch { entries: [[0; ENTRY]; 32], count: 0, text: TextBuf::new(), uncounted: 0, lane: LastLane::new() }
+        Scratch {
+            entries: [[0; ENTRY]; 32],
+            count: 0,
+            text: TextBuf::new(),
+            uncounted: 0,
+            lane: LastLane::new(),
+        }
     }
 
     /// Empties it for the next event, keeping its room.

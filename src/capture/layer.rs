@@ -493,8 +493,12 @@ impl Inner {
     /// event's `session_id` field decides. Kept out of `on_event` so that ignoring an event
     /// pays none of its set-up; one copy for each answer, so that neither tests it.
     #[inline(never)]
-    fn capture_in_scratch<S, const CHECK: bool>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: Fields)
-    where
+    fn capture_in_scratch<S, const CHECK: bool>(
+        &self,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+        fields: Fields,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         if fields.tower_http() {
