@@ -438,6 +438,146 @@ fn many_and_oddly_named_fields_are_kept_or_counted() {
     assert_eq!(seen[0].events()[0]["event_name"], "wide");
 }
 
+#[test]
+fn fields_past_the_thirty_second_keep_their_names_and_past_the_room_are_counted() {
+    let rig = Rig::new();
+    // Two empty fields first, so that fields 32 and 33 of the callsite get entries.
+    let (event, _) = rig
+        .event_for(|| {
+            tracing::info!(
+                session_id = SESSION,
+                event_name = "wide",
+                f1 = tracing::field::Empty,
+                f2 = tracing::field::Empty,
+                f3 = 3u64,
+                f4 = 4u64,
+                f5 = 5u64,
+                f6 = 6u64,
+                f7 = 7u64,
+                f8 = 8u64,
+                f9 = 9u64,
+                f10 = 10u64,
+                f11 = 11u64,
+                f12 = 12u64,
+                f13 = 13u64,
+                f14 = 14u64,
+                f15 = 15u64,
+                f16 = 16u64,
+                f17 = 17u64,
+                f18 = 18u64,
+                f19 = 19u64,
+                f20 = 20u64,
+                f21 = 21u64,
+                f22 = 22u64,
+                f23 = 23u64,
+                f24 = 24u64,
+                f25 = 25u64,
+                f26 = 26u64,
+                f27 = 27u64,
+                f28 = 28u64,
+                f29 = 29u64,
+                f30 = 30u64,
+                f31 = 31u64,
+                f32 = true,
+                f33 = -5i64
+            );
+        })
+        .unwrap();
+    assert_eq!(event["event_name"], "wide");
+    let data = event["event_data"].as_object().unwrap();
+    for i in 3..32 {
+        assert_eq!(data[&format!("f{i}")], i, "{data:?}");
+    }
+    assert_eq!((&data["f32"], &data["f33"]), (&json!(true), &json!(-5)), "{data:?}");
+    assert!(!data.contains_key("_fields_dropped"), "{data:?}");
+    // Seventy fields and a name: the first 64 are kept, the other 7 counted.
+    let (event, _) = rig
+        .event_for(|| {
+            tracing::info!(
+                session_id = SESSION,
+                event_name = "many",
+                g00 = 0u64,
+                g01 = 1u64,
+                g02 = 2u64,
+                g03 = 3u64,
+                g04 = 4u64,
+                g05 = 5u64,
+                g06 = 6u64,
+                g07 = 7u64,
+                g08 = 8u64,
+                g09 = 9u64,
+                g10 = 10u64,
+                g11 = 11u64,
+                g12 = 12u64,
+                g13 = 13u64,
+                g14 = 14u64,
+                g15 = 15u64,
+                g16 = 16u64,
+                g17 = 17u64,
+                g18 = 18u64,
+                g19 = 19u64,
+                g20 = 20u64,
+                g21 = 21u64,
+                g22 = 22u64,
+                g23 = 23u64,
+                g24 = 24u64,
+                g25 = 25u64,
+                g26 = 26u64,
+                g27 = 27u64,
+                g28 = 28u64,
+                g29 = 29u64,
+                g30 = 30u64,
+                g31 = 31u64,
+                g32 = 32u64,
+                g33 = 33u64,
+                g34 = 34u64,
+                g35 = 35u64,
+                g36 = 36u64,
+                g37 = 37u64,
+                g38 = 38u64,
+                g39 = 39u64,
+                g40 = 40u64,
+                g41 = 41u64,
+                g42 = 42u64,
+                g43 = 43u64,
+                g44 = 44u64,
+                g45 = 45u64,
+                g46 = 46u64,
+                g47 = 47u64,
+                g48 = 48u64,
+                g49 = 49u64,
+                g50 = 50u64,
+                g51 = 51u64,
+                g52 = 52u64,
+                g53 = 53u64,
+                g54 = 54u64,
+                g55 = 55u64,
+                g56 = 56u64,
+                g57 = 57u64,
+                g58 = 58u64,
+                g59 = 59u64,
+                g60 = 60u64,
+                g61 = 61u64,
+                g62 = 62u64,
+                g63 = 63u64,
+                g64 = 64u64,
+                g65 = 65u64,
+                g66 = 66u64,
+                g67 = 67u64,
+                g68 = 68u64,
+                g69 = 69u64
+            );
+        })
+        .unwrap();
+    assert_eq!(event["event_name"], "many");
+    let data = event["event_data"].as_object().unwrap();
+    for j in 0..63 {
+        assert_eq!(data[&format!("g{j:02}")], j, "{data:?}");
+    }
+    assert_eq!(data["_fields_dropped"], 7, "{data:?}");
+    assert!(!data.contains_key("g63"), "{data:?}");
+}
+
 /// A value whose `Debug` logs while it is being captured.
 struct Reentrant;
 

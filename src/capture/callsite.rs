@@ -15,8 +15,10 @@ use crate::handoff::packed::is_default_event_name;
 /// slot that two share only costs a look at the names again.
 const REMEMBERED: usize = 64;
 
-/// A callsite's fields, by their index in its field set (a callsite has at most 32), in two
-/// words, so that it is passed in registers.
+/// A callsite's first 32 fields, by their index in its field set, in two words, so that it is
+/// passed in registers. A `session_id`, `event_name`, `message` or `severity` past them is
+/// written as a value: the event's span decides its session, and the uploader still tells
+/// each field's role by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fields {
     /// Bit `i`: field `i` is called `event_name` or `message`; bit `32 + i`: it is called

@@ -18,16 +18,16 @@ use crate::errors::report::{dyn_type_name, error_record};
 use crate::handoff::clock::Stamp;
 use crate::handoff::lanes::LastLane;
 use crate::handoff::record::{Captured, ENTRY, Entry, Layout, Record, Text, TextRange, Val, encode_entry};
-use crate::limits::MAX_EVENT_TEXT_BYTES;
+use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_FIELDS};
 use crate::severity::Severity;
 
 /// A thread's room for the event it is capturing, reused from one event to the next: once it
 /// has grown to the thread's largest event, capturing allocates nothing.
 #[derive(Debug)]
 pub(crate) struct Scratch {
-    /// A callsite has at most 32 fields: room for all of them.
-    entries: [Entry; 32],
-    /// Entries in use.
+    /// Room for as many fields as an event keeps.
+    entries: [Entry; MAX_FIELDS],
+    /// Fields added: those past [`MAX_FIELDS`] have no entry, and are counted as dropped.
     count: usize,
     text: TextBuf,
     /// Bytes of `text` that do not count against the event's text budget: a `severity` that
@@ -47,7 +47,7 @@ impl Scratch {
     /// An empty one, whose text takes room as its thread's first events need it.
     pub(crate) const fn new() -> Self {
         Scratch {
-            entries: [[0; ENTRY]; 32],
+            entries: [[0; ENTRY]; MAX_FIELDS],
             count: 0,
             text: TextBuf::new(),
             uncounted: 0,
@@ -78,7 +78,7 @@ impl Scratch {
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
     ) -> Captured<'_> {
-        captured(&self.entries, self.count, &self.text, meta, name)
+        captured(self, meta, name)
     }
 
     /// [`captured`](Self::captured), with the lane this thread last handed an event to.
@@ -88,7 +88,8 @@ impl Scratch {
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
     ) -> (Captured<'_>, &mut LastLane) {
-        (captured(&self.entries, self.count, &self.text, meta, name), &mut self.lane)
+        let Scratch { entries, count, text, lane, .. } = self;
+        (captured_parts(entries, *count, text, meta, name), lane)
     }
 
     #[inline(always)]
@@ -97,17 +98,28 @@ impl Scratch {
     }
 }
 
-/// The captured event of `meta` whose first `count` entries and text are these, stamped now.
+/// The captured event of `meta` in `scratch`, stamped now.
 #[inline(always)]
 fn captured<'a>(
+    scratch: &'a Scratch,
+    meta: &'static tracing::Metadata<'static>,
+    name: Option<Text>,
+) -> Captured<'a> {
+    captured_parts(&scratch.entries, scratch.count, &scratch.text, meta, name)
+}
+
+/// The captured event of `meta` whose `count` fields (an entry each, up to the room for them)
+/// and text are these, stamped now.
+#[inline(always)]
+fn captured_parts<'a>(
     entries: &'a [Entry],
     count: usize,
     text: &'a TextBuf,
     meta: &'static tracing::Metadata<'static>,
     name: Option<Text>,
 ) -> Captured<'a> {
-    let entries = entries.get(..count).unwrap_or_default();
-    let layout = Layout::new(meta, name, entries.len());
+    let entries = entries.get(..count).unwrap_or(entries);
+    let layout = Layout::new(meta, name, entries.len(), count - entries.len());
     Captured { layout, time: Stamp::now(), entries, text: text.as_bytes() }
 }
 
@@ -168,10 +180,15 @@ impl<'a> EventVisitor<'a> {
     #[inline(always)]
     fn add(&mut self, field: &Field, val: Val) {
         let scratch = &mut *self.scratch;
-        // A callsite has at most 32 fields: a field index fits the entry's five bits.
-        if let Some(entry) = scratch.entries.get_mut(scratch.count) {
-            *entry = encode_entry(field.index() as u8, val);
-            scratch.count += 1;
+        // A field past the room has no entry: it is counted in the event's
+        // `_fields_dropped`, as a span's are. A field index fits its byte unless the callsite
+        // has more than 256 fields and left the first of them empty.
+        match scratch.entries.get_mut(scratch.count) {
+            Some(entry) => {
+                *entry = encode_entry(field.index() as u8, val);
+                scratch.count += 1;
+            }
+            None => scratch.count += 1,
         }
     }
 

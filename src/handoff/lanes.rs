@@ -492,7 +492,7 @@ mod tests {
         let meta = callsite();
         let text = "b".repeat(n as usize);
         let entries = [encode_entry(0, Val::U64(n)), encode_entry(1, Val::Str(TextRange(0, n as u32)))];
-        let layout = Layout::new(meta, None, entries.len());
+        let layout = Layout::new(meta, None, entries.len(), 0);
         let event = Captured { layout, time: Stamp::now(), entries: &entries, text: text.as_bytes() };
         assert!(lanes.push_captured(last, &event));
     }

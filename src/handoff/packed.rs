@@ -121,8 +121,9 @@ impl PackedFields {
             meta,
             name,
             message: told.message.map_or(Slot::NONE, slot),
-            // At most 32 fields; the text is bounded far below u32::MAX.
+            // At most `MAX_FIELDS` entries; the text is bounded far below u32::MAX.
             count: count as u16,
+            dropped: layout.dropped,
             counted: heap_for(bytes.len()) as u32,
             buf,
         };

@@ -1,8 +1,8 @@
 //! The record handed from the emitting thread to the uploader: one event, its fields packed.
 //!
-//! An event's fields are packed as 9-byte entries (field index and kind in one byte, 8 bytes
-//! of payload), followed by every piece of text the event carries (strings, `Debug` output,
-//! the message), which entries point into by byte range. The emitting thread hands a captured event over as
+//! An event's fields are packed as 10-byte entries (field index, kind, 8 bytes of payload),
+//! followed by every piece of text the event carries (strings, `Debug` output, the message),
+//! which entries point into by byte range. The emitting thread hands a captured event over as
 //! a [`Captured`] (its [`Layout`] and time stamp, borrowing the entries and text) whose bytes
 //! its lane copies, every field as it came; the uploader makes the [`Record`] from them
 //! (`packed.rs`: which field names the event, its message, its severity), a [`PackedFields`]
@@ -23,12 +23,8 @@ pub(crate) const INLINE_FIELDS: usize = 16;
 /// Bytes of fields and text a [`PackedFields`] holds without allocating.
 pub(crate) const INLINE_BYTES: usize = 64;
 
-/// Bytes per field in a [`PackedFields`] buffer: field index and kind, 8 bytes of payload.
-pub(crate) const ENTRY: usize = 9;
-
-/// Bits of an entry's first byte that hold the field's index: a callsite has at most 32
-/// fields. The kind of value takes the other three.
-const INDEX_BITS: u8 = 5;
+/// Bytes per field in a [`PackedFields`] buffer: field index, kind, 8 bytes of payload.
+pub(crate) const ENTRY: usize = 10;
 
 /// One event waiting to be sent.
 #[derive(Debug)]
@@ -248,6 +244,9 @@ pub(crate) struct PackedFields {
     pub(super) message: Slot,
     /// Entries at the start of `buf`.
     pub(super) count: u16,
+    /// Fields the emitting thread left out: past [`crate::limits::MAX_FIELDS`], or at an
+    /// index an entry cannot hold.
+    pub(super) dropped: u16,
     /// The heap the event was counted for against the queue's byte bound when it was pushed
     /// ([`Captured::heap_bytes`]), given back when it is settled.
     pub(super) counted: u32,
@@ -258,21 +257,32 @@ pub(crate) struct PackedFields {
 /// What the emitting thread says of a captured event besides its bytes: the callsite (for
 /// field names, level and name), the name it gave the event itself (only when the event has
 /// neither an `event_name` nor a message and a name that says nothing: its span's, or the
-/// callsite's), and how many entries its bytes start with.
+/// callsite's), how many entries its bytes start with, and how many fields it left out.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layout {
     pub(super) meta: &'static tracing::Metadata<'static>,
     pub(super) name: Slot,
     pub(super) count: u16,
+    pub(super) dropped: u16,
 }
 
 impl Layout {
-    /// The layout of an event of `meta` with `count` entries. A static `name` must be the
-    /// callsite's (`meta.name()`).
+    /// The layout of an event of `meta` with `count` entries, having left out `dropped`
+    /// fields. A static `name` must be the callsite's (`meta.name()`).
     #[inline]
-    pub(crate) fn new(meta: &'static tracing::Metadata<'static>, name: Option<Text>, count: usize) -> Self {
-        // A callsite has at most 32 fields.
-        Layout { meta, name: Slot::new(name, meta), count: count as u16 }
+    pub(crate) fn new(
+        meta: &'static tracing::Metadata<'static>,
+        name: Option<Text>,
+        count: usize,
+        dropped: usize,
+    ) -> Self {
+        // At most `MAX_FIELDS` entries; a callsite's fields are far fewer than u16::MAX.
+        Layout {
+            meta,
+            name: Slot::new(name, meta),
+            count: count as u16,
+            dropped: dropped.min(usize::from(u16::MAX)) as u16,
+        }
     }
 }
 
@@ -353,33 +363,43 @@ impl Slot {
     }
 }
 
-/// One field of a [`PackedFields`]: its index in the callsite's field set and its kind in one
-/// byte, and 8 bytes of payload (the value, or the text range of a string).
+/// One field of a [`PackedFields`]: its index in the callsite's field set, its kind, and
+/// 8 bytes of payload (the value, or the text range of a string).
 pub(crate) type Entry = [u8; ENTRY];
 
 /// The entry for the field at `index` in its callsite's field set, holding `val`.
 #[inline(always)]
 pub(crate) fn encode_entry(index: u8, val: Val) -> Entry {
-    let (kind, payload): (u8, u64) = match val {
-        Val::I64(v) => (0, v as u64),
-        Val::U64(v) => (1, v),
-        Val::F64(v) => (2, v.to_bits()),
-        Val::Bool(v) => (3, u64::from(v)),
-        Val::Str(TextRange(a, b)) => (4, u64::from(a) << 32 | u64::from(b)),
-        Val::BigInt(TextRange(a, b)) => (5, u64::from(a) << 32 | u64::from(b)),
+    let (kind, payload) = match val {
+        Val::I64(v) => (0, v.to_le_bytes()),
+        Val::U64(v) => (1, v.to_le_bytes()),
+        Val::F64(v) => (2, v.to_bits().to_le_bytes()),
+        Val::Bool(v) => (3, u64::from(v).to_le_bytes()),
+        Val::Str(range) => (4, range_payload(range)),
+        Val::BigInt(range) => (5, range_payload(range)),
     };
-    let mut entry = [index | kind << INDEX_BITS; ENTRY];
-    entry[1..].copy_from_slice(&payload.to_le_bytes());
+    let mut entry = [index, kind, 0, 0, 0, 0, 0, 0, 0, 0];
+    entry[2..].copy_from_slice(&payload);
     entry
+}
+
+/// A text range as an entry's payload: a little-endian `u64` whose high half is its start
+/// and whose low half is its end, its halves written as the two `u32`s they are.
+#[inline(always)]
+fn range_payload(TextRange(a, b): TextRange) -> [u8; 8] {
+    let mut payload = [0; 8];
+    payload[..4].copy_from_slice(&b.to_le_bytes());
+    payload[4..].copy_from_slice(&a.to_le_bytes());
+    payload
 }
 
 /// The field index and value an entry holds.
 pub(super) fn decode_entry(e: &[u8]) -> (u8, Val) {
     let mut payload = [0u8; 8];
-    payload.copy_from_slice(&e[1..ENTRY]);
+    payload.copy_from_slice(&e[2..ENTRY]);
     let p = u64::from_le_bytes(payload);
     let range = TextRange((p >> 32) as u32, p as u32);
-    let val = match e[0] >> INDEX_BITS {
+    let val = match e[1] {
         0 => Val::I64(p as i64),
         1 => Val::U64(p),
         2 => Val::F64(f64::from_bits(p)),
@@ -387,7 +407,7 @@ pub(super) fn decode_entry(e: &[u8]) -> (u8, Val) {
         4 => Val::Str(range),
         _ => Val::BigInt(range),
     };
-    (e[0] & ((1 << INDEX_BITS) - 1), val)
+    (e[0], val)
 }
 
 /// The text `t` stands for, ranges resolved in `text`.
@@ -418,8 +438,7 @@ impl FieldSource for PackedFields {
     }
 
     fn fields_dropped(&self) -> u32 {
-        // A callsite has at most 32 fields, below `MAX_FIELDS`.
-        0
+        u32::from(self.dropped)
     }
 
     fn text(&self, t: impl Into<Text>) -> &str {
@@ -454,7 +473,7 @@ mod tests {
             Val::Str(range),
             Val::BigInt(range),
         ];
-        for index in [0, 1, 17, 31] {
+        for index in [0, 1, 17, 31, 32, 100, u8::MAX] {
             for val in vals {
                 let entry = encode_entry(index, val);
                 assert_eq!(decode_entry(&entry), (index, val), "field {index}");
