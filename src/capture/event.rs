@@ -78,7 +78,7 @@ impl Scratch {
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
     ) -> Captured<'_> {
-        captured(self, meta, name)
+        captured_parts(&self.entries, self.count, &self.text, meta, name)
     }
 
     /// [`captured`](Self::captured), with the lane this thread last handed an event to.
@@ -96,16 +96,6 @@ impl Scratch {
     fn budget(&self) -> usize {
         budget(self.text.len() - self.uncounted)
     }
-}
-
-/// The captured event of `meta` in `scratch`, stamped now.
-#[inline(always)]
-fn captured<'a>(
-    scratch: &'a Scratch,
-    meta: &'static tracing::Metadata<'static>,
-    name: Option<Text>,
-) -> Captured<'a> {
-    captured_parts(&scratch.entries, scratch.count, &scratch.text, meta, name)
 }
 
 /// The captured event of `meta` whose `count` fields (an entry each, up to the room for them)
@@ -189,6 +179,15 @@ impl<'a> EventVisitor<'a> {
                 scratch.count += 1;
             }
             None => scratch.count += 1,
+        }
+    }
+
+    /// Adds a number or a bool, unless the event is another session's or the field is its
+    /// `session_id`.
+    #[inline(always)]
+    fn add_value(&mut self, field: &Field, val: Val) {
+        if !self.skipping() && !self.is_session(field) {
+            self.add(field, val);
         }
     }
 
@@ -309,15 +308,11 @@ impl Visit for EventVisitor<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if !self.skipping() && !self.is_session(field) {
-            self.add(field, Val::I64(value));
-        }
+        self.add_value(field, Val::I64(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if !self.skipping() && !self.is_session(field) {
-            self.add(field, Val::U64(value));
-        }
+        self.add_value(field, Val::U64(value));
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
@@ -335,15 +330,11 @@ impl Visit for EventVisitor<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.skipping() && !self.is_session(field) {
-            self.add(field, Val::F64(value));
-        }
+        self.add_value(field, Val::F64(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if !self.skipping() && !self.is_session(field) {
-            self.add(field, Val::Bool(value));
-        }
+        self.add_value(field, Val::Bool(value));
     }
 
     /// The first error value makes the event an exception or `user_error` event; later ones
