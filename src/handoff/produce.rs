@@ -102,9 +102,8 @@ impl Handoff {
         self.admit_heap_bytes(bytes)
     }
 
-    /// [`admit_bytes`](Self::admit_bytes) for a record with heap payload: the uncommon case.
-    #[cold]
-    #[inline(never)]
+    /// [`admit_bytes`](Self::admit_bytes) for a record with heap payload.
+    #[inline(always)]
     fn admit_heap_bytes(&self, bytes: usize) -> bool {
         let load = &self.load.bytes;
         let before = load.fetch_add(bytes, Relaxed);
