@@ -27,6 +27,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
     BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
 };
+use tinker_telemetry_bench::copy_only::CopyOnly;
 use tinker_telemetry_bench::{
     OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, flood, paced,
 };
@@ -141,7 +142,8 @@ fn spans(g: &mut BenchmarkGroup<'_, WallTime>, sink: &Sink) {
     });
 }
 
-/// The floors: a registry and no layer, and a layer that walks the fields and keeps nothing.
+/// The floors: a registry and no layer, a layer that walks the fields and keeps nothing, and
+/// one that only copies them into a locked buffer.
 fn floors(g: &mut BenchmarkGroup<'_, WallTime>) {
     // The floor: a registry and no layer at all.
     let bare = Dispatch::new(tracing_subscriber::registry());
@@ -164,6 +166,14 @@ fn floors(g: &mut BenchmarkGroup<'_, WallTime>) {
     tracing::dispatcher::with_default(&walk, || {
         g.bench_function("floor/field_walk", |b| {
             b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(OTHER_SESSION, black_box(i))))
+        });
+    });
+
+    // What copying a captured event's fields costs before any of the reporter's work.
+    let copy = Dispatch::new(tracing_subscriber::registry().with(CopyOnly { session: SESSION }));
+    tracing::dispatcher::with_default(&copy, || {
+        g.bench_function("floor/copy_only", |b| {
+            b.iter_custom(|n| paced(n, &no_backlog, |i| event_with_session!(SESSION, black_box(i))))
         });
     });
 }

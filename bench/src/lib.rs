@@ -1,7 +1,8 @@
 //! Shared pieces of the tinker-telemetry benchmarks: a fast local sink, the reporter
 //! configuration under test, the pacing that keeps a producer from losing events, and
-//! `/proc/self/status` readings.
+//! `/proc/self/status` readings, and the least a layer keeping events does, as a reference.
 
+pub mod copy_only;
 pub mod peers;
 mod sink;
 pub mod workload;

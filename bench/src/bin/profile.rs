@@ -1,12 +1,15 @@
 //! Emits events of one shape through a reporter, for a profiler to look at:
-//! `profile <captured|request|in_span|other|other_span|none|http_span|bare> [events]`
-//! (`bare`: the captured event's shape through a registry with no layer; `request`: a
+//! `profile <captured|request|in_span|other|other_span|none|http_span|bare|copy_only|copy_only_request> [events]`
+//! (`bare`: the captured event's shape through a registry with no layer; `copy_only` and
+//! `copy_only_request`: the captured and request shapes through a layer that only copies
+//! the fields, `copy_only::CopyOnly`; `request`: a
 //! captured event with a constant message, `info!(session_id, event_name, duration_ms,
 //! status, "request complete")`; `http_span`: the open and close of a captured
 //! `http.request` span, the shape the uploader's analysis reads).
 
 use std::hint::black_box;
 
+use tinker_telemetry_bench::copy_only::CopyOnly;
 use tinker_telemetry_bench::{
     OTHER_SESSION, SESSION, Sink, builder, event_with_session, event_without_session, paced,
 };
@@ -59,6 +62,8 @@ fn main() {
     let backlog = || handle.stats().queued;
     let dispatch = if mode == "bare" {
         tracing::Dispatch::new(tracing_subscriber::registry())
+    } else if mode.starts_with("copy_only") {
+        tracing::Dispatch::new(tracing_subscriber::registry().with(CopyOnly { session: SESSION }))
     } else {
         tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
     };
@@ -69,8 +74,8 @@ fn main() {
     };
     let before = sched();
     let took = tracing::dispatcher::with_default(&dispatch, || match mode.as_str() {
-        "captured" | "bare" => paced(n, &backlog, |i| emit_captured(black_box(i))),
-        "request" => paced(n, &backlog, |i| emit_request(black_box(i))),
+        "captured" | "bare" | "copy_only" => paced(n, &backlog, |i| emit_captured(black_box(i))),
+        "request" | "copy_only_request" => paced(n, &backlog, |i| emit_request(black_box(i))),
         "other" => paced(n, &backlog, |i| emit_other(black_box(i))),
         "none" => paced(n, &backlog, |i| emit_none(black_box(i))),
         "http_span" => paced(n, &backlog, |_| emit_http_span()),

@@ -179,7 +179,9 @@ fn damage(from: &Path, to: &Path, kind: &str, count: usize) -> Result {
             }
             "foreign" => std::fs::write(to.join(format!("notes-{i}.txt")), b"not a batch")?,
             "symlink" => std::os::unix::fs::symlink(good[0].as_path(), path)?,
-            _ => std::fs::write(to.join(format!("{seq:020}.tmp")), &template[..template.len().min(2048) / 2])?,
+            _ => {
+                std::fs::write(to.join(format!("{seq:020}.tmp")), &template[..template.len().min(2048) / 2])?
+            }
         }
     }
     Ok(())
