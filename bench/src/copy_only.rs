@@ -1,5 +1,5 @@
-//! The least a layer that keeps an event's fields does on the emitting thread, as a reference
-//! for the instruction counts: [`CopyOnly`] compares the `session_id` by name, copies each
+//! What a plain layer that keeps an event's fields does on the emitting thread, as a
+//! reference for the reporter's instruction counts: [`CopyOnly`] compares the `session_id` by name, copies each
 //! other field (its index, then its bytes or its `Debug` output) into a thread's buffer, and
 //! appends that buffer to one locked `Vec`. It has none of the reporter's work: no time
 //! stamp, no bound on what it holds, no callsite or field kinds for a reader, no budget, no
@@ -21,6 +21,7 @@ thread_local! {
 /// A layer that copies the fields of `session`'s events and appends them to one locked
 /// buffer, and does nothing else.
 pub struct CopyOnly {
+    /// The session whose events it keeps.
     pub session: &'static str,
 }
 
@@ -28,7 +29,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CopyOnly {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
-            let mut copy = Copy { buf, session: self.session, mine: false };
+            let mut copy = CopyFields { buf, session: self.session, mine: false };
             event.record(&mut copy);
             if copy.mine {
                 let mut kept = KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -41,13 +42,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CopyOnly {
     }
 }
 
-struct Copy<'a> {
+/// Visits an event's fields into the thread's buffer.
+struct CopyFields<'a> {
     buf: &'a mut Vec<u8>,
     session: &'static str,
     mine: bool,
 }
 
-impl Visit for Copy<'_> {
+impl Visit for CopyFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "session_id" {
             self.mine = value == self.session;
@@ -74,6 +76,7 @@ impl Visit for Copy<'_> {
     }
 }
 
+/// Appends what is formatted to a byte buffer.
 struct Bytes<'a>(&'a mut Vec<u8>);
 
 impl fmt::Write for Bytes<'_> {

@@ -1,6 +1,7 @@
 //! Shared pieces of the tinker-telemetry benchmarks: a fast local sink, the reporter
-//! configuration under test, the pacing that keeps a producer from losing events, and
-//! `/proc/self/status` readings, and the least a layer keeping events does, as a reference.
+//! configuration under test, the pacing that keeps a producer from losing events,
+//! `/proc/self/status` readings, and a plain layer that only copies events' fields, as a
+//! reference.
 
 pub mod copy_only;
 pub mod peers;
