@@ -1,7 +1,8 @@
 //! What an event's callsite says of it, read once per thread and callsite: which field is
 //! the `session_id` (compared, never sent), which could name the event, be its message or
 //! its severity, whether its name says nothing and whether it is tower-http's report. An
-//! event then tells a field by its index, not by its name.
+//! event then tells a field by its index, not by its name; an event of a wide callsite (see
+//! [`Fields`]) tells each by its name (`event.rs`, `WideVisitor`).
 
 use std::cell::Cell;
 
@@ -16,17 +17,17 @@ use crate::handoff::packed::is_default_event_name;
 const REMEMBERED: usize = 64;
 
 /// A callsite's first 32 fields, by their index in its field set, in two words, so that it is
-/// passed in registers. A `session_id`, `event_name`, `message` or `severity` past them is
-/// written as a value: the event's span decides its session, and the uploader still tells
-/// each field's role by its name.
+/// passed in registers. A callsite is wide when that cannot tell every field: a
+/// `session_id`, `event_name`, `message` or `severity` past its 32nd field, or more fields
+/// than an entry's index byte holds. Its events go apart, their fields told by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fields {
     /// Bit `i`: field `i` is called `event_name` or `message`; bit `32 + i`: it is called
     /// `severity`.
     masks: u64,
-    /// The low byte: the index of the `session_id` field, or [`NO_SESSION`]; then the
-    /// [`DEFAULT_NAME`] and [`TOWER_HTTP`] bits; the high 32 bits: bit `32 + i`, field `i` is
-    /// called `message`.
+    /// The low byte: the index of the `session_id` field, or [`NO_SESSION`] (of a wide
+    /// callsite, 0 when it has one); then the [`DEFAULT_NAME`], [`TOWER_HTTP`] and [`WIDE`]
+    /// bits; the high 32 bits: bit `32 + i`, field `i` is called `message`.
     info: u64,
 }
 
@@ -36,6 +37,10 @@ const NO_SESSION: u64 = 0xff;
 const DEFAULT_NAME: u64 = 1 << 8;
 /// The callsite is tower-http's report of a response ([`http::is_tower_http_report`]).
 const TOWER_HTTP: u64 = 1 << 9;
+/// The callsite is wide: its fields are told by name.
+const WIDE: u64 = 1 << 10;
+/// Fields whose roles are told by index; an entry's index byte holds below [`NO_SESSION`].
+const BY_INDEX: usize = 32;
 
 impl Fields {
     const UNKNOWN: Fields = Fields { masks: 0, info: NO_SESSION };
@@ -51,9 +56,15 @@ impl Fields {
             info |= TOWER_HTTP;
         }
         let mut masks = 0;
-        for (i, field) in meta.fields().iter().enumerate().take(32) {
+        let mut wide = meta.fields().len() >= NO_SESSION as usize;
+        for (i, field) in meta.fields().iter().enumerate() {
+            let role = role(field.name());
+            if i >= BY_INDEX {
+                wide |= role != Role::Value;
+                continue;
+            }
             let bit = 1u64 << i;
-            match role(field.name()) {
+            match role {
                 Role::Session if info & NO_SESSION == NO_SESSION => info = info & !NO_SESSION | i as u64,
                 Role::Session | Role::Value => {}
                 Role::Name => masks |= bit,
@@ -63,6 +74,11 @@ impl Fields {
                 }
                 Role::Severity => masks |= bit << 32,
             }
+        }
+        if wide {
+            let session = meta.fields().iter().any(|f| role(f.name()) == Role::Session);
+            info = info & (DEFAULT_NAME | TOWER_HTTP) | WIDE | if session { 0 } else { NO_SESSION };
+            masks = 0;
         }
         Fields { masks, info }
     }
@@ -108,6 +124,18 @@ impl Fields {
     #[inline(always)]
     pub(crate) fn tower_http(self) -> bool {
         self.info & TOWER_HTTP != 0
+    }
+
+    /// The callsite's fields with no roles told by index, for a wide callsite's event whose
+    /// fields are told by name: none is the `session_id`, none names the event.
+    pub(crate) fn plain(self) -> Fields {
+        Fields { masks: 0, info: self.info & DEFAULT_NAME | NO_SESSION }
+    }
+
+    /// Whether the callsite's events go apart: tower-http's reports, and wide callsites'.
+    #[inline(always)]
+    pub(crate) fn apart(self) -> bool {
+        self.info & (TOWER_HTTP | WIDE) != 0
     }
 }
 

@@ -11,14 +11,14 @@ use std::fmt;
 use tracing::field::{Field, Visit};
 
 use crate::capture::callsite::Fields;
-use crate::capture::roles::{debug_matches, same_id};
+use crate::capture::roles::{Role, debug_matches, role, same_id};
 use crate::capture::text::{TextBuf, TextOut, budget, push_big, push_debug, push_display, push_str};
 use crate::errors::classify::Classifier;
 use crate::errors::report::{dyn_type_name, error_record};
 use crate::handoff::clock::Stamp;
 use crate::handoff::lanes::LastLane;
 use crate::handoff::record::{Captured, ENTRY, Entry, Layout, Record, Text, TextRange, Val, encode_entry};
-use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_FIELDS};
+use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_FIELDS, TRUNCATION_MARKER, floor_char_boundary};
 use crate::severity::Severity;
 
 /// A thread's room for the event it is capturing, reused from one event to the next: once it
@@ -33,6 +33,9 @@ pub(crate) struct Scratch {
     /// Bytes of `text` that do not count against the event's text budget: a `severity` that
     /// parses, which the record leaves out of its fields.
     uncounted: usize,
+    /// Fields of a wide callsite's event at an index no entry holds, counted as dropped; only
+    /// [`WideVisitor`] counts them.
+    unheld: usize,
     /// The lane this thread last handed a captured event to.
     lane: LastLane,
 }
@@ -51,6 +54,7 @@ impl Scratch {
             count: 0,
             text: TextBuf::new(),
             uncounted: 0,
+            unheld: 0,
             lane: LastLane::new(),
         }
     }
@@ -70,26 +74,33 @@ impl Scratch {
         Text::Range(start, self.text.len() as u32)
     }
 
-    /// The captured event of `meta`, stamped now, borrowing the scratch. `name` is the name
-    /// the emitting thread gave it, if it did.
+    /// The captured event of `meta`, stamped now, borrowing the scratch, for reading its
+    /// fields. `name` is the name the emitting thread gave it, if it did.
     #[inline(always)]
     pub(crate) fn captured(
         &self,
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
     ) -> Captured<'_> {
-        captured_parts(&self.entries, self.count, &self.text, meta, name)
+        captured_parts(&self.entries, self.count, 0, &self.text, meta, name)
     }
 
-    /// [`captured`](Self::captured), with the lane this thread last handed an event to.
+    /// [`captured`](Self::captured), with the lane this thread last handed an event to;
+    /// `unheld` more fields were dropped (a wide callsite's, past an entry's index byte).
     #[inline(always)]
     pub(crate) fn captured_for_lane(
         &mut self,
         meta: &'static tracing::Metadata<'static>,
         name: Option<Text>,
+        unheld: usize,
     ) -> (Captured<'_>, &mut LastLane) {
         let Scratch { entries, count, text, lane, .. } = self;
-        (captured_parts(entries, *count, text, meta, name), lane)
+        (captured_parts(entries, *count, unheld, text, meta, name), lane)
+    }
+
+    /// How many fields of the wide callsite's event just visited no entry could hold.
+    pub(crate) fn unheld(&self) -> usize {
+        self.unheld
     }
 
     #[inline(always)]
@@ -99,17 +110,18 @@ impl Scratch {
 }
 
 /// The captured event of `meta` whose `count` fields (an entry each, up to the room for them)
-/// and text are these, stamped now.
+/// and text are these, stamped now; `unheld` more fields were dropped.
 #[inline(always)]
 fn captured_parts<'a>(
     entries: &'a [Entry],
     count: usize,
+    unheld: usize,
     text: &'a TextBuf,
     meta: &'static tracing::Metadata<'static>,
     name: Option<Text>,
 ) -> Captured<'a> {
     let entries = entries.get(..count).unwrap_or(entries);
-    let layout = Layout::new(meta, name, entries.len(), count - entries.len());
+    let layout = Layout::new(meta, name, entries.len(), count - entries.len() + unheld);
     Captured { layout, time: Stamp::now(), entries, text: text.as_bytes() }
 }
 
@@ -171,8 +183,9 @@ impl<'a> EventVisitor<'a> {
     fn add(&mut self, field: &Field, val: Val) {
         let scratch = &mut *self.scratch;
         // A field past the room has no entry: it is counted in the event's
-        // `_fields_dropped`, as a span's are. A field index fits its byte unless the callsite
-        // has more than 256 fields and left the first of them empty.
+        // `_fields_dropped`, as a span's are. The field's index fits its byte: a callsite
+        // with more fields is wide, and its events go through `WideVisitor`, which holds
+        // back the fields past the byte.
         match scratch.entries.get_mut(scratch.count) {
             Some(entry) => {
                 *entry = encode_entry(field.index() as u8, val);
@@ -260,9 +273,50 @@ impl<'a> EventVisitor<'a> {
     #[cold]
     #[inline(never)]
     fn add_str_apart(&mut self, field: &Field, value: &str) {
-        let budget = self.scratch.budget();
-        let t = push_str(&mut self.scratch.text, value, budget);
+        let severity = self.fields.is_severity(field.index());
+        let t = self.push_str_for(value, severity);
         self.add_text(field, t);
+    }
+
+    /// Appends `value` within the event's budget, but whole when it is a `severity` that
+    /// parses: that text does not count against the budget, so none it used up may cut it.
+    fn push_str_for(&mut self, value: &str, severity: bool) -> TextRange {
+        let budget = match severity && Severity::parse(value).is_some() {
+            true => value.len(),
+            false => self.scratch.budget(),
+        };
+        push_str(&mut self.scratch.text, value, budget)
+    }
+
+    /// Appends a `severity`'s `Debug` output: whole when it parses, within the event's budget
+    /// otherwise, as any value.
+    #[cold]
+    fn push_severity_debug(&mut self, value: &dyn fmt::Debug) -> TextRange {
+        let budget = self.scratch.budget();
+        let t = push_debug(&mut self.scratch.text, value, budget.max(SEVERITY_ROOM));
+        let text = self.scratch.text.get(t);
+        if text.len() <= budget || Severity::parse(text).is_some() {
+            return t;
+        }
+        let keep = floor_char_boundary(text, budget).len();
+        self.scratch.text.truncate(t.0 as usize + keep);
+        self.scratch.text.push(TRUNCATION_MARKER);
+        TextRange(t.0, self.scratch.text.len() as u32)
+    }
+
+    /// Adds a wide callsite's string field at `t` whose name gives it `role`.
+    #[cold]
+    fn add_with_role(&mut self, field: &Field, role: Role, t: TextRange) {
+        match role {
+            Role::Name => self.named = true,
+            Role::Message => {
+                self.named = true;
+                self.message = Some(t);
+            }
+            Role::Severity => self.severity_text(t),
+            Role::Session | Role::Value => {}
+        }
+        self.add(field, Val::Str(t));
     }
 
     /// [`Visit::record_debug`] of an event not known to be another session's.
@@ -276,6 +330,28 @@ impl<'a> EventVisitor<'a> {
         }
         let budget = self.scratch.budget();
         let t = push_debug(&mut self.scratch.text, value, budget);
+        let i = field.index();
+        if self.fields.names(i) {
+            self.note_name(i, t);
+        } else if self.fields.is_severity(i) {
+            return self.add_severity_debug(field, t, value);
+        }
+        self.add(field, Val::Str(t));
+    }
+
+    /// [`add_debug`](Self::add_debug) of a `severity` whose output went to `t`: written again
+    /// whole when the budget cut it and it would parse.
+    #[cold]
+    #[inline(never)]
+    fn add_severity_debug(&mut self, field: &Field, t: TextRange, value: &dyn fmt::Debug) {
+        let cut = self.scratch.text.get(t).ends_with(TRUNCATION_MARKER);
+        let t = match cut {
+            true => {
+                self.scratch.text.truncate(t.0 as usize);
+                self.push_severity_debug(value)
+            }
+            false => t,
+        };
         self.add_text(field, t);
     }
 
@@ -349,6 +425,126 @@ impl Visit for EventVisitor<'_> {
             let budget = self.scratch.budget();
             let t = push_display(&mut self.scratch.text, value, budget);
             self.add(field, Val::Str(t));
+        }
+    }
+}
+
+/// Room a `severity` given through `Debug` or `Display` has past a spent budget: enough for
+/// any name [`Severity::parse`] takes, with some space around it.
+const SEVERITY_ROOM: usize = 64;
+
+/// Visits a wide callsite's event (see [`Fields`]): tells each field by its name, and hands
+/// it to an [`EventVisitor`] over the callsite's [`plain`](Fields::plain) fields, which
+/// takes it for a value. A field at an index an entry's byte does not hold is counted as
+/// dropped.
+pub(crate) struct WideVisitor<'v, 'a>(&'v mut EventVisitor<'a>);
+
+impl<'v, 'a> WideVisitor<'v, 'a> {
+    /// Visits through `inner`, which was made over the callsite's plain fields.
+    pub(crate) fn new(inner: &'v mut EventVisitor<'a>) -> Self {
+        inner.scratch.unheld = 0;
+        WideVisitor(inner)
+    }
+
+    /// What `field` is, told by its name; `None` once the event is another session's, and
+    /// for a field at an index no entry holds (counted as dropped; the plain fields'
+    /// `session_id` byte is not one either).
+    fn role(&mut self, field: &Field) -> Option<Role> {
+        if self.0.skipping() {
+            return None;
+        }
+        let role = role(field.name());
+        if role != Role::Session && field.index() >= usize::from(u8::MAX) {
+            self.0.scratch.unheld += 1;
+            return None;
+        }
+        Some(role)
+    }
+
+    /// Whether `field` is a value the inner visitor takes: a number, a bool or an error is
+    /// never the session's id.
+    fn value(&mut self, field: &Field) -> bool {
+        self.role(field).is_some_and(|role| role != Role::Session)
+    }
+}
+
+impl Visit for WideVisitor<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match self.role(field) {
+            None => {}
+            Some(Role::Session) => {
+                if let Some(want) = self.0.want {
+                    self.0.session = Some(same_id(value, want));
+                }
+            }
+            Some(Role::Value) => self.0.record_str(field, value),
+            Some(role) => {
+                let t = self.0.push_str_for(value, role == Role::Severity);
+                self.0.add_with_role(field, role, t);
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match self.role(field) {
+            None => {}
+            Some(Role::Session) => {
+                if let Some(want) = self.0.want {
+                    self.0.session = Some(debug_matches(want, value));
+                }
+            }
+            Some(Role::Value) => self.0.record_debug(field, value),
+            Some(Role::Severity) => {
+                let t = self.0.push_severity_debug(value);
+                self.0.add_with_role(field, Role::Severity, t);
+            }
+            Some(role) => {
+                let budget = self.0.scratch.budget();
+                let t = push_debug(&mut self.0.scratch.text, value, budget);
+                self.0.add_with_role(field, role, t);
+            }
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.value(field) {
+            self.0.record_i64(field, value);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.value(field) {
+            self.0.record_u64(field, value);
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if self.value(field) {
+            self.0.record_i128(field, value);
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if self.value(field) {
+            self.0.record_u128(field, value);
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.value(field) {
+            self.0.record_f64(field, value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.value(field) {
+            self.0.record_bool(field, value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.role(field).is_some() {
+            self.0.record_error(field, value);
         }
     }
 }

@@ -13,7 +13,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::capture::callsite::{self, Fields};
 use crate::capture::entered::{self, Enclosing};
-use crate::capture::event::{EventVisitor, Scratch};
+use crate::capture::event::{EventVisitor, Scratch, WideVisitor};
 use crate::capture::http;
 use crate::capture::roles::{SESSION_ID, SessionProbe};
 use crate::capture::span::SpanCapture;
@@ -236,8 +236,10 @@ impl Inner {
     /// that says nothing, is named here, after its span (the instrumented function), as the
     /// span is at hand only here; the error event `#[instrument(err)]` emits (one `error`
     /// field, nothing else) becomes an exception naming that span.
+    ///
+    /// A `WIDE` callsite's fields are told by name ([`WideVisitor`]).
     #[inline(always)]
-    fn capture(
+    fn capture<const WIDE: bool>(
         &self,
         event: &Event<'_>,
         scratch: &mut Scratch,
@@ -247,18 +249,24 @@ impl Inner {
         span_name: impl FnOnce() -> Option<&'static str>,
     ) {
         let want = if check { Some(&*self.config.session_id) } else { None };
-        let mut visitor = EventVisitor::new(scratch, fields, want, &self.config.classifier);
-        event.record(&mut visitor);
+        let roles = if WIDE { fields.plain() } else { fields };
+        let mut visitor = EventVisitor::new(scratch, roles, want, &self.config.classifier);
+        if WIDE {
+            event.record(&mut WideVisitor::new(&mut visitor));
+        } else {
+            event.record(&mut visitor);
+        }
         let EventVisitor { session, named, error, .. } = visitor;
         if check && !session.unwrap_or_else(in_span) {
             return;
         }
-        self.queue_captured(event.metadata(), scratch, fields, named, error, span_name);
+        self.queue_captured::<WIDE>(event.metadata(), scratch, fields, named, error, span_name);
     }
 
-    /// Queues the event captured in `scratch`, or the error record it became.
+    /// Queues the event captured in `scratch`, or the error record it became; a `WIDE`
+    /// callsite's with the fields no entry could hold counted as dropped.
     #[inline(always)]
-    fn queue_captured(
+    fn queue_captured<const WIDE: bool>(
         &self,
         meta: &'static tracing::Metadata<'static>,
         scratch: &mut Scratch,
@@ -280,7 +288,8 @@ impl Inner {
                 None => name = Some(Text::Static(meta.name())),
             }
         }
-        let (event, lane) = scratch.captured_for_lane(meta, name);
+        let unheld = if WIDE { scratch.unheld() } else { 0 };
+        let (event, lane) = scratch.captured_for_lane(meta, name, unheld);
         self.handoff.push_captured(lane, &event);
     }
 
@@ -486,7 +495,28 @@ impl Inner {
     {
         let in_span = || self.span_in_session(event, ctx);
         let span_name = || ctx.event_span(event).map(|span| span.name());
-        self.capture(event, &mut Scratch::default(), fields, check, in_span, span_name);
+        self.capture::<false>(event, &mut Scratch::default(), fields, check, in_span, span_name);
+    }
+
+    /// An event whose callsite's events go apart: tower-http's report of a response goes to
+    /// its request span; a wide callsite's event is captured with its fields told by name.
+    #[cold]
+    #[inline(never)]
+    fn capture_special<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: Fields, check: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if fields.tower_http() {
+            return self.absorb_into_span(event, ctx);
+        }
+        let in_span = || self.span_in_session(event, ctx);
+        let span_name = || ctx.event_span(event).map(|span| span.name());
+        let wide =
+            |scratch: &mut Scratch| self.capture::<true>(event, scratch, fields, check, in_span, span_name);
+        let captured = SCRATCH.try_with(|scratch| scratch.try_borrow_mut().map(|mut s| wide(&mut s)).is_ok());
+        if captured != Ok(true) {
+            wide(&mut Scratch::default());
+        }
     }
 
     /// [`capture`](Self::capture) with the thread's scratch buffer, `CHECK` saying whether the
@@ -501,14 +531,14 @@ impl Inner {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        if fields.tower_http() {
-            return self.absorb_into_span(event, ctx);
+        if fields.apart() {
+            return self.capture_special(event, ctx, fields, CHECK);
         }
         let in_span = || self.span_in_session(event, ctx);
         let span_name = || ctx.event_span(event).map(|span| span.name());
         let captured = SCRATCH.try_with(|scratch| {
             let Ok(mut scratch) = scratch.try_borrow_mut() else { return false };
-            self.capture(event, &mut scratch, fields, CHECK, in_span, span_name);
+            self.capture::<false>(event, &mut scratch, fields, CHECK, in_span, span_name);
             true
         });
         if captured != Ok(true) {

@@ -71,6 +71,11 @@ impl TextBuf {
         self.used = 0;
     }
 
+    /// Keeps only the first `len` bytes in use, which end on a character boundary.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.used = self.used.min(len);
+    }
+
     /// What is in use.
     #[inline(always)]
     pub(crate) fn as_bytes(&self) -> &[u8] {
