@@ -201,6 +201,6 @@ mod tests {
             assert_eq!((f.names(i), f.is_message(i), f.is_severity(i)), (names, message, severity), "{name}");
         }
         assert!(!f.names(40) && !f.is_session(40) && !f.is_session(usize::from(u8::MAX)));
-        assert!(f.default_name() && !f.tower_http());
+        assert!(f.default_name() && !f.tower_http() && !f.apart());
     }
 }
