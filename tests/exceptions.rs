@@ -502,3 +502,50 @@ fn a_status_read_by_a_closure_classifies_a_foreign_error_type() {
     assert_eq!(events[0]["event_data"]["status_code"], 403);
     assert_eq!(events[1]["event"], "UNHANDLED_EXCEPTION", "another io::Error is not a user error");
 }
+
+/// How many UNHANDLED_EXCEPTIONs `session` received.
+fn panics_reported(collector: &Collector, session: &str) -> usize {
+    collector.session_events(session).iter().filter(|e| e["event"] == "UNHANDLED_EXCEPTION").count()
+}
+
+#[test]
+fn nested_capture_helpers_report_one_panic_once() {
+    let collector = Collector::start();
+    let (guard, handle) = collector.reporter("nested");
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle.capture(|| handle.capture(|| -> Result<(), HttpError> { panic!("one panic") }))
+    }));
+    assert_eq!(unwound.unwrap_err().downcast_ref::<&str>(), Some(&"one panic"));
+    // A second, distinct panic caught by the outer helper alone is reported too.
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle.capture(|| -> Result<(), HttpError> { panic!("another panic") })
+    }));
+    assert!(unwound.is_err());
+    drop(guard);
+    assert_eq!(panics_reported(&collector, "nested"), 2, "{:?}", collector.session_events("nested"));
+}
+
+#[test]
+fn nested_capture_futures_report_one_panic_once() {
+    let collector = Collector::start();
+    let (guard, handle) = collector.reporter("nested-async");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let inner = async {
+            tokio::task::yield_now().await;
+            if true {
+                panic!("one panic");
+            }
+            Ok::<(), HttpError>(())
+        };
+        rt.block_on(async { inner.capture(&handle).await }.capture(&handle))
+    }));
+    assert_eq!(unwound.unwrap_err().downcast_ref::<&str>(), Some(&"one panic"));
+    drop(guard);
+    assert_eq!(
+        panics_reported(&collector, "nested-async"),
+        1,
+        "{:?}",
+        collector.session_events("nested-async")
+    );
+}

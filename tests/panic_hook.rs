@@ -252,3 +252,28 @@ fn one_reporters_panic_hook_does_not_silence_another_reporters_capture() {
     }
     drop((guard_a, guard_b));
 }
+
+#[test]
+fn hooked_nested_capture_child() {
+    if !is_child("hooked_nested_capture_child") {
+        return;
+    }
+    let (_layer, guard) = test_builder(&url(), "hooked-nested").build().unwrap();
+    let handle = guard.handle();
+    assert!(handle.install_panic_hook());
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        handle.capture(|| handle.capture(|| -> Result<(), HttpError> { panic!("one panic") }))
+    }));
+    assert!(unwound.is_err());
+    assert!(guard.shutdown().drained);
+}
+
+/// The hook and two capture helpers, one inside the other, see one panic: one report.
+#[test]
+fn one_panic_through_the_hook_and_nested_capture_helpers_is_reported_once() {
+    let collector = Collector::start();
+    run_ok(child("hooked_nested_capture_child").env(URL, collector.uri()).env("RUST_BACKTRACE", "0"));
+    let events = collector.session_events("hooked-nested");
+    let panics = events.iter().filter(|e| e["event"] == "UNHANDLED_EXCEPTION").count();
+    assert_eq!(panics, 1, "{events:?}");
+}

@@ -63,6 +63,11 @@ where
             }
             *this.drain = None;
             if let Some(payload) = this.panic.take() {
+                // Reported on an earlier poll, maybe on another thread: noted again on this
+                // one, where a helper further out catches it.
+                if let Some(handle) = this.handle.as_ref() {
+                    handle.mark_caught(&*payload);
+                }
                 resume_unwind(payload);
             }
             if let Some(out) = this.output.take() {

@@ -30,24 +30,53 @@ thread_local! {
     /// that their capture helpers that catch it do not report it again. Cleared whenever a
     /// capture helper starts.
     static PANIC_REPORTED_BY: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The panics capture helpers on this thread caught, by reporter and by the address of
+    /// the payload they resumed, so that a helper further out, catching the same payload,
+    /// does not report it again. Cleared whenever a capture helper starts.
+    static CAUGHT: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub(super) fn clear_reported_panics() {
     let _ = PANIC_REPORTED_BY.try_with(|r| r.borrow_mut().clear());
+    let _ = CAUGHT.try_with(|c| c.borrow_mut().clear());
 }
 
 impl TelemetryHandle {
-    /// Reports a panic a capture helper caught, unless the panic hook already did; returns
-    /// whether it queued the event (and so whether the caller should wait for its delivery).
+    /// Reports a panic a capture helper caught, unless the panic hook or a helper further in
+    /// (which caught the same payload) already did; returns whether it queued the event (and
+    /// so whether the caller should wait for its delivery).
     pub(super) fn queue_caught_panic(&self, payload: &(dyn std::any::Any + Send)) -> bool {
         let Some(reporter) = self.reporter() else { return false };
         let id = self.reporter_id();
-        let seen = PANIC_REPORTED_BY.try_with(|r| std::mem::take(&mut *r.borrow_mut()).contains(&id));
-        if seen.unwrap_or(false) || !reporter.in_own_process() {
+        let caught = self.mark_caught(payload);
+        let hooked = PANIC_REPORTED_BY.try_with(|r| {
+            let mut hooked = r.borrow_mut();
+            let seen = hooked.contains(&id);
+            hooked.retain(|&by| by != id);
+            seen
+        });
+        if caught || hooked.unwrap_or(false) || !reporter.in_own_process() {
             return false;
         }
         let traceback = traceback(None);
         reporter.handoff.push_critical(panic_record(payload_message(payload), &traceback))
+    }
+
+    /// Notes on this thread that this reporter's capture helper caught `payload`, just before
+    /// the unwind goes on, so that a helper further out catching it does not report it
+    /// again; returns whether it already was.
+    pub(super) fn mark_caught(&self, payload: &(dyn std::any::Any + Send)) -> bool {
+        let key = (self.reporter_id(), std::ptr::from_ref(payload).cast::<()>() as usize);
+        CAUGHT
+            .try_with(|c| {
+                let mut caught = c.borrow_mut();
+                let seen = caught.contains(&key);
+                if !seen {
+                    caught.push(key);
+                }
+                seen
+            })
+            .unwrap_or(false)
     }
 
     /// Reports every panic in the process from now on while this reporter lives: an
