@@ -138,8 +138,18 @@ fn summary_rows_carry_the_label(collector: &Collector) {
 }
 
 #[test]
-fn a_redacted_field_and_a_field_every_operation_has_are_refused() {
-    for (label, reason) in [("api_key", "redacted"), ("route", "every operation"), ("", "a span field")] {
+fn a_redacted_field_a_field_every_operation_has_and_a_clashing_prometheus_label_are_refused() {
+    for (label, reason) in [
+        ("api_key", "redacted"),
+        ("route", "every operation"),
+        ("", "a span field"),
+        // Prometheus writes `error.type` as `error_type`, and both labels of one series.
+        ("error_type", "every operation"),
+        ("http-request-method", "every operation"),
+        ("loss.fn", "one Prometheus label"),
+        ("le", "a meaning of its own"),
+        ("quantile", "a meaning of its own"),
+    ] {
         let err = TinkerTelemetryLayer::builder()
             .session_id(SESSION)
             .api_key(support::API_KEY)

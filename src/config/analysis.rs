@@ -75,8 +75,10 @@ impl Builder {
     /// field has no value for it. Text, integer and boolean fields are read (a float is a
     /// measurement, not a dimension). `build()` refuses, with a [`BuildError`] naming
     /// `operation_label`, a field the redaction list covers (its values are never sent), one
-    /// given twice, and the names every operation has already (`name`, `method`, `route`,
-    /// the row's numbers, the exporters' attributes). Default: none.
+    /// given twice, the names every operation has already (`name`, `method`, `route`, the
+    /// row's numbers, the exporters' attributes, also as Prometheus writes them: `error_type`
+    /// is `error.type`), two labels Prometheus would write as one (`loss.fn` and `loss_fn`),
+    /// and `le` and `quantile`, which Prometheus gives a meaning of its own. Default: none.
     ///
     /// # Examples
     /// ```

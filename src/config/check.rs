@@ -144,8 +144,16 @@ impl Builder {
             if labels[..i].contains(name) {
                 return invalid(format!("`{name}` is given twice"));
             }
-            if RESERVED_LABELS.contains(&&**name) || ATTRIBUTES.contains(&&**name) {
+            let prometheus = prometheus_label(name);
+            if let Some(other) = labels[..i].iter().find(|l| prometheus_label(l) == prometheus) {
+                return invalid(format!("`{name}` and `{other}` are one Prometheus label, `{prometheus}`"));
+            }
+            let attribute = ATTRIBUTES.iter().any(|a| prometheus_label(a) == prometheus);
+            if RESERVED_LABELS.contains(&&**name) || attribute {
                 return invalid(format!("`{name}` is a field of every operation already"));
+            }
+            if PROMETHEUS_LABELS.contains(&&*prometheus) {
+                return invalid(format!("`{name}` is a label Prometheus gives a meaning of its own"));
             }
             if redactor.is_secret(name) {
                 return invalid(format!("`{name}` is a redacted field: its values are never sent"));
@@ -192,6 +200,16 @@ const RESERVED_LABELS: [&str; 17] = [
     "first_error_at",
     "error_types",
 ];
+
+/// Labels Prometheus gives a meaning of its own: a histogram's bucket bound, a summary's
+/// quantile.
+const PROMETHEUS_LABELS: [&str; 2] = ["le", "quantile"];
+
+/// `name` as a Prometheus label: each character but an ASCII letter, digit or `_` as `_`, as
+/// the exporters write the attributes (`error.type` as `error_type`).
+fn prometheus_label(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
 
 /// `option` is refused when `zero`.
 fn nonzero(option: &'static str, zero: bool) -> Result<(), BuildError> {
