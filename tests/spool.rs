@@ -4,17 +4,20 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use serde_json::json;
 use support::spool::{
     SpoolDir, by_session, distinct_ids, down_until_up, finish, kill9, numbers, refused_port, report,
     spool_program, start, wait_on_disk,
 };
 use support::{Raw, RawServer, eventually};
+use tinker_telemetry::Severity;
 
 #[test]
 fn kill_9_loses_nothing_the_next_process_delivers_every_event_with_its_session() {
@@ -244,6 +247,72 @@ fn of_a_split_batch_only_the_part_that_waits_is_spooled_and_sent_once() {
         key_of(|r| matches!(r, Raw::Accept)).contains(&refused_part),
         "the part kept its key: {refused_part}"
     );
+}
+
+/// A batch split after a 413 whose neighbouring parts (2-4 and 4-8) both run out of retries:
+/// each goes to disk under its own key, and is sent from there under the key it was tried
+/// with, so that a server can match the resend to the try.
+#[test]
+fn neighbouring_parts_of_a_split_batch_that_wait_are_resent_each_under_its_own_key() {
+    let dir = SpoolDir::new("parts");
+    let server = RawServer::with_fn(|_| Raw::Accept);
+    // The whole batch of 8 and its first half are too large; parts 2-4 and 4-8 are refused
+    // the first time (out of retries: none allowed), taken after.
+    let refused = Mutex::new(HashSet::new());
+    server.answer_by_head(move |head| {
+        let key = head.lines().find_map(|l| l.strip_prefix("x-idempotency-key: "))?;
+        let len: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length: "))?.trim().parse().ok()?;
+        match key.rsplit_once('.').map(|(_, range)| range) {
+            None if len > 6000 => Some(Raw::Status(413)),
+            Some("0-4") => Some(Raw::Status(413)),
+            Some(range @ ("2-4" | "4-8")) if refused.lock().unwrap().insert(range.to_owned()) => {
+                Some(Raw::Status(503))
+            }
+            _ => None,
+        }
+    });
+    let (_layer, guard) = server
+        .builder("parts")
+        .spool_dir(&dir.0)
+        .spool_interval(Duration::from_millis(100))
+        .max_retries(0)
+        .max_batch_size(8)
+        .flush_threshold(8)
+        .build()
+        .unwrap();
+    let handle = guard.handle();
+    for n in 0..8 {
+        assert!(handle.log("parts.test", json!({"n": n, "pad": "x".repeat(1000)}), Severity::Info));
+    }
+    let accepted = || {
+        let events = server.accepted_events();
+        events.iter().filter(|e| e["event_name"] == "parts.test").count()
+    };
+    eventually("the 8 events, 2 to 7 from the spool", || accepted() >= 8);
+    let stats = guard.shutdown().stats;
+    assert_eq!(accepted(), 8, "each event accepted once");
+    assert_eq!((stats.spool.spooled, stats.spool.replayed), (6, 6), "{:?}", stats.spool);
+    // Each request that carried event n, past the whole batch and its first half: its key's
+    // range, and whether it was accepted.
+    let mut sent: HashMap<u64, Vec<(String, bool)>> = HashMap::new();
+    for seen in server.seen() {
+        let key = seen.header("x-idempotency-key").unwrap();
+        let Some((_, range)) = key.rsplit_once('.').filter(|(_, r)| *r != "0-4") else { continue };
+        for e in seen.events().iter().filter(|e| e["event_name"] == "parts.test") {
+            let n = e["event_data"]["n"].as_u64().unwrap();
+            sent.entry(n).or_default().push((range.to_owned(), seen.accepted));
+        }
+    }
+    for n in 2..8 {
+        let part = if n < 4 { "2-4" } else { "4-8" };
+        let tries = &sent[&n];
+        assert_eq!(
+            tries,
+            &[(part.to_owned(), false), (part.to_owned(), true)],
+            "event {n}: refused, then sent from the spool, under its part's key"
+        );
+    }
 }
 
 /// A shutdown while this run's own file is being sent again: the send is given up at once,

@@ -2,8 +2,8 @@
 //! splitting, and the drain deadline.
 
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -48,30 +48,43 @@ pub(crate) struct Held {
     /// Unsent when the drain deadline passed.
     pub(crate) unsent: AtomicU64,
     /// The parts of a batch split after a 413 whose fate is settled (delivered, or dropped
-    /// for good): what the spool keeps of the batch is the rest. Empty for a batch sent whole.
-    pub(crate) settled_parts: std::sync::Mutex<Vec<Range<usize>>>,
+    /// for good). Empty for a batch sent whole.
+    pub(crate) settled_parts: Mutex<Vec<Range<usize>>>,
+    /// The parts of the batch (the whole included) answered 413 and sent again as their
+    /// two halves.
+    pub(crate) split_parts: Mutex<Vec<Range<usize>>>,
 }
 
 impl Held {
-    /// The parts of a batch of `n` events that still wait, in order: all of it when no part
-    /// of it was settled.
+    /// The parts of a batch of `n` events that still wait, in order, each as the split sends
+    /// it (so under the key it is sent with): all of it when it was not split.
     pub(crate) fn waiting_parts(&self, n: usize) -> Vec<Range<usize>> {
-        let mut settled =
-            self.settled_parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        settled.sort_unstable_by_key(|r| r.start);
+        let lock = |m: &Mutex<Vec<Range<usize>>>| m.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (settled, split) = (lock(&self.settled_parts), lock(&self.split_parts));
         let mut waiting = Vec::new();
-        let mut at = 0;
-        for part in settled {
-            if part.start > at {
-                waiting.push(at..part.start);
+        // The parts as the split makes them, in order: halves replace a part split.
+        let mut parts = Vec::with_capacity(4);
+        parts.push(0..n);
+        while let Some(part) = parts.pop() {
+            if part.is_empty() || settled.contains(&part) {
+                continue;
             }
-            at = at.max(part.end);
-        }
-        if at < n {
-            waiting.push(at..n);
+            if part.len() > 1 && split.contains(&part) {
+                let (first, second) = halves(&part);
+                parts.push(second);
+                parts.push(first);
+            } else {
+                waiting.push(part);
+            }
         }
         waiting
     }
+}
+
+/// The two halves a part answered 413 is sent again as.
+fn halves(part: &Range<usize>) -> (Range<usize>, Range<usize>) {
+    let mid = part.start + part.len() / 2;
+    (part.start..mid, mid..part.end)
 }
 
 /// Where a send task books the fate of its events.
@@ -93,6 +106,13 @@ enum Fate {
 }
 
 impl Settle {
+    /// Records that `part` was answered 413 and is sent again as its two halves.
+    fn split(&self, part: &Range<usize>) {
+        if let Some(held) = &self.held {
+            held.split_parts.lock().unwrap_or_else(PoisonError::into_inner).push(part.clone());
+        }
+    }
+
     /// Books the fate of the events at `part` of the batch (of `whole` events).
     fn book(&self, fate: Fate, part: Range<usize>, whole: usize) {
         let n = part.len();
@@ -108,7 +128,7 @@ impl Settle {
                 return;
             }
             if n < whole {
-                held.settled_parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(part);
+                held.settled_parts.lock().unwrap_or_else(PoisonError::into_inner).push(part);
             }
         }
         match fate {
@@ -165,9 +185,10 @@ impl Deliverer {
             };
             match result {
                 Err(DropReason::TooLarge) if part.len() > 1 => {
-                    let mid = part.start + part.len() / 2;
-                    parts.push(mid..part.end);
-                    parts.push(part.start..mid);
+                    settle.split(&part);
+                    let (first, second) = halves(&part);
+                    parts.push(second);
+                    parts.push(first);
                 }
                 result if !book(part, result) => return,
                 _ => {}
@@ -388,8 +409,6 @@ enum Wait {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
     use crate::delivery::transport::testing::{Call, Scripted, failed, status};
 
@@ -484,14 +503,37 @@ mod tests {
     }
 
     #[test]
-    fn what_waits_of_a_split_batch_is_the_rest_of_its_settled_parts() {
+    fn what_waits_of_a_split_batch_is_each_part_not_settled_as_it_was_split() {
         let held = Held::default();
         let whole: Vec<Range<usize>> = std::iter::once(0..4).collect();
         assert_eq!(held.waiting_parts(4), whole, "a batch sent whole waits whole");
+        held.split_parts.lock().unwrap().extend([0..4, 0..2, 2..4]);
         held.settled_parts.lock().unwrap().extend([2..3, 0..1]);
         assert_eq!(held.waiting_parts(4), [1..2, 3..4]);
         held.settled_parts.lock().unwrap().extend([1..2, 3..4]);
         assert!(held.waiting_parts(4).is_empty());
+        // Neighbouring parts that wait stay apart: each is sent under its own range's key.
+        let held = Held::default();
+        held.split_parts.lock().unwrap().extend([0..8, 0..4]);
+        held.settled_parts.lock().unwrap().push(0..2);
+        assert_eq!(held.waiting_parts(8), [2..4, 4..8]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_parts_of_a_split_batch_that_wait_are_the_parts_sent_with_their_keys() {
+        // 8 → 413; 0..4 → 413; 0..2 → 200; 2..4 and 4..8 → 500, out of retries.
+        let answers = [status(413), status(413), status(200), status(500), status(500)];
+        let mut rig = rig(answers, 0);
+        let held = Arc::new(Held::default());
+        rig.settle.held = Some(Arc::clone(&held));
+        rig.deliverer.deliver(&events(8), "key", &rig.settle).await;
+        let keys: Vec<String> = rig.calls().into_iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["key", "key.0-4", "key.0-2", "key.2-4", "key.4-8"]);
+        let waiting = held.waiting_parts(8);
+        assert_eq!(waiting, [2..4, 4..8]);
+        let waiting_keys: Vec<String> = waiting.iter().map(|p| part_key("key", p)).collect();
+        assert!(waiting_keys.iter().all(|k| keys.contains(k)), "each waits under a key it was sent with");
+        assert_eq!(held.exhausted.load(Relaxed), 6);
     }
 
     #[tokio::test(start_paused = true)]

@@ -140,8 +140,9 @@ impl Spooling {
         let on_disk = if parts.len() == 1 && parts[0].len() == events.len() {
             self.leave_on_disk(spooled, key, events)
         } else {
-            // Parts of a batch split after a 413 were settled: the batch's own file would send
-            // them again. Each part that waits gets a file of its own, under its part's key.
+            // The batch was split after a 413: its own file would send the settled parts again,
+            // and the waiting ones under a key they were not sent with. Each part that waits
+            // gets a file of its own, under the key it is sent with.
             self.remove(spooled.take());
             self.leave_parts(key, events, parts)
         };
