@@ -7,13 +7,15 @@ mod support;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde_json::json;
 use support::spool::{
-    SpoolDir, by_session, files_under, numbers, refused_port, report, report_and_stderr, spool_program,
+    SpoolDir, by_session, events_on_disk, files_under, numbers, refused_port, report, report_and_stderr,
+    spool_program,
 };
-use support::{API_KEY, Collector, Raw, RawServer};
-use tinker_telemetry::{DeliveryErrorKind, Severity};
+use support::{API_KEY, Collector, Raw, RawServer, eventually};
+use tinker_telemetry::{DeliveryErrorKind, Severity, TelemetryGuard, TinkerTelemetryLayer};
 
 /// Runs the program for `session` against a refused `port` until its drain deadline passes:
 /// its `events` events (and SESSION_START and SESSION_END) end in the spool.
@@ -276,6 +278,66 @@ fn past_spool_max_bytes_within_one_run_its_oldest_files_go_first() {
     assert!(sent.contains(&999) && !sent.contains(&0), "the newest kept, the oldest gone: {sent:?}");
     let oldest_kept = sent.iter().min().unwrap();
     assert!(sent.iter().all(|n| n >= oldest_kept) && sent.len() as u64 == 1000 - oldest_kept, "{sent:?}");
+}
+
+/// A reporter for `session` at the refused or serving `port`, spooling to `dir` within
+/// `max_bytes`, with no retries and a short drain.
+fn spooling(dir: &Path, port: u16, session: &str, max_bytes: u64) -> (TinkerTelemetryLayer, TelemetryGuard) {
+    support::test_builder(&support::spool::url(port), session)
+        .spool_dir(dir)
+        .spool_interval(Duration::from_millis(100))
+        .spool_max_bytes(max_bytes)
+        .max_retries(0)
+        .flush_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// About 1 KB of event data.
+fn pad() -> String {
+    "x".repeat(1000)
+}
+
+/// A batch written while it was being filled, whose rewrite as it grew does not fit
+/// `spool_max_bytes`, then runs out of retries: its events are counted dropped, and the file
+/// with its first event goes too, so that no later process sends them.
+#[test]
+fn a_batch_counted_dropped_leaves_no_file_for_a_later_process_to_send() {
+    let dir = SpoolDir::new("dropped-file");
+    let port = refused_port();
+    let (_layer, guard) = spooling(&dir.0, port, "dropped-first", 8_000);
+    let handle = guard.handle();
+    // Past the flush timer's first tick, which seals what it takes: the next batch stays open.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = |n: u64| handle.log("dropped.test", json!({"n": n, "pad": pad()}), Severity::Info);
+    assert!(log(0));
+    eventually("SESSION_START and the open batch's first event on disk", || events_on_disk(&dir.0) >= 2);
+    // The batch grows past the bound: the ticks meanwhile cannot write it again, and its file
+    // keeps its first event.
+    for n in 1..30 {
+        assert!(log(n));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    handle.flush();
+    eventually("the 30 events out of retries", || handle.stats().dropped.retries_exhausted >= 30);
+    let first = guard.shutdown().stats;
+    assert!(first.dropped.retries_exhausted >= 30, "{:?}", first.dropped);
+    let spool = first.spool;
+    let left = spool.spooled - spool.replayed - spool.dropped.total();
+    assert_eq!(events_on_disk(&dir.0), left, "the disk holds what is counted spooled, no more: {spool:?}");
+    let server = serve_on(port);
+    let (_layer, guard) = spooling(&dir.0, port, "dropped-next", 64 << 20);
+    let ended = |s: &RawServer| {
+        by_session(s).get("dropped-first").is_some_and(|e| e.iter().any(|e| e["event"] == "SESSION_END"))
+    };
+    eventually("the first process's SESSION_END, its newest file, sent", || ended(&server));
+    let next = guard.shutdown().stats;
+    assert_eq!(next.spool.replayed, left, "{:?}", next.spool);
+    let sent = &by_session(&server)["dropped-first"];
+    assert!(
+        !sent.iter().any(|e| e["event_name"] == "dropped.test"),
+        "an event counted dropped was sent: {sent:?}"
+    );
 }
 
 /// A server whose request limit is below the stored batches' size: each is split as the

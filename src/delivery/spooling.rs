@@ -120,7 +120,8 @@ impl Spooling {
 
     /// Books a finished batch's events that waited (`held`, and the `aborted` ones its task
     /// did not settle): as spooled once the batch is on disk (written now if it is not), else
-    /// as the drops they would be. Removes the batch's file when nothing waited.
+    /// as the drops they would be, its file removed. Removes the batch's file when nothing
+    /// waited.
     pub(super) fn settle(
         &mut self,
         spooled: &mut Option<(Slot, usize)>,
@@ -150,7 +151,9 @@ impl Spooling {
     }
 
     /// Writes `events` (keyed `key`) unless its file holds them already, and leaves the file
-    /// for the replay. Returns whether it is on disk.
+    /// for the replay. Returns whether it is on disk. When it is not, its events count as
+    /// dropped, so the file an earlier write left (with only its first events) is removed: no
+    /// process sends them.
     fn leave_on_disk(
         &mut self,
         spooled: &mut Option<(Slot, usize)>,
@@ -158,8 +161,9 @@ impl Spooling {
         events: &[EventJson],
     ) -> bool {
         let on_disk = self.write(spooled, key, events);
-        if let Some((slot, _)) = spooled.take().filter(|_| on_disk) {
-            self.writer.leave(slot);
+        match spooled.take() {
+            Some((slot, _)) if on_disk => self.writer.leave(slot),
+            earlier => self.remove(earlier),
         }
         on_disk
     }
@@ -181,8 +185,8 @@ impl Spooling {
     }
 
     /// At the drain deadline: writes the batches not sent yet, booking their events as
-    /// spooled, or as unsent when they cannot be written. Returns their events (still held:
-    /// the caller releases them) and bytes.
+    /// spooled, or as unsent when they cannot be written (their files removed). Returns their
+    /// events (still held: the caller releases them) and bytes.
     pub(super) fn leave(
         spooling: Option<&mut Self>,
         batches: VecDeque<Batch>,

@@ -68,7 +68,9 @@ impl Writer {
     }
 
     /// Writes `batch`, replacing the file at `previous` (a batch being filled, written
-    /// again as it grows) or in a new file.
+    /// again as it grows) or in a new file. When it is not written, the file at `previous`
+    /// stays as it was, with fewer events than the batch: it is the caller's to keep or
+    /// remove.
     pub(crate) fn write(
         &mut self,
         previous: Option<Slot>,
