@@ -340,6 +340,30 @@ fn a_batch_counted_dropped_leaves_no_file_for_a_later_process_to_send() {
     );
 }
 
+/// A batch larger than `spool_max_bytes` runs out of retries while this run's SESSION_START
+/// waits on disk: evicting that file could not make room, so it stays, and only the batch is
+/// lost (counted dropped).
+#[test]
+fn a_batch_that_eviction_cannot_make_room_for_evicts_nothing() {
+    let dir = SpoolDir::new("evict-nothing");
+    let port = refused_port();
+    let (_layer, guard) = spooling(&dir.0, port, "evict-nothing", 8_000);
+    let handle = guard.handle();
+    eventually("SESSION_START out of retries, on disk", || {
+        handle.stats().spool.spooled == 1 && events_on_disk(&dir.0) == 1
+    });
+    // About 33 KB in one batch: more than the whole bound.
+    for n in 0..30 {
+        assert!(handle.log("evict.test", json!({"n": n, "pad": pad()}), Severity::Info));
+    }
+    handle.flush();
+    eventually("the batch out of retries", || handle.stats().dropped.retries_exhausted >= 30);
+    let stats = handle.stats();
+    assert_eq!(stats.spool.dropped.over_size, 0, "nothing evicted for room that was not used: {stats:?}");
+    assert_eq!(events_on_disk(&dir.0), 1, "SESSION_START's file stays");
+    assert_eq!(stats.spool.spooled, 1, "{stats:?}");
+}
+
 /// A server whose request limit is below the stored batches' size: each is split as the
 /// reporter's own batches are, down to what the server takes, and every event arrives.
 #[test]

@@ -302,11 +302,16 @@ impl Backlog {
         }
     }
 
-    /// Makes room for `bytes` more of this run's files, evicting the oldest adopted files if
-    /// needed. False when even that cannot make room: the file is not written.
+    /// Makes room for `bytes` more of this run's files, evicting as few of the oldest files
+    /// as it takes (adopted ones first, then this run's left on disk). False, with nothing
+    /// evicted, when even evicting them all cannot make room: the file is not written.
     pub(crate) fn reserve(&self, bytes: u64, counters: &SpoolCounters) -> bool {
         let mut inner = self.lock();
         self.scan(&mut inner, counters);
+        let over = (inner.used + bytes).saturating_sub(self.max_bytes);
+        if over > evictable(&inner) {
+            return false;
+        }
         while inner.used + bytes > self.max_bytes {
             if !evict_oldest(&mut inner, counters) {
                 return false;
@@ -374,6 +379,13 @@ fn evict_oldest(inner: &mut Inner, counters: &SpoolCounters) -> bool {
     let _ = fs::remove_file(path);
     inner.used = inner.used.saturating_sub(bytes);
     true
+}
+
+/// The bytes [`evict_oldest`] can free: the adopted files not kept for another process (the
+/// one being sent is out of the lists) and this run's files left on disk.
+fn evictable(inner: &Inner) -> u64 {
+    let adopted = inner.runs.iter().filter(|a| !a.keep).flat_map(|a| &a.files).map(|(_, b)| b);
+    adopted.chain(inner.left.iter().map(|(_, b)| b)).sum()
 }
 
 /// The oldest of this run's files left on disk, read; one that cannot be read is counted

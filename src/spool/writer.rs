@@ -252,6 +252,31 @@ mod tests {
     }
 
     #[test]
+    fn eviction_makes_room_with_the_fewest_oldest_files_or_evicts_nothing() {
+        let tmp = TempDir::new("evict-enough");
+        let counters = SpoolCounters::default();
+        let size = |n: u16| format::encode(&batch(n)).len() as u64;
+        let one = size(1);
+        let mut spool = open(tmp.path(), |c| c.max_bytes = 3 * one + one / 2);
+        let run_dir = spool.writer.run_dir().unwrap().to_owned();
+        for _ in 0..3 {
+            let Written::Done(slot) = spool.writer.write(None, &batch(1), &counters) else { panic!() };
+            spool.writer.leave(slot);
+        }
+        // Larger than the bound: evicting every file would not make room, so none goes.
+        assert!(size(6) > 3 * one + one / 2);
+        assert_eq!(spool.writer.write(None, &batch(6), &counters), Written::Skipped);
+        assert_eq!(counts(&counters)[3], 0, "nothing evicted");
+        assert_eq!(files(&run_dir), [batch_name(1), batch_name(2), batch_name(3), "lock".into()]);
+        // Room for two events takes the two oldest files, not the third.
+        let over = 3 * one + size(2) - (3 * one + one / 2);
+        assert!(over > one && over <= 2 * one);
+        let Written::Done(two) = spool.writer.write(None, &batch(2), &counters) else { panic!() };
+        assert_eq!(counts(&counters)[3], 2, "the two oldest files' events, as over_size");
+        assert_eq!(files(&run_dir), [batch_name(3), batch_name(two.seq), "lock".into()]);
+    }
+
+    #[test]
     fn a_run_with_batches_left_is_adopted_by_the_next_process() {
         let tmp = TempDir::new("left");
         let counters = SpoolCounters::default();
