@@ -25,7 +25,7 @@ pin_project_lite::pin_project! {
         handle: Option<TelemetryHandle>,
         severity: Severity,
         fatal: bool,
-        drain: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
+        drain: Option<Drain>,
         output: Option<F::Output>,
         // A caught panic, resumed once its report is delivered.
         panic: Option<Box<dyn Any + Send>>,
@@ -63,12 +63,7 @@ where
             }
             *this.drain = None;
             if let Some(payload) = this.panic.take() {
-                // Reported on an earlier poll, maybe on another thread: noted again on this
-                // one, where a helper further out catches it.
-                if let Some(handle) = this.handle.as_ref() {
-                    handle.mark_caught(&*payload);
-                }
-                resume_unwind(payload);
+                resume_reported(this.handle.as_ref(), payload);
             }
             if let Some(out) = this.output.take() {
                 return Poll::Ready(out);
@@ -81,8 +76,7 @@ where
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Ok(value))) => Poll::Ready(Ok(value)),
             Ok(Poll::Ready(Err(err))) if *this.fatal => {
-                let mut drain: Pin<Box<dyn Future<Output = bool> + Send>> =
-                    Box::pin(handle.log_fatal_exception_async(&err, *this.severity));
+                let mut drain: Drain = Box::pin(handle.log_fatal_exception_async(&err, *this.severity));
                 if drain.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Err(err));
                 }
@@ -99,8 +93,7 @@ where
                     resume_unwind(payload);
                 }
                 let timeout = handle.reporter().map_or(Duration::ZERO, |r| r.flush_timeout);
-                let mut drain: Pin<Box<dyn Future<Output = bool> + Send>> =
-                    Box::pin(handle.wait_until_drained_async(timeout));
+                let mut drain: Drain = Box::pin(handle.wait_until_drained_async(timeout));
                 if drain.as_mut().poll(cx).is_ready() {
                     resume_unwind(payload);
                 }
@@ -110,6 +103,18 @@ where
             }
         }
     }
+}
+
+/// The wait for delivery a captured future finishes before it returns or resumes a panic.
+type Drain = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// Resumes the panic a captured future reported on an earlier poll (maybe on another
+/// thread), noted first on this one, where a helper further out catches it.
+fn resume_reported(handle: Option<&TelemetryHandle>, payload: Box<dyn Any + Send>) -> ! {
+    if let Some(handle) = handle {
+        handle.mark_caught(&*payload);
+    }
+    resume_unwind(payload)
 }
 
 /// Capture helpers as methods on futures that output a `Result`.
