@@ -50,46 +50,28 @@ impl Rig {
     }
 }
 
+/// `tracing::info!` with the fields in the first brackets, then 32 fields `f00 = 0` to
+/// `f31 = 31`, then those in the second brackets: past the 32nd field.
+macro_rules! info_around_32_fields {
+    ([$($before:tt)*] [$($after:tt)*]) => {
+        tracing::info!(
+            $($before)*
+            f00 = 0u64, f01 = 1u64, f02 = 2u64, f03 = 3u64, f04 = 4u64, f05 = 5u64, f06 = 6u64,
+            f07 = 7u64, f08 = 8u64, f09 = 9u64, f10 = 10u64, f11 = 11u64, f12 = 12u64,
+            f13 = 13u64, f14 = 14u64, f15 = 15u64, f16 = 16u64, f17 = 17u64, f18 = 18u64,
+            f19 = 19u64, f20 = 20u64, f21 = 21u64, f22 = 22u64, f23 = 23u64, f24 = 24u64,
+            f25 = 25u64, f26 = 26u64, f27 = 27u64, f28 = 28u64, f29 = 29u64, f30 = 30u64,
+            f31 = 31u64,
+            $($after)*
+        )
+    };
+}
+
 #[test]
 fn a_message_past_the_thirty_second_field_names_the_event() {
     let rig = Rig::new();
     let events = rig.events_for(|| {
-        tracing::info!(
-            session_id = SESSION,
-            f00 = 0u64,
-            f01 = 1u64,
-            f02 = 2u64,
-            f03 = 3u64,
-            f04 = 4u64,
-            f05 = 5u64,
-            f06 = 6u64,
-            f07 = 7u64,
-            f08 = 8u64,
-            f09 = 9u64,
-            f10 = 10u64,
-            f11 = 11u64,
-            f12 = 12u64,
-            f13 = 13u64,
-            f14 = 14u64,
-            f15 = 15u64,
-            f16 = 16u64,
-            f17 = 17u64,
-            f18 = 18u64,
-            f19 = 19u64,
-            f20 = 20u64,
-            f21 = 21u64,
-            f22 = 22u64,
-            f23 = 23u64,
-            f24 = 24u64,
-            f25 = 25u64,
-            f26 = 26u64,
-            f27 = 27u64,
-            f28 = 28u64,
-            f29 = 29u64,
-            f30 = 30u64,
-            f31 = 31u64,
-            message = "past the thirty-second"
-        );
+        info_around_32_fields!([session_id = SESSION,][message = "past the thirty-second"]);
     });
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["event_name"], "past the thirty-second", "{:?}", events[0]);
@@ -105,81 +87,11 @@ fn a_session_id_past_the_thirty_second_field_decides_the_event() {
     let rig = Rig::new();
     let events = rig.events_for(|| {
         // Ours, outside any span: kept.
-        tracing::info!(
-            f00 = 0u64,
-            f01 = 1u64,
-            f02 = 2u64,
-            f03 = 3u64,
-            f04 = 4u64,
-            f05 = 5u64,
-            f06 = 6u64,
-            f07 = 7u64,
-            f08 = 8u64,
-            f09 = 9u64,
-            f10 = 10u64,
-            f11 = 11u64,
-            f12 = 12u64,
-            f13 = 13u64,
-            f14 = 14u64,
-            f15 = 15u64,
-            f16 = 16u64,
-            f17 = 17u64,
-            f18 = 18u64,
-            f19 = 19u64,
-            f20 = 20u64,
-            f21 = 21u64,
-            f22 = 22u64,
-            f23 = 23u64,
-            f24 = 24u64,
-            f25 = 25u64,
-            f26 = 26u64,
-            f27 = 27u64,
-            f28 = 28u64,
-            f29 = 29u64,
-            f30 = 30u64,
-            f31 = 31u64,
-            session_id = SESSION,
-            event_name = "ours"
-        );
+        info_around_32_fields!([] [session_id = SESSION, event_name = "ours"]);
         // Another session's, inside a span of ours: its own `session_id` wins, so left out.
         let span = tracing::info_span!("ours", session_id = SESSION);
         let _in = span.enter();
-        tracing::info!(
-            f00 = 0u64,
-            f01 = 1u64,
-            f02 = 2u64,
-            f03 = 3u64,
-            f04 = 4u64,
-            f05 = 5u64,
-            f06 = 6u64,
-            f07 = 7u64,
-            f08 = 8u64,
-            f09 = 9u64,
-            f10 = 10u64,
-            f11 = 11u64,
-            f12 = 12u64,
-            f13 = 13u64,
-            f14 = 14u64,
-            f15 = 15u64,
-            f16 = 16u64,
-            f17 = 17u64,
-            f18 = 18u64,
-            f19 = 19u64,
-            f20 = 20u64,
-            f21 = 21u64,
-            f22 = 22u64,
-            f23 = 23u64,
-            f24 = 24u64,
-            f25 = 25u64,
-            f26 = 26u64,
-            f27 = 27u64,
-            f28 = 28u64,
-            f29 = 29u64,
-            f30 = 30u64,
-            f31 = 31u64,
-            session_id = OTHER,
-            event_name = "theirs"
-        );
+        info_around_32_fields!([] [session_id = OTHER, event_name = "theirs"]);
         tracing::info!(event_name = "ours too");
     });
     let names: Vec<&Value> = events.iter().map(|e| &e["event_name"]).collect();
