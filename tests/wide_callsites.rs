@@ -40,13 +40,13 @@ impl Rig {
         Rig { server, dispatch, handle: guard.handle(), _guard: guard }
     }
 
-    /// The GENERIC_EVENTs `emit` produced, once delivered.
+    /// The events `emit` produced (SESSION_START left out), once delivered.
     fn events_for(&self, emit: impl FnOnce()) -> Vec<Value> {
         let before = self.server.accepted_events().len();
         tracing::dispatcher::with_default(&self.dispatch, emit);
         assert!(self.handle.wait_until_drained(PATIENCE), "not delivered");
         let events = self.server.accepted_events().split_off(before);
-        events.into_iter().filter(|e| e["event"] == "GENERIC_EVENT").collect()
+        events.into_iter().filter(|e| e["event"] != "SESSION_START").collect()
     }
 }
 
@@ -156,13 +156,20 @@ fn wide_callsite<const N: usize>() -> &'static Metadata<'static> {
 }
 
 /// Emits an event of `meta` whose fields at `recorded` hold their index, whose
-/// `session_id` is `session`, and whose other fields are empty.
-fn emit_wide<const N: usize>(meta: &'static Metadata<'static>, recorded: &[usize], session: &str) {
+/// `session_id` is `session`, whose field at `error.0` holds the error `error.1`, and whose
+/// other fields are empty.
+fn emit_wide<const N: usize>(
+    meta: &'static Metadata<'static>,
+    recorded: &[usize],
+    session: &str,
+    error: Option<(usize, &(dyn std::error::Error + 'static))>,
+) {
     let fields: Vec<_> = meta.fields().iter().collect();
     let numbers: Vec<u64> = (0..N as u64).collect();
     let values: [(&tracing::field::Field, Option<&dyn FieldValue>); N] = std::array::from_fn(|i| {
-        let value: Option<&dyn FieldValue> = match i {
+        let value: Option<&dyn FieldValue> = match (i, &error) {
             _ if i == N - 1 => Some(&session),
+            (_, Some((at, error))) if *at == i => Some(error),
             _ if recorded.contains(&i) => Some(&numbers[i]),
             _ => None,
         };
@@ -176,8 +183,8 @@ fn a_callsite_wider_than_an_entry_byte_counts_what_it_cannot_hold() {
     let rig = Rig::new();
     let meta = wide_callsite::<300>();
     let events = rig.events_for(|| {
-        emit_wide::<300>(meta, &[0, 1, 254, 255, 290], SESSION);
-        emit_wide::<300>(meta, &[0, 1], OTHER);
+        emit_wide::<300>(meta, &[0, 1, 254, 255, 290], SESSION, None);
+        emit_wide::<300>(meta, &[0, 1], OTHER, None);
     });
     assert_eq!(events.len(), 1, "{events:?}");
     let data = events[0]["event_data"].as_object().unwrap();
@@ -188,4 +195,14 @@ fn a_callsite_wider_than_an_entry_byte_counts_what_it_cannot_hold() {
     let kept = (&data["f0"], &data["f1"], &data["f254"]);
     assert_eq!(kept, (&json!(0), &json!(1), &json!(254)), "{data:?}");
     assert_eq!(data["_fields_dropped"], 2, "{data:?}");
+}
+
+#[test]
+fn an_error_past_an_entry_byte_makes_the_event_an_exception() {
+    let rig = Rig::new();
+    let meta = wide_callsite::<300>();
+    let error = std::io::Error::other("disk on fire");
+    let events = rig.events_for(|| emit_wide::<300>(meta, &[0], SESSION, Some((280, &error))));
+    let exception = events.iter().find(|e| e["event"] == "UNHANDLED_EXCEPTION");
+    assert_eq!(exception.map(|e| &e["error_message"]), Some(&json!("disk on fire")), "{events:?}");
 }

@@ -542,8 +542,10 @@ impl Visit for WideVisitor<'_, '_> {
         }
     }
 
+    /// The first error value makes the event what it becomes, wherever it stands; a later one
+    /// is a field like any other.
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.role(field).is_some() {
+        if self.0.error.is_none() && !self.0.skipping() || self.role(field).is_some() {
             self.0.record_error(field, value);
         }
     }
