@@ -45,7 +45,8 @@ pub(crate) struct Backlog {
     /// Told when this run leaves a file for the replay.
     more: tokio::sync::Notify,
     /// Told when the server answered one of this run's batches: a replay pausing after a
-    /// failure tries again at once.
+    /// failure tries again at once. An answer while the replay is not pausing (while its own
+    /// send was failing) is kept for its next pause.
     answered: tokio::sync::Notify,
     endpoint: String,
     max_bytes: u64,
@@ -336,7 +337,7 @@ impl Backlog {
 
     /// Says that the server answered (took or refused) one of this run's batches.
     pub(crate) fn server_answered(&self) {
-        self.answered.notify_waiters();
+        self.answered.notify_one();
     }
 
     /// Waits until the server answers one of this run's batches.

@@ -329,6 +329,41 @@ mod tests {
         );
     }
 
+    /// The server answers one of this run's batches while the replay's own send is failing:
+    /// the pause that follows ends at once.
+    #[test]
+    fn an_answer_while_the_replay_is_sending_ends_its_next_pause() {
+        let tmp = TempDir::new("answered-while-sending");
+        dead_run(tmp.path(), &[batch("a", HERE)]);
+        let opened = crate::spool::open(&config(tmp.path()), HERE).unwrap();
+        let counters = Arc::new(Counters(SpoolCounters::default()));
+        let tries = Mutex::new(Vec::new());
+        let (_tx, rx) = watch::channel(None);
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let start = Instant::now();
+            let backlog = Arc::clone(&opened.backlog);
+            replay(Arc::clone(&opened.backlog), counters, rx, false, |_, _, _| {
+                let mut tries = tries.lock().unwrap();
+                tries.push(start.elapsed());
+                let first = tries.len() == 1;
+                let backlog = Arc::clone(&backlog);
+                async move {
+                    if first {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        backlog.server_answered();
+                        return Sent::NotNow;
+                    }
+                    Sent::Done(Settled::delivered(1))
+                }
+            })
+            .await;
+        });
+        let tries = tries.into_inner().unwrap();
+        assert_eq!(tries, [Duration::ZERO, Duration::from_millis(50)], "not after FIRST_PAUSE");
+    }
+
     #[test]
     fn a_shutdown_while_a_batch_cannot_be_sent_ends_the_replay_and_keeps_it() {
         let tmp = TempDir::new("shutdown");
