@@ -48,6 +48,8 @@ pub(crate) enum HttpField {
     UserAgent,
     /// The instrumentation's own bookkeeping: never sent.
     Bookkeeping,
+    /// What follows a URL's path (its query, its fragment): it may carry tokens, never sent.
+    Query,
     Other,
 }
 
@@ -62,6 +64,7 @@ pub(crate) fn http_field(name: &str) -> HttpField {
         "status" | "http.response.status_code" | "http.status_code" | "status_code" => HttpField::Status,
         "error" | "error.message" | "exception.message" | "classification" => HttpField::Error,
         "user_agent.original" | "http.user_agent" => HttpField::UserAgent,
+        "url.query" | "url.fragment" => HttpField::Query,
         "url.scheme"
         | "http.scheme"
         | "net.host.port"
@@ -149,7 +152,7 @@ impl Normalised {
     ) -> Option<(&'static str, Val)> {
         let text = &mut self.text;
         Some(match (http_field(key), val) {
-            (HttpField::Bookkeeping, _) => return None,
+            (HttpField::Bookkeeping | HttpField::Query, _) => return None,
             (HttpField::UserAgent, Val::Str(t)) if old.text(t).trim().is_empty() => return None,
             (HttpField::UserAgent, v) => ("user_agent", copy(text, old, v)),
             (HttpField::Method, v) => ("method", copy(text, old, v)),
