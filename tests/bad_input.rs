@@ -697,3 +697,25 @@ fn bad_configuration_is_refused_with_the_option_named() {
         drop(guard);
     }
 }
+
+#[test]
+fn data_nested_deeper_than_json_parsers_take_is_cut_and_the_uploader_goes_on() {
+    let rig = Rig::new();
+    let mut deep = Value::Null;
+    for _ in 0..1_000 {
+        deep = Value::Array(vec![deep]);
+    }
+    let (event, _) = rig
+        .event_for(|| assert!(rig.handle.log("deep", json!({ "payload": deep }), Severity::Info)))
+        .unwrap();
+    // Arrays down to the 64th level of `event_data`, then the marker.
+    let mut value = &event["event_data"]["payload"];
+    let mut levels = 1;
+    while let Some(inner) = value.get(0) {
+        value = inner;
+        levels += 1;
+    }
+    assert_eq!((value, levels), (&json!(TRUNCATION_MARKER), 64));
+    let (event, _) = rig.event_for(|| assert!(rig.handle.log("after", json!({}), Severity::Info))).unwrap();
+    assert_eq!(event["event_name"], "after");
+}

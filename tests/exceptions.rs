@@ -549,3 +549,47 @@ fn nested_capture_futures_report_one_panic_once() {
         collector.session_events("nested-async")
     );
 }
+
+/// An error whose `Display` fails after writing a little.
+#[derive(Debug)]
+struct FailingDisplay;
+
+impl fmt::Display for FailingDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("half a message")?;
+        Err(fmt::Error)
+    }
+}
+
+impl Error for FailingDisplay {}
+
+/// An error type whose name is not ASCII.
+#[derive(Debug)]
+struct Größe;
+
+impl fmt::Display for Größe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("too big")
+    }
+}
+
+impl Error for Größe {}
+
+#[test]
+fn an_error_whose_display_fails_is_reported_with_what_it_wrote() {
+    let collector = Collector::start();
+    let (layer, guard) = collector.builder(SESSION).build().unwrap();
+    let handle = guard.handle();
+    assert!(handle.log_exception(&FailingDisplay, Severity::Error));
+    assert!(handle.log_exception(&Größe, Severity::Error));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::error!(session_id = SESSION, error = &FailingDisplay as &dyn Error, "through tracing");
+    });
+    drop(guard);
+    let events = error_events(&collector);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0]["error_message"], "half a message");
+    assert_eq!(events[0]["error_type"], "FailingDisplay");
+    assert_eq!(events[1]["error_type"], "Größe");
+    assert_eq!(events[2]["error_message"], "half a message");
+}

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::redact::Redactor;
 use crate::handoff::clock::format_timestamp;
 use crate::handoff::record::{Body, FieldSource, Record, Val};
-use crate::limits::{MAX_EVENT_BYTES, REDACTED};
+use crate::limits::{MAX_EVENT_BYTES, REDACTED, TRUNCATION_MARKER};
 use crate::urls::scrub_urls_in;
 
 /// Serializes one record as a wire event object.
@@ -215,40 +215,57 @@ struct JsonData<'a> {
 impl Serialize for JsonData<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.data {
-            serde_json::Value::Object(_) => Redacted { v: self.data, redactor: self.redactor }.serialize(s),
+            serde_json::Value::Object(_) => {
+                Redacted { v: self.data, redactor: self.redactor, depth: 0 }.serialize(s)
+            }
             serde_json::Value::Null => s.serialize_map(Some(0))?.end(),
             other => {
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("value", &Redacted { v: other, redactor: self.redactor })?;
+                m.serialize_entry("value", &Redacted { v: other, redactor: self.redactor, depth: 0 })?;
                 m.end()
             }
         }
     }
 }
 
-/// A JSON value with the values of secret-looking keys replaced, at any depth.
+/// How deep an event's data nests: an array or object deeper is sent as
+/// [`TRUNCATION_MARKER`]. Serializing is recursive, on the uploader's thread, and common JSON
+/// parsers refuse 128 levels.
+const MAX_DATA_DEPTH: u32 = 64;
+
+/// A JSON value with the values of secret-looking keys replaced, at any depth, nested at most
+/// [`MAX_DATA_DEPTH`] deep; `depth` is the level it is at.
 struct Redacted<'a> {
     v: &'a serde_json::Value,
     redactor: &'a Redactor,
+    depth: u32,
+}
+
+impl Redacted<'_> {
+    /// `v`, one level deeper.
+    fn inner<'a>(&'a self, v: &'a serde_json::Value) -> Redacted<'a> {
+        Redacted { v, redactor: self.redactor, depth: self.depth + 1 }
+    }
 }
 
 impl Serialize for Redacted<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.v {
+            serde_json::Value::Object(_) | serde_json::Value::Array(_) if self.depth >= MAX_DATA_DEPTH => {
+                s.serialize_str(TRUNCATION_MARKER)
+            }
             serde_json::Value::Object(map) => {
                 let mut m = s.serialize_map(Some(map.len()))?;
                 for (k, v) in map {
                     if self.redactor.is_secret(k) {
                         m.serialize_entry(k, REDACTED)?;
                     } else {
-                        m.serialize_entry(k, &Redacted { v, redactor: self.redactor })?;
+                        m.serialize_entry(k, &self.inner(v))?;
                     }
                 }
                 m.end()
             }
-            serde_json::Value::Array(items) => {
-                s.collect_seq(items.iter().map(|v| Redacted { v, redactor: self.redactor }))
-            }
+            serde_json::Value::Array(items) => s.collect_seq(items.iter().map(|v| self.inner(v))),
             serde_json::Value::String(text) => s.serialize_str(&scrub_urls_in(text)),
             other => other.serialize(s),
         }

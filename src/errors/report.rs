@@ -40,7 +40,8 @@ pub(crate) fn short_type_name(full: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
-        if c.is_ascii_alphanumeric() || c == b'_' {
+        // Bytes past ASCII belong to a name's characters (`Größe`).
+        if c.is_ascii_alphanumeric() || c == b'_' || !c.is_ascii() {
             start.get_or_insert(i);
             i += 1;
             continue;
@@ -74,28 +75,40 @@ pub(crate) fn dyn_type_name(err: &(dyn Error + 'static)) -> String {
     if err.is::<std::io::Error>() {
         return "io::Error".into();
     }
-    let mut head = Head(String::new());
+    let mut head = Head { text: String::new(), room: 64 };
     let _ = write!(head, "{err:?}");
-    let name: String = head.0.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-    let rest = &head.0[name.len()..];
+    let name: String = head.text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let rest = &head.text[name.len()..];
     let looks_like_type = name.starts_with(|c: char| c.is_ascii_uppercase())
         && (rest.is_empty() || rest.starts_with([' ', '(', '{']));
     if looks_like_type { name } else { "Error".into() }
 }
 
-/// Keeps the first 64 bytes written, then stops the formatter.
-struct Head(String);
+/// Keeps the first `room` bytes written, then stops the formatter.
+struct Head {
+    text: String,
+    room: usize,
+}
 
 impl fmt::Write for Head {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = 64 - self.0.len();
+        let room = self.room - self.text.len();
         if s.len() >= room {
-            self.0.push_str(crate::limits::floor_char_boundary(s, room));
+            self.text.push_str(crate::limits::floor_char_boundary(s, room));
             return Err(fmt::Error);
         }
-        self.0.push_str(s);
+        self.text.push_str(s);
         Ok(())
     }
+}
+
+/// `err`'s `Display` text, cut to `max` bytes and marked when longer. Never more than that
+/// is formatted, and an impl that fails leaves what it wrote instead of panicking.
+fn display_text(err: &dyn Error, max: usize) -> String {
+    // A few bytes past `max`, so that a text cut on a character boundary still shows longer.
+    let mut head = Head { text: String::new(), room: max + 4 };
+    let _ = write!(head, "{err}");
+    truncate_owned(head.text, max)
 }
 
 /// The cause chain, one per line (`Caused by: Type: message`), then the backtrace captured
@@ -124,7 +137,7 @@ pub(crate) fn exception_record(
 ) -> ExceptionRecord {
     ExceptionRecord {
         error_type: truncate_owned(error_type, MAX_VALUE_BYTES),
-        error_message: truncate_owned(err.to_string(), MAX_VALUE_BYTES),
+        error_message: display_text(err, MAX_VALUE_BYTES),
         traceback: traceback(err, context),
     }
 }
@@ -137,9 +150,9 @@ pub(crate) fn user_error_data(
 ) -> serde_json::Value {
     let mut data = serde_json::Map::new();
     data.insert("error_type".into(), error_type.into());
-    let message = err.to_string();
+    let message = display_text(err, MAX_VALUE_BYTES);
     if !message.is_empty() {
-        data.insert("message".into(), truncate_owned(message, MAX_VALUE_BYTES).into());
+        data.insert("message".into(), message.into());
     }
     data.insert("status_code".into(), info.status_code.into());
     if let Some(body) = info.body {
