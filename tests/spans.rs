@@ -430,3 +430,55 @@ fn capture_span_adds_a_name_and_keeps_the_defaults() {
     let events = generic_events(&collector, guard);
     assert_eq!(names(&events), ["checkpoint.save", "http.request"]);
 }
+
+#[test]
+fn a_session_id_a_parent_records_later_reaches_the_spans_made_before() {
+    let events = captured(|| {
+        let parent = tracing::info_span!("parent", session_id = tracing::field::Empty);
+        let _in = parent.enter();
+        let child = tracing::info_span!("child");
+        let request = tracing::info_span!("http.request", method = "GET", status = 200u64);
+        parent.record("session_id", SESSION);
+        tracing::info!("in the parent");
+        child.in_scope(|| tracing::info!("in the child made before"));
+        drop(request);
+    });
+    assert_eq!(names(&events), ["in the parent", "in the child made before", "http.request"]);
+}
+
+#[test]
+fn a_span_inside_another_sessions_span_that_records_ours_is_sent() {
+    let events = captured(|| {
+        tracing::info_span!("theirs", session_id = "another-session").in_scope(|| {
+            let request = tracing::info_span!(
+                "http.request",
+                session_id = tracing::field::Empty,
+                method = "GET",
+                status = 200u64
+            );
+            request.record("session_id", SESSION);
+            request.in_scope(|| tracing::info!("inside, after the record"));
+        });
+    });
+    assert_eq!(names(&events), ["inside, after the record", "http.request"]);
+}
+
+#[test]
+fn a_field_recorded_over_and_over_keeps_the_text_budget_for_current_values() {
+    let events = captured(|| {
+        let span = tracing::info_span!(
+            "http.request",
+            session_id = SESSION,
+            method = "GET",
+            progress = tracing::field::Empty,
+            error = tracing::field::Empty
+        );
+        for i in 0..40 {
+            span.record("progress", format!("{i:0>1000}").as_str());
+        }
+        span.record("error", "connection reset");
+    });
+    let data = &events[0]["event_data"];
+    assert_eq!(data["error"], "connection reset", "{data}");
+    assert_eq!(data["progress"], format!("{:0>1000}", 39));
+}

@@ -328,6 +328,7 @@ impl Inner {
         let Some(mut capture) = PerLayer::<Box<SpanCapture>>::take(&span, self.id) else { return };
         let SpanCapture { draft, text, .. } = &mut *capture;
         event.record(&mut FieldVisitor::new(draft, text, true));
+        capture.compact();
         PerLayer::set(&span, self.id, capture);
     }
 
@@ -335,12 +336,16 @@ impl Inner {
         self.config.capture_spans.iter().any(|n| &**n == name)
     }
 
-    /// The session state stored on `span` for this layer.
+    /// The session state stored on `span` for this layer, or when it has none, its nearest
+    /// ancestor's.
     fn span_session<S>(&self, span: &SpanRef<'_, S>) -> Option<bool>
     where
         S: for<'a> LookupSpan<'a>,
     {
+        // A span that knew no session when it was made asks its ancestors again: one of them
+        // may have recorded its `session_id` since.
         PerLayer::<bool>::get(span, self.id)
+            .or_else(|| span.scope().skip(1).find_map(|span| PerLayer::<bool>::get(&span, self.id)))
     }
 }
 
@@ -376,11 +381,14 @@ where
         let Some(span) = ctx.span(id) else { return };
         let meta = attrs.metadata();
         let mut session = None;
+        // The span declares a `session_id` it has not recorded yet: it may still be ours.
+        let mut own_later = false;
         if !inner.config.sessionless {
             if meta.fields().field(SESSION_ID).is_some() {
                 let mut probe = SessionProbe::new(&inner.config.session_id);
                 attrs.record(&mut probe);
                 session = probe.found;
+                own_later = session.is_none();
             }
             if session.is_none() {
                 session = span.parent().and_then(|parent| inner.span_session(&parent));
@@ -390,9 +398,10 @@ where
             }
         }
         // A span known to belong to another session is not captured; one whose session is
-        // not known yet is, in case `session_id` is recorded later.
+        // not known yet is, in case `session_id` is recorded later, and so is one that
+        // inherits another session's but may record its own.
         let instrumentation = http::is_instrumentation(meta);
-        if session != Some(false) && (instrumentation || inner.captures_span(meta.name())) {
+        if (session != Some(false) || own_later) && (instrumentation || inner.captures_span(meta.name())) {
             let mut capture = Box::new(SpanCapture::new(*meta.level(), instrumentation));
             let SpanCapture { draft, text, .. } = &mut *capture;
             attrs.record(&mut FieldVisitor::new(draft, text, true));
@@ -416,6 +425,7 @@ where
         let Some(mut capture) = PerLayer::<Box<SpanCapture>>::take(&span, inner.id) else { return };
         let SpanCapture { draft, text, .. } = &mut *capture;
         values.record(&mut FieldVisitor::new(draft, text, true));
+        capture.compact();
         PerLayer::set(&span, inner.id, capture);
     }
 

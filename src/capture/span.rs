@@ -42,6 +42,32 @@ impl SpanCapture {
         }
     }
 
+    /// Drops the text of values recorded over since: what the span keeps, and what counts
+    /// against its text budget, is its fields' current values.
+    pub(crate) fn compact(&mut self) {
+        let draft = &mut self.draft;
+        let ranges = draft.name.iter_mut().chain(draft.message.iter_mut()).filter_map(|t| match t {
+            Text::Range(start, end) => Some((start, end)),
+            Text::Static(_) => None,
+        });
+        let values = draft.fields.iter_mut().filter_map(|(_, v)| match v {
+            Val::Str(t) | Val::BigInt(t) => Some((&mut t.0, &mut t.1)),
+            _ => None,
+        });
+        let mut ranges: Vec<(&mut u32, &mut u32)> = ranges.chain(values).collect();
+        let live: u32 = ranges.iter().map(|(start, end)| **end - **start).sum();
+        if live as usize == self.text.len() {
+            return;
+        }
+        let mut text = String::with_capacity(live as usize);
+        for (start, end) in &mut ranges {
+            let at = text.len() as u32;
+            text.push_str(self.text.get(**start as usize..**end as usize).unwrap_or_default());
+            (**start, **end) = (at, text.len() as u32);
+        }
+        self.text = text;
+    }
+
     /// The event for the closed span `name`: its fields plus `duration_ms`.
     ///
     /// A span named `http.request`, a span from HTTP instrumentation, or any captured span
