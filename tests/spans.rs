@@ -482,3 +482,53 @@ fn a_field_recorded_over_and_over_keeps_the_text_budget_for_current_values() {
     assert_eq!(data["error"], "connection reset", "{data}");
     assert_eq!(data["progress"], format!("{:0>1000}", 39));
 }
+
+/// A value whose `Debug` takes a while, so that another thread records meanwhile.
+struct Slow;
+
+impl std::fmt::Debug for Slow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        f.write_str("slow")
+    }
+}
+
+/// A value whose `Debug` records into the span it is recorded into.
+struct RecordsItsSpan(tracing::Span);
+
+impl std::fmt::Debug for RecordsItsSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.record("note", "from inside Debug");
+        f.write_str("recorded")
+    }
+}
+
+#[test]
+fn two_threads_recording_one_span_at_once_keep_both_values() {
+    let events = captured(|| {
+        let span = tracing::info_span!(
+            "http.request",
+            session_id = SESSION,
+            method = "GET",
+            body = tracing::field::Empty,
+            status = tracing::field::Empty,
+            note = tracing::field::Empty
+        );
+        let other = span.clone();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let thread = std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                other.record("status", 503u64);
+            })
+        });
+        span.record("body", tracing::field::debug(&Slow));
+        thread.join().unwrap();
+        // Recording into the span from a value's Debug, on the thread recording it, neither
+        // waits for itself nor loses the value being recorded.
+        span.record("body", tracing::field::debug(&RecordsItsSpan(span.clone())));
+    });
+    let data = &events[0]["event_data"];
+    assert_eq!((&data["body"], &data["status"]), (&json!("recorded"), &json!(503)), "{data}");
+    assert_eq!(events[0]["severity"], "ERROR");
+}

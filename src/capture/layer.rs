@@ -16,7 +16,7 @@ use crate::capture::entered::{self, Enclosing};
 use crate::capture::event::{EventVisitor, Scratch, WideVisitor};
 use crate::capture::http;
 use crate::capture::roles::{SESSION_ID, SessionProbe};
-use crate::capture::span::SpanCapture;
+use crate::capture::span::{SharedCapture, SpanCapture};
 use crate::capture::visit::FieldVisitor;
 use crate::errors::classify::Classifier;
 use crate::handoff::Handoff;
@@ -95,7 +95,7 @@ impl fmt::Debug for TinkerTelemetryLayer {
 /// A span extension with one value per reporter layer: several reporters in one registry
 /// share the one extension of each type. `PerLayer<bool>` is whether the span (or its
 /// nearest ancestor with a `session_id`) belongs to that layer's session, stored at span
-/// creation; `PerLayer<Box<SpanCapture>>` is a captured span's fields so far.
+/// creation; `PerLayer<Arc<SharedCapture>>` is a captured span's fields so far.
 #[derive(Debug)]
 struct PerLayer<T>(SmallVec<[(u64, T); 1]>);
 
@@ -127,14 +127,14 @@ impl<T: Send + Sync + 'static> PerLayer<T> {
     }
 }
 
-impl PerLayer<bool> {
-    /// `layer`'s session state stored on `span`.
-    fn get<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<bool>
+impl<T: Clone + Send + Sync + 'static> PerLayer<T> {
+    /// `layer`'s value stored on `span`.
+    fn get<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<T>
     where
         S: for<'a> LookupSpan<'a>,
     {
         let ext = span.extensions();
-        ext.get::<PerLayer<bool>>()?.0.iter().find(|(l, _)| *l == layer).map(|(_, m)| *m)
+        ext.get::<PerLayer<T>>()?.0.iter().find(|(l, _)| *l == layer).map(|(_, v)| v.clone())
     }
 }
 
@@ -325,11 +325,8 @@ impl Inner {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(span) = ctx.event_span(event) else { return };
-        let Some(mut capture) = PerLayer::<Box<SpanCapture>>::take(&span, self.id) else { return };
-        let SpanCapture { draft, text, .. } = &mut *capture;
-        event.record(&mut FieldVisitor::new(draft, text, true));
-        capture.compact();
-        PerLayer::set(&span, self.id, capture);
+        let Some(capture) = PerLayer::<Arc<SharedCapture>>::get(&span, self.id) else { return };
+        capture.record(|draft, text| event.record(&mut FieldVisitor::new(draft, text, true)));
     }
 
     fn captures_span(&self, name: &str) -> bool {
@@ -405,7 +402,7 @@ where
             let mut capture = Box::new(SpanCapture::new(*meta.level(), instrumentation));
             let SpanCapture { draft, text, .. } = &mut *capture;
             attrs.record(&mut FieldVisitor::new(draft, text, true));
-            PerLayer::set(&span, inner.id, capture);
+            PerLayer::set(&span, inner.id, SharedCapture::new(capture));
         }
     }
 
@@ -420,13 +417,10 @@ where
                 entered::session_changed();
             }
         }
-        // Take the capture out while visiting: a value's Debug impl may log, and the event
+        // Recorded outside the span's extensions: a value's Debug impl may log, and the event
         // it logs looks up this span's extensions.
-        let Some(mut capture) = PerLayer::<Box<SpanCapture>>::take(&span, inner.id) else { return };
-        let SpanCapture { draft, text, .. } = &mut *capture;
-        values.record(&mut FieldVisitor::new(draft, text, true));
-        capture.compact();
-        PerLayer::set(&span, inner.id, capture);
+        let Some(capture) = PerLayer::<Arc<SharedCapture>>::get(&span, inner.id) else { return };
+        capture.record(|draft, text| values.record(&mut FieldVisitor::new(draft, text, true)));
     }
 
     fn on_enter(&self, id: &Id, _: Context<'_, S>) {
@@ -444,7 +438,8 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(inner) = &self.inner else { return };
         let Some(span) = ctx.span(&id) else { return };
-        let Some(capture) = PerLayer::<Box<SpanCapture>>::take(&span, inner.id) else { return };
+        let Some(shared) = PerLayer::<Arc<SharedCapture>>::take(&span, inner.id) else { return };
+        let Some(capture) = shared.take() else { return };
         // A captured span is sent whatever its level: naming it is the request.
         if inner.config.sessionless || inner.span_session(&span) == Some(true) {
             inner.handoff.push(capture.finish(span.name()));

@@ -1,6 +1,8 @@
 //! Captured spans: what the layer keeps while a captured span is open, and how it becomes an
 //! event when the span closes, with the `http.request` and `queue.state_change` conventions.
 
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tracing::Level;
@@ -17,6 +19,70 @@ pub const DEFAULT_CAPTURED_SPANS: &[&str] = &[HTTP_REQUEST, QUEUE_STATE_CHANGE];
 
 /// The span (or event) name for an HTTP request.
 pub(crate) const HTTP_REQUEST: &str = "http.request";
+
+/// A captured span's fields as the threads that record it share them: a record waits for
+/// another thread's record to finish; no thread holds the lock while it holds the span's
+/// extensions, so a value's `Debug` impl may log.
+#[derive(Debug)]
+pub(crate) struct SharedCapture(Mutex<Option<Box<SpanCapture>>>);
+
+thread_local! {
+    /// The captures this thread is recording into: a value's `Debug` impl that records into
+    /// the same span again (or logs a report into it) is skipped, as it cannot wait for
+    /// itself.
+    static RECORDING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes a capture off this thread's list when its record ends, a panicking `Debug` impl
+/// included.
+struct Recorded(usize);
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        let _ = RECORDING.try_with(|r| r.borrow_mut().retain(|&k| k != self.0));
+    }
+}
+
+impl SharedCapture {
+    pub(crate) fn new(capture: Box<SpanCapture>) -> Arc<Self> {
+        Arc::new(SharedCapture(Mutex::new(Some(capture))))
+    }
+
+    /// Runs `visit` on the capture's fields and text, once another thread's record is done,
+    /// then gives back the text of values recorded over. Skipped when this thread is
+    /// recording into it already, and once the span closed.
+    pub(crate) fn record(&self, visit: impl FnOnce(&mut Draft<NamedFields>, &mut String)) {
+        let key = std::ptr::from_ref(self) as usize;
+        let first = RECORDING.try_with(|r| {
+            let mut recording = r.borrow_mut();
+            let first = !recording.contains(&key);
+            if first {
+                recording.push(key);
+            }
+            first
+        });
+        let mut capture = match first {
+            Ok(false) => return,
+            Ok(true) => self.0.lock().unwrap_or_else(PoisonError::into_inner),
+            // The thread is being torn down: no list to tell a record into the same span by.
+            Err(_) => match self.0.try_lock() {
+                Ok(capture) => capture,
+                Err(_) => return,
+            },
+        };
+        let _recorded = Recorded(key);
+        if let Some(capture) = capture.as_mut() {
+            let SpanCapture { draft, text, .. } = &mut **capture;
+            visit(draft, text);
+            capture.compact();
+        }
+    }
+
+    /// The capture, once its span closed.
+    pub(crate) fn take(&self) -> Option<Box<SpanCapture>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
 
 /// A captured span's fields, from creation to close.
 #[derive(Debug)]
