@@ -532,3 +532,18 @@ fn two_threads_recording_one_span_at_once_keep_both_values() {
     assert_eq!((&data["body"], &data["status"]), (&json!("recorded"), &json!(503)), "{data}");
     assert_eq!(events[0]["severity"], "ERROR");
 }
+
+#[test]
+fn a_middle_span_recording_ours_later_wins_over_another_sessions_grandparent() {
+    let events = captured(|| {
+        let theirs = tracing::info_span!("theirs", session_id = "another-session");
+        let _theirs = theirs.enter();
+        let middle = tracing::info_span!("middle", session_id = tracing::field::Empty);
+        let _middle = middle.enter();
+        let child = tracing::info_span!("child");
+        tracing::info!("before the record");
+        middle.record("session_id", SESSION);
+        child.in_scope(|| tracing::info!("in the child, after the record"));
+    });
+    assert_eq!(names(&events), ["in the child, after the record"]);
+}

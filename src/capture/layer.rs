@@ -93,9 +93,9 @@ impl fmt::Debug for TinkerTelemetryLayer {
 }
 
 /// A span extension with one value per reporter layer: several reporters in one registry
-/// share the one extension of each type. `PerLayer<bool>` is whether the span (or its
-/// nearest ancestor with a `session_id`) belongs to that layer's session, stored at span
-/// creation; `PerLayer<Arc<SharedCapture>>` is a captured span's fields so far.
+/// share the one extension of each type. `PerLayer<bool>` is whether the span's own
+/// `session_id` is that layer's session's, set when it is recorded; `PerLayer<Arc<SharedCapture>>`
+/// is a captured span's fields so far.
 #[derive(Debug)]
 struct PerLayer<T>(SmallVec<[(u64, T); 1]>);
 
@@ -333,8 +333,8 @@ impl Inner {
         self.config.capture_spans.iter().any(|n| &**n == name)
     }
 
-    /// The session state stored on `span` for this layer, or when it has none, its nearest
-    /// ancestor's.
+    /// Whether `span` is this layer's session's: the answer of its own `session_id`, or of
+    /// its nearest ancestor's that has one.
     fn span_session<S>(&self, span: &SpanRef<'_, S>) -> Option<bool>
     where
         S: for<'a> LookupSpan<'a>,
@@ -386,12 +386,14 @@ where
                 attrs.record(&mut probe);
                 session = probe.found;
                 own_later = session.is_none();
+                if let Some(matched) = session {
+                    PerLayer::set(&span, inner.id, matched);
+                }
             }
+            // What the span inherits is asked of its ancestors whenever it is looked up, not
+            // kept: an ancestor may record its `session_id` later.
             if session.is_none() {
                 session = span.parent().and_then(|parent| inner.span_session(&parent));
-            }
-            if let Some(matched) = session {
-                PerLayer::set(&span, inner.id, matched);
             }
         }
         // A span known to belong to another session is not captured; one whose session is
