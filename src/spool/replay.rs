@@ -298,9 +298,11 @@ mod tests {
         assert!(opened.backlog.is_empty());
     }
 
-    #[test]
-    fn the_server_answering_this_run_ends_the_pause_after_a_failure() {
-        let tmp = TempDir::new("answered");
+    /// Replays an earlier run's batch, on a paused clock, whose first send fails after
+    /// `first_send` and whose second is delivered, while the server answers one of this
+    /// run's batches at `answer`: when each try began.
+    fn tries_with_an_answer_at(name: &str, first_send: Duration, answer: Duration) -> Vec<Duration> {
+        let tmp = TempDir::new(name);
         dead_run(tmp.path(), &[batch("a", HERE)]);
         let opened = crate::spool::open(&config(tmp.path()), HERE).unwrap();
         let counters = Arc::new(Counters(SpoolCounters::default()));
@@ -313,54 +315,39 @@ mod tests {
             let replaying = replay(Arc::clone(&opened.backlog), counters, rx, false, |_, _, _| {
                 let mut tries = tries.lock().unwrap();
                 tries.push(start.elapsed());
-                let sent = if tries.len() == 1 { Sent::NotNow } else { Sent::Done(Settled::delivered(1)) };
-                async move { sent }
+                let first = tries.len() == 1;
+                async move {
+                    if first {
+                        tokio::time::sleep(first_send).await;
+                        return Sent::NotNow;
+                    }
+                    Sent::Done(Settled::delivered(1))
+                }
             });
-            let answer = async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            let answered = async {
+                tokio::time::sleep(answer).await;
                 opened.backlog.server_answered();
             };
-            tokio::join!(replaying, answer);
+            tokio::join!(replaying, answered);
         });
-        assert_eq!(
-            tries.into_inner().unwrap(),
-            [Duration::ZERO, Duration::from_millis(100)],
-            "not after FIRST_PAUSE"
-        );
+        tries.into_inner().unwrap()
+    }
+
+    #[test]
+    fn the_server_answering_this_run_ends_the_pause_after_a_failure() {
+        let tries = tries_with_an_answer_at("answered", Duration::ZERO, Duration::from_millis(100));
+        assert_eq!(tries, [Duration::ZERO, Duration::from_millis(100)], "not after FIRST_PAUSE");
     }
 
     /// The server answers one of this run's batches while the replay's own send is failing:
     /// the pause that follows ends at once.
     #[test]
     fn an_answer_while_the_replay_is_sending_ends_its_next_pause() {
-        let tmp = TempDir::new("answered-while-sending");
-        dead_run(tmp.path(), &[batch("a", HERE)]);
-        let opened = crate::spool::open(&config(tmp.path()), HERE).unwrap();
-        let counters = Arc::new(Counters(SpoolCounters::default()));
-        let tries = Mutex::new(Vec::new());
-        let (_tx, rx) = watch::channel(None);
-        let rt =
-            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        rt.block_on(async {
-            let start = Instant::now();
-            let backlog = Arc::clone(&opened.backlog);
-            replay(Arc::clone(&opened.backlog), counters, rx, false, |_, _, _| {
-                let mut tries = tries.lock().unwrap();
-                tries.push(start.elapsed());
-                let first = tries.len() == 1;
-                let backlog = Arc::clone(&backlog);
-                async move {
-                    if first {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        backlog.server_answered();
-                        return Sent::NotNow;
-                    }
-                    Sent::Done(Settled::delivered(1))
-                }
-            })
-            .await;
-        });
-        let tries = tries.into_inner().unwrap();
+        let tries = tries_with_an_answer_at(
+            "answered-while-sending",
+            Duration::from_millis(50),
+            Duration::from_millis(25),
+        );
         assert_eq!(tries, [Duration::ZERO, Duration::from_millis(50)], "not after FIRST_PAUSE");
     }
 
