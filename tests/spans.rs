@@ -547,3 +547,26 @@ fn a_middle_span_recording_ours_later_wins_over_another_sessions_grandparent() {
     });
     assert_eq!(names(&events), ["in the child, after the record"]);
 }
+
+/// Spans after the OpenTelemetry conventions give the query and the fragment fields of
+/// their own: neither is sent, whatever they carry.
+#[test]
+fn a_query_or_fragment_field_is_never_sent() {
+    let events = captured(|| {
+        tracing::info_span!("session", session_id = SESSION).in_scope(|| {
+            tracing::info_span!(
+                "HTTP request",
+                "http.request.method" = "GET",
+                "url.path" = "/v1/a",
+                "url.query" = "token=SECRET",
+                "url.fragment" = "access_token=SECRET",
+                "http.response.status_code" = 200u64,
+                "otel.kind" = "client"
+            )
+            .in_scope(|| {});
+        });
+    });
+    assert_eq!(names(&events), ["http.request"]);
+    assert_eq!(events[0]["event_data"]["path"], "/v1/a");
+    assert!(!serde_json::to_string(&events).unwrap().contains("SECRET"), "{events:?}");
+}
